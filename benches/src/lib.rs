@@ -1,0 +1,3 @@
+//! Criterion benchmarks of the hot paths; see `benches/`.
+//!
+//! Run with: `cargo bench -p ticketbench-benches`

@@ -1,0 +1,115 @@
+//! The seam between the HTTP layer and where state lives.
+//!
+//! `Backend` is an enum rather than a trait object: dispatch is a match, the
+//! async methods need no boxing, and adding the real stack (Redis, Kafka,
+//! PostgreSQL) is one more variant that the HTTP layer never sees.
+
+pub mod memory;
+
+use tokio::sync::watch;
+
+use crate::error::Result;
+use crate::model::{Entered, EventGauges, EventSpec, EventView, QueueView, Reservation};
+use crate::token::Claims;
+
+/// Which backend to run, chosen at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Everything in this process: atomic, fast, nothing to install.
+    Memory,
+}
+
+/// Options every backend understands.
+#[derive(Debug, Clone, Default)]
+pub struct BackendOptions {
+    /// Negative control for the verifier: read stock, yield, write.
+    pub unsafe_race: bool,
+}
+
+/// A live view of one queue entry for the SSE stream: the receiver yields
+/// the event's admission cursor each time it moves.
+pub struct QueueWatch {
+    pub cursor: watch::Receiver<u64>,
+}
+
+/// State of a backend component for `/actuator/health`.
+#[derive(Debug, Clone)]
+pub struct ComponentHealth {
+    pub name: &'static str,
+    pub up: bool,
+}
+
+#[derive(Clone)]
+pub enum Backend {
+    Memory(memory::MemoryBackend),
+}
+
+impl Backend {
+    pub async fn start(kind: BackendKind, options: BackendOptions) -> anyhow::Result<Self> {
+        match kind {
+            BackendKind::Memory => Ok(Backend::Memory(memory::MemoryBackend::start(options))),
+        }
+    }
+
+    pub async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
+        match self {
+            Backend::Memory(b) => b.create_event(spec),
+        }
+    }
+
+    pub async fn event(&self, event_id: &str) -> Result<EventView> {
+        match self {
+            Backend::Memory(b) => b.event(event_id),
+        }
+    }
+
+    pub async fn enter(&self, event_id: &str, user_id: &str) -> Result<Entered> {
+        match self {
+            Backend::Memory(b) => b.enter(event_id, user_id),
+        }
+    }
+
+    pub async fn queue_status(&self, claims: &Claims) -> Result<QueueView> {
+        match self {
+            Backend::Memory(b) => b.queue_status(claims),
+        }
+    }
+
+    pub async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
+        match self {
+            Backend::Memory(b) => b.watch_queue(claims),
+        }
+    }
+
+    pub async fn reserve(
+        &self,
+        claims: &Claims,
+        event_id: &str,
+        quantity: u32,
+    ) -> Result<Reservation> {
+        match self {
+            Backend::Memory(b) => b.reserve(claims, event_id, quantity).await,
+        }
+    }
+
+    pub async fn reservation(&self, reservation_id: &str) -> Result<Reservation> {
+        match self {
+            Backend::Memory(b) => b.reservation(reservation_id),
+        }
+    }
+
+    pub async fn health(&self) -> Vec<ComponentHealth> {
+        match self {
+            Backend::Memory(_) => vec![ComponentHealth {
+                name: "memory",
+                up: true,
+            }],
+        }
+    }
+
+    pub async fn gauges(&self) -> Vec<EventGauges> {
+        match self {
+            Backend::Memory(b) => b.gauges(),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Command-line and environment configuration (clap derive).
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+use crate::backend::BackendKind;
+
+/// The reference ticketing server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ticket-server", version, about)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Bearer token for the admin API. When absent a random one is
+    /// generated and printed at start.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// HMAC secret for queue tokens. Every instance that must accept the
+    /// others' tokens needs the same one. When absent a random one is used.
+    #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Where state lives.
+    #[arg(long, env = "BACKEND", value_enum, default_value_t = BackendKind::Memory)]
+    pub backend: BackendKind,
+
+    /// NEGATIVE CONTROL ONLY: make the reserve path read the stock, yield,
+    /// then write, so that concurrent buyers over-sell.
+    #[arg(long, env = "UNSAFE_RACE")]
+    pub unsafe_race: bool,
+
+    /// Queue tokens older than this are refused (401).
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub token_ttl_secs: u64,
+
+    /// Seconds between SSE heartbeats (the contract requires at most 15).
+    #[arg(long, env = "SSE_HEARTBEAT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=15))]
+    pub sse_heartbeat_secs: u64,
+
+    /// Requests per second allowed per client IP (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = 0)]
+    pub rate_limit_rps: u32,
+
+    /// How long a graceful shutdown waits for in-flight requests.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Config {
+    /// Fills a missing admin token with a random one and returns it, so the
+    /// binary can print it.
+    pub fn ensure_admin_token(&mut self) -> Option<String> {
+        if self.admin_token.is_some() {
+            return None;
+        }
+        let token = random_hex();
+        self.admin_token = Some(token.clone());
+        Some(token)
+    }
+}
+
+pub(crate) fn random_hex() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}

@@ -1,0 +1,277 @@
+//! The HTTP layer: accept loop with graceful shutdown, the one dispatch
+//! point, and the helpers every route uses (bodies, tokens, JSON replies).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::model::now_unix;
+use crate::ratelimit::RateLimiter;
+use crate::routes;
+use crate::token::{Claims, TokenError, TokenSigner};
+use crate::validate::MAX_BODY_BYTES;
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct App {
+    pub backend: Backend,
+    pub signer: TokenSigner,
+    admin_token_digest: [u8; 32],
+    pub metrics: Metrics,
+    pub sse_heartbeat: Duration,
+    /// Flips to true when shutdown starts, so long-lived SSE streams end.
+    pub stopping: watch::Receiver<bool>,
+    rate_limiter: Option<RateLimiter>,
+}
+
+impl App {
+    pub fn new(
+        backend: Backend,
+        signer: TokenSigner,
+        admin_token: &str,
+        sse_heartbeat: Duration,
+        rate_limit_rps: u32,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        App {
+            backend,
+            signer,
+            admin_token_digest: Sha256::digest(admin_token.as_bytes()).into(),
+            metrics: Metrics::new(),
+            sse_heartbeat,
+            stopping,
+            rate_limiter: (rate_limit_rps > 0).then(|| RateLimiter::new(rate_limit_rps)),
+        }
+    }
+
+    /// Handles one request: rate limit, dispatch, map errors, record metrics.
+    pub async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+        let start = Instant::now();
+        let (route, result) = self.dispatch(req, peer).await;
+        let response = result.unwrap_or_else(|e| error_response(&e));
+        self.metrics
+            .observe_request(route, response.status().as_u16(), start.elapsed());
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: IpAddr,
+    ) -> (&'static str, Result<Response<Body>>) {
+        let Some((route, method)) = routes::Route::resolve(req.uri().path()) else {
+            return ("unmatched", Err(Error::not_found("no such route")));
+        };
+        let label = route.label();
+        if req.method() != method {
+            return (label, Err(Error::MethodNotAllowed));
+        }
+        if route.rate_limited() {
+            if let Some(limiter) = &self.rate_limiter {
+                if let Err(retry_after_secs) = limiter.check(peer) {
+                    return (label, Err(Error::RateLimited { retry_after_secs }));
+                }
+            }
+        }
+        (label, route.call(self, req).await)
+    }
+
+    /// Checks `Authorization: Bearer <admin token>` in constant time.
+    pub fn require_admin<B>(&self, req: &Request<B>) -> Result<()> {
+        let given = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(Error::Unauthorized("admin bearer token missing"))?;
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        if bool::from(digest.ct_eq(&self.admin_token_digest)) {
+            Ok(())
+        } else {
+            Err(Error::Unauthorized("admin bearer token is wrong"))
+        }
+    }
+
+    /// The queue token from `X-Queue-Token` or, where allowed, `?token=`.
+    pub fn queue_claims<B>(&self, req: &Request<B>, allow_query: bool) -> Result<Claims> {
+        let header = req
+            .headers()
+            .get("x-queue-token")
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| Error::Unauthorized("queue token is malformed"))
+            })
+            .transpose()?;
+        let token = match header {
+            Some(t) => t,
+            None if allow_query => query_param(req.uri().query(), "token")
+                .ok_or(Error::Unauthorized("queue token missing"))?,
+            None => return Err(Error::Unauthorized("queue token missing (X-Queue-Token)")),
+        };
+        self.signer.verify(token, now_unix()).map_err(|e| {
+            Error::Unauthorized(match e {
+                TokenError::Malformed => "queue token is malformed",
+                TokenError::BadSignature => "queue token signature is invalid",
+                TokenError::Expired => "queue token has expired",
+            })
+        })
+    }
+}
+
+/// The value of `name` in a query string (no percent-decoding: nothing the
+/// contract puts in a query needs it).
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Reads a request body, refusing more than 16 KiB before parsing anything.
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(Error::PayloadTooLarge);
+    }
+    match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge),
+        Err(_) => Err(Error::bad_request("could not read the request body")),
+    }
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>> {
+    let body = serde_json::to_vec(value).map_err(|e| Error::Internal(Box::new(e)))?;
+    Ok(Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(full(body))
+        .expect("static headers are valid"))
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+/// The contract's error shape. Internal errors are logged here and sent
+/// without detail.
+pub fn error_response(err: &Error) -> Response<Body> {
+    let message = match err {
+        Error::Internal(source) => {
+            tracing::error!(error = %source, "internal error");
+            "internal error".to_owned()
+        }
+        other => other.to_string(),
+    };
+    let body = serde_json::to_vec(&ErrorBody {
+        error: err.code(),
+        message,
+    })
+    .unwrap_or_default();
+    let mut response = Response::builder()
+        .status(err.status())
+        .header(CONTENT_TYPE, "application/json")
+        .body(full(body))
+        .expect("static headers are valid");
+    if let Error::RateLimited { retry_after_secs } = err {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    response
+}
+
+/// Accepts connections until `shutdown` resolves, then stops accepting,
+/// ends SSE streams and waits up to `drain` for in-flight requests.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    stop_streams: watch::Sender<bool>,
+    drain: Duration,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let peer_ip = peer.ip();
+                let service = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(req, peer_ip).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    info!("shutting down: no longer accepting, draining in-flight requests");
+    let _ = stop_streams.send(true);
+    tokio::select! {
+        () = graceful.shutdown() => info!("all connections drained"),
+        () = tokio::time::sleep(drain) => warn!(?drain, "drain deadline passed; closing remaining connections"),
+    }
+}
+
+/// The address a listener ended up on, for logs and for tests.
+pub fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}

@@ -1,0 +1,87 @@
+//! The reference ticketing server: the contract of `shared/spec/CONTRACT.md`
+//! (waiting queue with signed tokens and a live SSE position, atomic stock,
+//! reservations) over pluggable backends.
+//!
+//! Layout:
+//! - [`config`]: command line and environment (clap).
+//! - [`http`]: accept loop, graceful shutdown, the dispatch point, helpers.
+//! - [`routes`]: one module per group of operations.
+//! - [`backend`]: the seam; [`backend::memory`] is the embedded backend.
+//! - [`token`]: HMAC-signed queue tokens.
+//! - [`validate`], [`error`]: bad input in, the contract's errors out.
+//! - [`metrics`]: Prometheus exposition.
+//!
+//! Tests and the verifier embed the server with [`run`]: bind
+//! `127.0.0.1:0`, pass the listener and any future as the shutdown signal.
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod ratelimit;
+pub mod routes;
+pub mod token;
+pub mod validate;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use config::Config;
+
+use backend::{Backend, BackendOptions};
+use http::App;
+use token::TokenSigner;
+
+/// Runs the server on `listener` until `shutdown` resolves, then drains.
+pub async fn run(
+    mut config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    if let Some(generated) = config.ensure_admin_token() {
+        warn!(admin_token = %generated, "no admin token configured; generated one");
+    }
+    let secret = match &config.token_secret {
+        Some(secret) if !secret.is_empty() => secret.clone().into_bytes(),
+        _ => {
+            warn!("no token secret configured; using a random one (other instances will not accept these tokens)");
+            config::random_hex().into_bytes()
+        }
+    };
+    if config.unsafe_race {
+        warn!("UNSAFE RACE MODE: the reserve path reads, yields, then writes the stock. Concurrent buyers WILL over-sell. Negative control for the verifier only.");
+    }
+    let backend = Backend::start(
+        config.backend,
+        BackendOptions {
+            unsafe_race: config.unsafe_race,
+        },
+    )
+    .await?;
+    let (stop_streams, stopping) = watch::channel(false);
+    let app = Arc::new(App::new(
+        backend,
+        TokenSigner::new(&secret, config.token_ttl_secs),
+        config.admin_token.as_deref().unwrap_or_default(),
+        Duration::from_secs(config.sse_heartbeat_secs),
+        config.rate_limit_rps,
+        stopping,
+    ));
+    info!(addr = %http::local_addr(&listener), backend = ?config.backend, "listening");
+    http::serve(
+        app,
+        listener,
+        shutdown,
+        stop_streams,
+        Duration::from_secs(config.shutdown_timeout_secs),
+    )
+    .await;
+    Ok(())
+}

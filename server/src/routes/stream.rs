@@ -1,0 +1,152 @@
+//! `GET /api/v1/queue/stream`: the live position as Server-Sent Events.
+//!
+//! Every event's `id:` is the event's admission cursor (how many entries were
+//! admitted when it was sent). The cursor only grows, so ids grow and the
+//! position derived from them (`seq - cursor + 1`) only shrinks. A client
+//! reconnecting with `Last-Event-ID` is never shown a position above the one
+//! that id implies: the token is the place, not the connection.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::error::Result;
+use crate::http::{App, Body};
+use crate::model::{QueueStatus, QueueView};
+use crate::token::Claims;
+
+/// What the client is told to wait before reconnecting, in milliseconds.
+const RETRY_MS: u64 = 1000;
+
+pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let claims = app.queue_claims(&req, true)?;
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let watch = app.backend.watch_queue(&claims).await?;
+    let first = app.backend.queue_status(&claims).await?;
+
+    let state = StreamState {
+        backend: app.backend.clone(),
+        claims,
+        cursor: watch.cursor,
+        stopping: app.stopping.clone(),
+        heartbeat: app.sse_heartbeat,
+        next_heartbeat: Instant::now() + app.sse_heartbeat,
+        // The lowest position this client has been shown, across reconnects.
+        shown: None,
+        pending: Some(first),
+        finished: false,
+        last_event_id,
+    };
+    let events = stream::unfold(state, |mut st| async move {
+        let frame = st.next_frame().await?;
+        Some((Ok(Frame::data(frame)), st))
+    });
+    Ok(Response::builder()
+        .header(CONTENT_TYPE, "text/event-stream")
+        .header(CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(BodyExt::boxed_unsync(StreamBody::new(events)))
+        .expect("static headers are valid"))
+}
+
+struct StreamState {
+    backend: crate::backend::Backend,
+    claims: Claims,
+    cursor: tokio::sync::watch::Receiver<u64>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    heartbeat: Duration,
+    next_heartbeat: Instant,
+    shown: Option<u64>,
+    pending: Option<QueueView>,
+    finished: bool,
+    last_event_id: Option<u64>,
+}
+
+impl StreamState {
+    /// The next SSE frame, or `None` when the stream is over.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let (view, heartbeat) = match self.pending.take() {
+                Some(view) => (view, true),
+                None => {
+                    // Decide what woke us first, then await outside the select:
+                    // the stop branch's output borrows the watch and is not Send.
+                    let heartbeat = tokio::select! {
+                        changed = self.cursor.changed() => {
+                            changed.ok()?;
+                            false
+                        }
+                        () = tokio::time::sleep_until(self.next_heartbeat) => true,
+                        _ = self.stopping.wait_for(|stop| *stop) => return None,
+                    };
+                    (
+                        self.backend.queue_status(&self.claims).await.ok()?,
+                        heartbeat,
+                    )
+                }
+            };
+            if let Some(frame) = self.render(view, heartbeat) {
+                self.next_heartbeat = Instant::now() + self.heartbeat;
+                return Some(frame);
+            }
+        }
+    }
+
+    /// Formats `view` as an SSE event, or `None` when it would tell the
+    /// client nothing new (an unchanged position outside a heartbeat).
+    fn render(&mut self, view: QueueView, heartbeat: bool) -> Option<Bytes> {
+        let id = view.cursor.max(self.last_event_id.unwrap_or(0));
+        let retry = if self.shown.is_none() && self.last_event_id.is_none() {
+            format!("retry: {RETRY_MS}\n")
+        } else {
+            String::new()
+        };
+        let (event, data) = match view.status {
+            QueueStatus::Waiting => {
+                // Never show more than an earlier event (or Last-Event-ID) implied.
+                let implied_by_id = self
+                    .last_event_id
+                    .map(|last| (self.claims.seq + 1).saturating_sub(last).max(1));
+                let position = [Some(view.position), self.shown, implied_by_id]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(view.position);
+                if !heartbeat && self.shown == Some(position) {
+                    return None;
+                }
+                self.shown = Some(position);
+                (
+                    "position",
+                    json!({"position": position, "estimatedWaitSeconds": view.estimated_wait_seconds}),
+                )
+            }
+            status => {
+                self.finished = true;
+                let event = if status == QueueStatus::Active {
+                    "active"
+                } else {
+                    "status"
+                };
+                (event, json!({ "status": status }))
+            }
+        };
+        Some(Bytes::from(format!(
+            "{retry}id: {id}\nevent: {event}\ndata: {data}\n\n"
+        )))
+    }
+}

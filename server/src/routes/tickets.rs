@@ -1,0 +1,63 @@
+//! `POST /api/v1/tickets/reserve` and `GET /api/v1/tickets/{reservationId}`.
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::http::{json_response, read_body, App, Body};
+use crate::model::ReservationStatus;
+use crate::validate;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Reserve {
+    event_id: String,
+    quantity: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reserved {
+    reservation_id: String,
+    status: ReservationStatus,
+}
+
+pub async fn reserve(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let outcome = try_reserve(app, req).await;
+    app.metrics.observe_reservation(match &outcome {
+        Ok(_) => "ok",
+        Err(Error::SoldOut { .. }) => "sold_out",
+        Err(Error::LimitExceeded { .. }) => "limit_exceeded",
+        Err(Error::NotActive(_)) => "not_active",
+        Err(Error::Unauthorized(_)) => "unauthorized",
+        Err(Error::Unavailable(_)) => "unavailable",
+        Err(_) => "rejected",
+    });
+    outcome
+}
+
+async fn try_reserve(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let claims = app.queue_claims(&req, false)?;
+    let body: Reserve = validate::json(&read_body(req).await?)?;
+    validate::id("eventId", &body.event_id)?;
+    let reservation = app
+        .backend
+        .reserve(&claims, &body.event_id, body.quantity)
+        .await?;
+    json_response(
+        StatusCode::OK,
+        &Reserved {
+            reservation_id: reservation.reservation_id,
+            status: reservation.status,
+        },
+    )
+}
+
+pub async fn get(app: &App, reservation_id: &str) -> Result<Response<Body>> {
+    validate::id("reservationId", reservation_id)?;
+    json_response(
+        StatusCode::OK,
+        &app.backend.reservation(reservation_id).await?,
+    )
+}
