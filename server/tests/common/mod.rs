@@ -27,11 +27,12 @@ pub async fn start(extra: &[&str]) -> TestServer {
         "ticket-server",
         "--admin-token",
         ADMIN,
-        "--token-secret",
-        "test-secret",
         "--listen",
         "127.0.0.1:0",
     ];
+    if !extra.contains(&"--token-secret") {
+        args.extend(["--token-secret", "test-secret"]);
+    }
     args.extend_from_slice(extra);
     let config = ticket_server::Config::parse_from(args);
     let listener = TcpListener::bind(config.listen).await.unwrap();
@@ -219,4 +220,68 @@ pub async fn race(server: &TestServer, event: &str, buyers: usize, quantity: u32
         out.push(t.await.unwrap());
     }
     out
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct Sse {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: Value,
+}
+
+/// Reads SSE events from a streaming response.
+pub struct SseReader {
+    response: reqwest::Response,
+    buf: String,
+}
+
+impl SseReader {
+    pub async fn open(server: &TestServer, token: &str, last_event_id: Option<&str>) -> SseReader {
+        let mut req = server
+            .client
+            .get(server.url(&format!("/api/v1/queue/stream?token={token}")));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        SseReader {
+            response,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event, `None` when the stream ended; fails after `deadline`.
+    pub async fn next(&mut self, deadline: Duration) -> Option<Sse> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..end + 2).collect();
+                let mut ev = Sse {
+                    id: None,
+                    event: "message".into(),
+                    data: Value::Null,
+                };
+                for line in raw.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        ev.id = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        ev.event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        ev.data = serde_json::from_str(v).unwrap();
+                    }
+                }
+                return Some(ev);
+            }
+            let chunk = tokio::time::timeout(deadline, self.response.chunk())
+                .await
+                .expect("no SSE event before the deadline")
+                .unwrap()?;
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
 }

@@ -1,0 +1,520 @@
+//! Every endpoint's success path and every error row of the contract that
+//! the inventory sale can produce, over real HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_error, eventually, split, start, TestServer, ADMIN};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn active_token(server: &TestServer, event: &str, user: &str) -> String {
+    let entered = server.enter(event, user).await;
+    assert_eq!(entered["status"], "ACTIVE", "{entered}");
+    entered["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn admin_create_and_read_an_event() {
+    let s = start(&[]).await;
+    let (status, created) = s
+        .create_event(json!({"eventId": "e1", "name": "Spring concert", "stock": 10}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created, json!({"eventId": "e1", "stock": 10}));
+    let v = s.event_state("e1").await;
+    for (k, want) in [
+        ("eventId", json!("e1")),
+        ("stock", json!(10)),
+        ("remaining", json!(10)),
+        ("sold", json!(0)),
+        ("waiting", json!(0)),
+        ("active", json!(0)),
+        ("perUserLimit", json!(1)),
+        ("activeCapacity", json!(5000)),
+        ("activeTtlSeconds", json!(300)),
+    ] {
+        assert_eq!(v[k], want, "{k} in {v}");
+    }
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn admin_errors_change_nothing() {
+    let s = start(&[]).await;
+    let url = s.url("/api/v1/admin/events");
+    let body = json!({"eventId": "e1", "stock": 5});
+
+    let r = s.client.post(&url).json(&body).send().await.unwrap();
+    assert_error(&split(r).await, 401, "UNAUTHORIZED");
+    let r = s
+        .client
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 401, "UNAUTHORIZED");
+    assert_error(&s.get("/api/v1/events/e1").await, 404, "NOT_FOUND");
+
+    for bad in [
+        json!({"eventId": "bad id", "stock": 5}),
+        json!({"eventId": "", "stock": 5}),
+        json!({"eventId": "x".repeat(65), "stock": 5}),
+        json!({"eventId": "e1", "stock": 10_000_001}),
+        json!({"eventId": "e1", "stock": -1}),
+        json!({"eventId": "e1", "stock": "5"}),
+        json!({"eventId": "e1", "stock": 5.5}),
+        json!({"eventId": "e1"}),
+        json!({"eventId": "e1", "stock": 5, "perUserLimit": 0}),
+        json!({"eventId": "e1", "stock": 5, "activeCapacity": 0}),
+        json!({"eventId": "e1", "stock": 5, "activeTtlSeconds": 0}),
+        json!({"eventId": "e1", "stock": 5, "surprise": true}),
+        json!({"eventId": 7, "stock": 5}),
+    ] {
+        assert_error(&s.create_event(bad.clone()).await, 400, "BAD_REQUEST");
+    }
+    let r = s
+        .client
+        .post(&url)
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{\"eventId\": \"e1\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 400, "BAD_REQUEST");
+    assert_error(&s.get("/api/v1/events/e1").await, 404, "NOT_FOUND");
+
+    assert_eq!(s.create_event(body.clone()).await.0, StatusCode::CREATED);
+    assert_error(
+        &s.create_event(json!({"eventId": "e1", "stock": 99})).await,
+        409,
+        "ALREADY_EXISTS",
+    );
+    assert_eq!(
+        s.event_state("e1").await["stock"],
+        5,
+        "the duplicate changed nothing"
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bodies_over_16_kib_are_413_before_parsing() {
+    let s = start(&[]).await;
+    let big = format!(
+        "{{\"eventId\":\"e1\",\"stock\":5,\"name\":\"{}\"}}",
+        "a".repeat(17 * 1024)
+    );
+    // With a Content-Length...
+    let r = s
+        .client
+        .post(s.url("/api/v1/admin/events"))
+        .bearer_auth(ADMIN)
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 413, "PAYLOAD_TOO_LARGE");
+    // ...and chunked, where only counting can tell.
+    let stream = futures_util::stream::iter(
+        big.into_bytes()
+            .chunks(1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let r = s
+        .client
+        .post(s.url("/api/v1/queue/enter"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 413, "PAYLOAD_TOO_LARGE");
+    assert_error(&s.get("/api/v1/events/e1").await, 404, "NOT_FOUND");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn event_lookup_errors() {
+    let s = start(&[]).await;
+    assert_error(&s.get("/api/v1/events/nope").await, 404, "NOT_FOUND");
+    assert_error(&s.get("/api/v1/events/bad%20id").await, 400, "BAD_REQUEST");
+    assert_error(
+        &s.get(&format!("/api/v1/events/{}", "x".repeat(65))).await,
+        400,
+        "BAD_REQUEST",
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn enter_is_idempotent_and_has_an_alias() {
+    let s = start(&[]).await;
+    s.event("e1", 10, json!({"activeCapacity": 1})).await;
+    let a = s.enter("e1", "alice").await;
+    assert_eq!(a["status"], "ACTIVE");
+    assert_eq!(a["position"], 0);
+    let b = s.enter("e1", "bob").await;
+    assert_eq!(
+        (b["status"].clone(), b["position"].clone()),
+        (json!("WAITING"), json!(1))
+    );
+    assert!(b["estimatedWaitSeconds"].as_u64().is_some(), "{b}");
+
+    let r = s
+        .client
+        .post(s.url("/api/v1/queue/token"))
+        .json(&json!({"eventId": "e1", "userId": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, again) = split(r).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["token"], b["token"], "same token for the same user");
+    assert_eq!(again["position"], 1, "same place in line");
+    assert_eq!(s.event_state("e1").await["waiting"], 1, "no second entry");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn enter_errors() {
+    let s = start(&[]).await;
+    s.event("e1", 10, json!({})).await;
+    let enter = |body: Value| {
+        let s = &s;
+        async move {
+            split(
+                s.client
+                    .post(s.url("/api/v1/queue/enter"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    assert_error(
+        &enter(json!({"eventId": "nope", "userId": "u"})).await,
+        404,
+        "NOT_FOUND",
+    );
+    for bad in [
+        json!({"eventId": "e1", "userId": "has space"}),
+        json!({"eventId": "e1", "userId": ""}),
+        json!({"eventId": "e1", "userId": 5}),
+        json!({"eventId": "e1"}),
+        json!({"eventId": "e1", "userId": "u", "extra": 1}),
+        json!([]),
+    ] {
+        assert_error(&enter(bad).await, 400, "BAD_REQUEST");
+    }
+    let v = s.event_state("e1").await;
+    assert_eq!(
+        (v["waiting"].clone(), v["active"].clone()),
+        (json!(0), json!(0)),
+        "{v}"
+    );
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn queue_status_by_header_and_query() {
+    let s = start(&[]).await;
+    s.event("e1", 10, json!({"activeCapacity": 1})).await;
+    s.enter("e1", "a").await;
+    let b = s.enter("e1", "b").await;
+    let token = b["token"].as_str().unwrap();
+    let (status, v) = s.status(token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (v["status"].clone(), v["position"].clone()),
+        (json!("WAITING"), json!(1))
+    );
+    let (status, q) = s.get(&format!("/api/v1/queue/status?token={token}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(q, v);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn token_errors_are_401() {
+    let s = start(&["--token-ttl-secs", "1"]).await;
+    s.event("e1", 10, json!({})).await;
+    let token = s.enter("e1", "a").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_error(&s.get("/api/v1/queue/status").await, 401, "UNAUTHORIZED");
+    assert_error(&s.status("not-a-token").await, 401, "UNAUTHORIZED");
+    // One changed byte, anywhere.
+    for i in [0, token.len() / 2, token.len() - 1] {
+        let mut bytes = token.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(bytes).unwrap();
+        assert_error(&s.status(&forged).await, 401, "UNAUTHORIZED");
+    }
+    // A token signed with another secret.
+    let other = start(&["--token-secret", "another-secret"]).await;
+    other.event("e1", 10, json!({})).await;
+    let foreign = other.enter("e1", "a").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_error(&s.status(&foreign).await, 401, "UNAUTHORIZED");
+    other.stop().await.unwrap();
+    // And an expired one (this server's tokens live one second).
+    assert_eq!(s.status(&token).await.0, StatusCode::OK);
+    let expired = eventually(Duration::from_secs(5), "token expiry", || async {
+        let got = s.status(&token).await;
+        (got.0 == StatusCode::UNAUTHORIZED).then_some(got)
+    })
+    .await;
+    assert_error(&expired, 401, "UNAUTHORIZED");
+    assert!(expired.1["message"].as_str().unwrap().contains("expired"));
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reserve_and_read_the_ticket() {
+    let s = start(&[]).await;
+    s.event("e1", 10, json!({"perUserLimit": 3})).await;
+    let token = active_token(&s, "e1", "alice").await;
+    let (status, r) = s.reserve(Some(&token), "e1", json!(3)).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "PENDING");
+    let id = r["reservationId"].as_str().unwrap();
+    let ticket = eventually(Duration::from_secs(5), "CONFIRMED", || async {
+        let (status, t) = s.get(&format!("/api/v1/tickets/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        (t["status"] == "CONFIRMED").then_some(t)
+    })
+    .await;
+    assert_eq!(ticket["reservationId"], id);
+    assert_eq!(ticket["eventId"], "e1");
+    assert_eq!(ticket["userId"], "alice");
+    assert_eq!(ticket["quantity"], 3);
+    assert!(
+        ticket["createdAt"].as_str().unwrap().ends_with('Z'),
+        "{ticket}"
+    );
+    let v = s.event_state("e1").await;
+    assert_eq!(
+        (
+            v["remaining"].clone(),
+            v["sold"].clone(),
+            v["active"].clone()
+        ),
+        (json!(7), json!(3), json!(0))
+    );
+    assert_eq!(s.status(&token).await.1["status"], "DONE");
+
+    assert_error(&s.get("/api/v1/tickets/r-unknown").await, 404, "NOT_FOUND");
+    assert_error(&s.get("/api/v1/tickets/bad!id").await, 400, "BAD_REQUEST");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reserve_errors_leave_stock_unchanged() {
+    let s = start(&[]).await;
+    s.event("e1", 3, json!({"perUserLimit": 2, "activeCapacity": 2}))
+        .await;
+    s.event("e2", 3, json!({})).await;
+    let alice = active_token(&s, "e1", "alice").await;
+    let bob = active_token(&s, "e1", "bob").await;
+    let carol = s.enter("e1", "carol").await;
+    assert_eq!(carol["status"], "WAITING");
+    let carol = carol["token"].as_str().unwrap();
+    let other_event = active_token(&s, "e2", "dave").await;
+
+    assert_error(&s.reserve(None, "e1", json!(1)).await, 401, "UNAUTHORIZED");
+    assert_error(
+        &s.reserve(Some("forged.token"), "e1", json!(1)).await,
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_error(
+        &s.reserve(Some(carol), "e1", json!(1)).await,
+        403,
+        "NOT_ACTIVE",
+    );
+    assert_error(
+        &s.reserve(Some(&other_event), "e1", json!(1)).await,
+        403,
+        "NOT_ACTIVE",
+    );
+    assert_error(
+        &s.reserve(Some(&alice), "nope", json!(1)).await,
+        404,
+        "NOT_FOUND",
+    );
+    for q in [
+        json!(0),
+        json!(3),
+        json!(-1),
+        json!("1"),
+        json!(1.5),
+        Value::Null,
+    ] {
+        assert_error(&s.reserve(Some(&alice), "e1", q).await, 400, "BAD_REQUEST");
+    }
+    let r = s
+        .client
+        .post(s.url("/api/v1/tickets/reserve"))
+        .header("X-Queue-Token", &alice)
+        .body("{\"eventId\":\"e1\",\"quantity\":1,\"more\":1}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 400, "BAD_REQUEST");
+    let untouched = s.event_state("e1").await;
+    assert_eq!(
+        (untouched["remaining"].clone(), untouched["sold"].clone()),
+        (json!(3), json!(0))
+    );
+
+    assert_eq!(
+        s.reserve(Some(&alice), "e1", json!(2)).await.0,
+        StatusCode::OK
+    );
+    assert_error(
+        &s.reserve(Some(&alice), "e1", json!(1)).await,
+        403,
+        "NOT_ACTIVE",
+    );
+    assert_error(
+        &s.reserve(Some(&bob), "e1", json!(2)).await,
+        409,
+        "SOLD_OUT",
+    );
+    let v = s.event_state("e1").await;
+    assert_eq!(
+        (v["remaining"].clone(), v["sold"].clone()),
+        (json!(1), json!(2)),
+        "{v}"
+    );
+    // SOLD_OUT changed nothing: bob is still ACTIVE and can buy what is left.
+    assert_eq!(
+        s.reserve(Some(&bob), "e1", json!(1)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(s.event_state("e1").await["remaining"], 0);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn active_time_runs_out_and_frees_the_slot() {
+    let s = start(&[]).await;
+    s.event(
+        "e1",
+        10,
+        json!({"activeCapacity": 1, "activeTtlSeconds": 1}),
+    )
+    .await;
+    let a = active_token(&s, "e1", "a").await;
+    let b = s.enter("e1", "b").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        Duration::from_secs(5),
+        "b admitted after a's TTL",
+        || async { (s.status(&b).await.1["status"] == "ACTIVE").then_some(()) },
+    )
+    .await;
+    assert_eq!(s.status(&a).await.1["status"], "EXPIRED");
+    assert_error(
+        &s.reserve(Some(&a), "e1", json!(1)).await,
+        403,
+        "NOT_ACTIVE",
+    );
+    assert_eq!(s.reserve(Some(&b), "e1", json!(1)).await.0, StatusCode::OK);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let s = start(&[]).await;
+    let (status, h) = s.get("/actuator/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h["status"], "UP");
+    assert_eq!(h["backends"]["memory"], "UP");
+
+    s.event("e1", 5, json!({})).await;
+    let t = active_token(&s, "e1", "a").await;
+    s.reserve(Some(&t), "e1", json!(1)).await;
+    s.reserve(Some(&t), "e1", json!(1)).await;
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "queue_active_users{event=\"e1\"} 0",
+        "queue_waiting_users{event=\"e1\"} 0",
+        "redis_stock_remaining{event=\"e1\"} 4",
+        "ticket_reservation_total{result=\"ok\"} 1",
+        "ticket_reservation_total{result=\"not_active\"} 1",
+        "http_request_duration_seconds_bucket{le=\"0.001\",route=\"POST /api/v1/tickets/reserve\"}",
+        "http_request_duration_seconds_count{route=\"POST /api/v1/queue/enter\"} 1",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+
+    let r = s.client.get(s.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().starts_with("openapi: 3"));
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods() {
+    let s = start(&[]).await;
+    assert_error(&s.get("/api/v1/nothing").await, 404, "NOT_FOUND");
+    let r = s
+        .client
+        .get(s.url("/api/v1/tickets/reserve"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&split(r).await, 405, "METHOD_NOT_ALLOWED");
+    s.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limit_is_429_with_retry_after() {
+    let s = start(&["--rate-limit-rps", "5"]).await;
+    s.event("e1", 5, json!({})).await;
+    let mut limited = None;
+    for _ in 0..50 {
+        let r = s
+            .client
+            .get(s.url("/api/v1/events/e1"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            limited = Some((split(r).await, retry));
+            break;
+        }
+    }
+    let (got, retry) = limited.expect("50 requests at once never hit a 5 rps limit");
+    assert_error(&got, 429, "RATE_LIMITED");
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+    // Operations endpoints stay reachable.
+    assert_eq!(s.get("/actuator/health").await.0, StatusCode::OK);
+    s.stop().await.unwrap();
+}
