@@ -247,7 +247,9 @@ pub async fn serve(
                 let peer_ip = peer.ip();
                 let service = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(req, peer_ip).await) }
+                    // Boxed: the handler's state machine is ~3 KiB, and hyper
+                    // would otherwise move it by value on every request.
+                    Box::pin(async move { Ok::<_, Infallible>(app.handle(req, peer_ip).await) })
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);

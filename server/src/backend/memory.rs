@@ -11,11 +11,13 @@
 //! is `events` (read) -> one event's `state`, and `reservations` is only ever
 //! taken alone, so there is no cycle.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{BackendOptions, QueueWatch};
@@ -30,6 +32,13 @@ use crate::token::Claims;
 const RATE_WINDOW: usize = 64;
 /// How often expired ACTIVE slots are reclaimed when no request touches an event.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the persistence consumer drains the reservation log. Polling
+/// (as a Kafka consumer does) rather than waking per reservation keeps the
+/// reserve path free of cross-thread wake-ups; it bounds PENDING time.
+const PERSIST_INTERVAL: Duration = Duration::from_millis(5);
+/// Reservation map shards: a growing map rehashes under its lock, so one big
+/// map stalls every buyer at each doubling; 32 small ones stall few, briefly.
+const RESERVATION_SHARDS: usize = 32;
 /// The unsafe mode's gap between reading and writing the stock.
 const UNSAFE_RACE_WINDOW: Duration = Duration::from_millis(2);
 
@@ -40,9 +49,9 @@ pub struct MemoryBackend {
 
 struct Shared {
     events: RwLock<HashMap<Arc<str>, Arc<EventCell>>>,
-    reservations: Mutex<HashMap<String, Reservation>>,
-    /// The reservation event log ("ticket.reserved"): ids to persist.
-    log: mpsc::UnboundedSender<String>,
+    reservations: Box<[Mutex<HashMap<String, Reservation>>]>,
+    /// The reservation event log ("ticket.reserved"): ids not yet persisted.
+    log: Mutex<Vec<String>>,
     unsafe_race: bool,
 }
 
@@ -88,14 +97,15 @@ impl MemoryBackend {
     /// Creates the backend and starts its persistence consumer and expiry
     /// sweeper; both stop by themselves when the last handle is dropped.
     pub fn start(options: BackendOptions) -> Self {
-        let (log, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             events: RwLock::new(HashMap::new()),
-            reservations: Mutex::new(HashMap::new()),
-            log,
+            reservations: (0..RESERVATION_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            log: Mutex::new(Vec::new()),
             unsafe_race: options.unsafe_race,
         });
-        tokio::spawn(persist(Arc::downgrade(&shared), rx));
+        tokio::spawn(persist(Arc::downgrade(&shared)));
         tokio::spawn(sweep(Arc::downgrade(&shared)));
         MemoryBackend { shared }
     }
@@ -244,20 +254,19 @@ impl MemoryBackend {
             created_at: now_rfc3339(),
         };
         self.shared
-            .reservations
-            .lock()
-            .expect("reservations lock poisoned")
+            .reservations_of(&reservation.reservation_id)
             .insert(reservation.reservation_id.clone(), reservation.clone());
-        // The receiver lives as long as `shared`, which we hold: cannot fail.
-        let _ = self.shared.log.send(reservation.reservation_id.clone());
+        self.shared
+            .log
+            .lock()
+            .expect("log lock poisoned")
+            .push(reservation.reservation_id.clone());
         Ok(reservation)
     }
 
     pub fn reservation(&self, reservation_id: &str) -> Result<Reservation> {
         self.shared
-            .reservations
-            .lock()
-            .expect("reservations lock poisoned")
+            .reservations_of(reservation_id)
             .get(reservation_id)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("reservation {reservation_id} not found")))
@@ -284,12 +293,27 @@ impl MemoryBackend {
     }
 }
 
+impl Shared {
+    /// The shard holding `reservation_id`, locked. The hasher has fixed keys
+    /// so an id always maps to the same shard.
+    fn reservations_of(
+        &self,
+        reservation_id: &str,
+    ) -> MutexGuard<'_, HashMap<String, Reservation>> {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(reservation_id);
+        let shard = (hash % self.reservations.len() as u64) as usize;
+        self.reservations[shard]
+            .lock()
+            .expect("reservations lock poisoned")
+    }
+}
+
 fn unknown_entry() -> Error {
     Error::Unauthorized("queue token does not match any entry")
 }
 
 impl EventCell {
-    fn lock(&self) -> std::sync::MutexGuard<'_, EventState> {
+    fn lock(&self) -> MutexGuard<'_, EventState> {
         self.state.lock().expect("event lock poisoned")
     }
 
@@ -422,19 +446,22 @@ impl EventState {
 }
 
 /// The persistence step: consumes the reservation log and marks each
-/// reservation CONFIRMED, in batches.
-async fn persist(shared: Weak<Shared>, mut log: mpsc::UnboundedReceiver<String>) {
-    let mut batch = Vec::with_capacity(256);
-    while log.recv_many(&mut batch, 256).await > 0 {
+/// reservation CONFIRMED, a batch per poll.
+async fn persist(shared: Weak<Shared>) {
+    let mut interval = tokio::time::interval(PERSIST_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::new();
+    loop {
+        interval.tick().await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let mut reservations = shared
-            .reservations
-            .lock()
-            .expect("reservations lock poisoned");
+        std::mem::swap(
+            &mut batch,
+            &mut *shared.log.lock().expect("log lock poisoned"),
+        );
         for id in batch.drain(..) {
-            if let Some(r) = reservations.get_mut(&id) {
+            if let Some(r) = shared.reservations_of(&id).get_mut(&id) {
                 r.status = ReservationStatus::Confirmed;
             }
         }

@@ -140,7 +140,10 @@ mod tests {
                 .find(&needle)
                 .unwrap_or_else(|| panic!("{path} missing from docs/openapi.yaml"));
             let section = &spec[at + needle.len()..];
-            let section = &section[..section.find("\n  /").unwrap_or(section.len())];
+            let section = format!(
+                "\n{}",
+                &section[..section.find("\n  /").unwrap_or(section.len())]
+            );
             assert!(
                 section.contains(&format!("\n    {}:", method.to_lowercase())),
                 "{method} {path} missing from docs/openapi.yaml"
