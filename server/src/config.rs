@@ -33,6 +33,15 @@ pub struct Config {
     #[arg(long, env = "UNSAFE_RACE")]
     pub unsafe_race: bool,
 
+    /// NEGATIVE CONTROL ONLY: admit the newest waiting entry first (LIFO),
+    /// breaking FIFO fairness.
+    #[arg(long, env = "UNSAFE_FIFO")]
+    pub unsafe_fifo: bool,
+
+    /// NEGATIVE CONTROL ONLY: let SSE streams show positions that go up.
+    #[arg(long, env = "UNSAFE_SSE")]
+    pub unsafe_sse: bool,
+
     /// Queue tokens older than this are refused (401).
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: u64,

@@ -45,6 +45,8 @@ pub struct App {
     /// Flips to true when shutdown starts, so long-lived SSE streams end.
     pub stopping: watch::Receiver<bool>,
     rate_limiter: Option<RateLimiter>,
+    /// Negative control: SSE streams show positions that go up.
+    pub unsafe_sse: bool,
 }
 
 impl App {
@@ -64,6 +66,7 @@ impl App {
             sse_heartbeat,
             stopping,
             rate_limiter: (rate_limit_rps > 0).then(|| RateLimiter::new(rate_limit_rps)),
+            unsafe_sse: false,
         }
     }
 

@@ -58,22 +58,31 @@ pub async fn run(
     if config.unsafe_race {
         warn!("UNSAFE RACE MODE: the reserve path reads, yields, then writes the stock. Concurrent buyers WILL over-sell. Negative control for the verifier only.");
     }
+    if config.unsafe_fifo {
+        warn!("UNSAFE FIFO MODE: the newest waiting entry is admitted first. Negative control for the verifier only.");
+    }
+    if config.unsafe_sse {
+        warn!("UNSAFE SSE MODE: streams show positions that go up. Negative control for the verifier only.");
+    }
     let backend = Backend::start(
         config.backend,
         BackendOptions {
             unsafe_race: config.unsafe_race,
+            unsafe_fifo: config.unsafe_fifo,
         },
     )
     .await?;
     let (stop_streams, stopping) = watch::channel(false);
-    let app = Arc::new(App::new(
+    let mut app = App::new(
         backend,
         TokenSigner::new(&secret, config.token_ttl_secs),
         config.admin_token.as_deref().unwrap_or_default(),
         Duration::from_secs(config.sse_heartbeat_secs),
         config.rate_limit_rps,
         stopping,
-    ));
+    );
+    app.unsafe_sse = config.unsafe_sse;
+    let app = Arc::new(app);
     info!(addr = %http::local_addr(&listener), backend = ?config.backend, "listening");
     http::serve(
         app,

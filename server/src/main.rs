@@ -11,33 +11,36 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let mut config = ticket_server::Config::parse();
+    // Handlers first: a SIGTERM that arrives once we have announced the
+    // address must start a graceful shutdown, not kill the process.
+    let shutdown = shutdown_signal()?;
     if let Some(token) = config.ensure_admin_token() {
         println!("admin token (generated): {token}");
     }
     let listener = TcpListener::bind(config.listen).await?;
     // Scripts and tests read this line to find the port when --listen ends in :0.
     println!("listening on http://{}", listener.local_addr()?);
-    ticket_server::run(config, listener, shutdown_signal()).await
+    ticket_server::run(config, listener, shutdown).await
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Installs the SIGTERM and Ctrl-C handlers now and returns a future that
+/// resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

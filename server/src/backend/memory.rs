@@ -53,6 +53,7 @@ struct Shared {
     /// The reservation event log ("ticket.reserved"): ids not yet persisted.
     log: Mutex<Vec<String>>,
     unsafe_race: bool,
+    unsafe_fifo: bool,
 }
 
 struct EventCell {
@@ -61,6 +62,8 @@ struct EventCell {
     state: Mutex<EventState>,
     /// The admission cursor, for SSE streams. Only ever moves forward.
     cursor: watch::Sender<u64>,
+    /// Negative control: admit the newest waiting entry first.
+    lifo: bool,
 }
 
 #[derive(Default)]
@@ -70,8 +73,12 @@ struct EventState {
     /// Every entry ever made, indexed by its sequence number.
     entries: Vec<Entry>,
     by_user: HashMap<Arc<str>, u64>,
-    /// Entries `0..head` have been admitted; `head..` are WAITING.
+    /// Entries `0..head` have been admitted; in FIFO order `head..` are
+    /// all WAITING (the LIFO negative control admits from the back).
     head: u64,
+    /// Entries admitted so far: the SSE cursor.
+    admitted: u64,
+    waiting: u64,
     active: u64,
     /// ACTIVE deadlines in admission order, hence in deadline order.
     expiries: VecDeque<(Instant, u64)>,
@@ -104,6 +111,7 @@ impl MemoryBackend {
                 .collect(),
             log: Mutex::new(Vec::new()),
             unsafe_race: options.unsafe_race,
+            unsafe_fifo: options.unsafe_fifo,
         });
         tokio::spawn(persist(Arc::downgrade(&shared)));
         tokio::spawn(sweep(Arc::downgrade(&shared)));
@@ -133,6 +141,7 @@ impl MemoryBackend {
                 ..EventState::default()
             }),
             cursor: watch::Sender::new(0),
+            lifo: self.shared.unsafe_fifo,
             spec,
         });
         let view = cell.view(&cell.lock());
@@ -163,6 +172,7 @@ impl MemoryBackend {
                     bought: 0,
                 });
                 st.by_user.insert(user, seq);
+                st.waiting += 1;
                 seq
             }
         };
@@ -285,7 +295,7 @@ impl MemoryBackend {
                 EventGauges {
                     event_id: cell.spec.event_id.clone(),
                     remaining: st.remaining,
-                    waiting: st.waiting(),
+                    waiting: st.waiting,
                     active: st.active,
                 }
             })
@@ -331,24 +341,35 @@ impl EventCell {
                 st.active -= 1;
             }
         }
-        let before = st.head;
+        let before = st.admitted;
         let capacity = u64::from(self.spec.active_capacity);
         while st.active < capacity && (st.head as usize) < st.entries.len() {
-            let seq = st.head;
+            let seq = if self.lifo {
+                st.newest_waiting()
+            } else {
+                st.head
+            };
             st.entries[seq as usize].state = EntryState::Active;
             st.expiries.push_back((now + self.ttl, seq));
             st.active += 1;
-            st.head += 1;
+            st.admitted += 1;
+            st.waiting -= 1;
+            // `head` stays "everything before it has been admitted".
+            while (st.head as usize) < st.entries.len()
+                && !matches!(st.entries[st.head as usize].state, EntryState::Waiting)
+            {
+                st.head += 1;
+            }
             if st.admissions.len() == RATE_WINDOW {
                 st.admissions.pop_front();
             }
             st.admissions.push_back(now);
         }
-        if st.head != before {
-            let head = st.head;
+        if st.admitted != before {
+            let admitted = st.admitted;
             self.cursor.send_if_modified(|cursor| {
-                let moved = *cursor < head;
-                *cursor = (*cursor).max(head);
+                let moved = *cursor < admitted;
+                *cursor = (*cursor).max(admitted);
                 moved
             });
         }
@@ -375,7 +396,7 @@ impl EventCell {
             status,
             position,
             estimated_wait_seconds: self.estimate(st, position, now),
-            cursor: st.head,
+            cursor: st.admitted,
         }
     }
 
@@ -403,7 +424,7 @@ impl EventCell {
             stock: spec.stock,
             remaining: st.remaining,
             sold: st.sold,
-            waiting: st.waiting(),
+            waiting: st.waiting,
             active: st.active,
             per_user_limit: spec.per_user_limit,
             active_capacity: spec.active_capacity,
@@ -413,8 +434,12 @@ impl EventCell {
 }
 
 impl EventState {
-    fn waiting(&self) -> u64 {
-        self.entries.len() as u64 - self.head
+    /// The last waiting entry (LIFO negative control only).
+    fn newest_waiting(&self) -> u64 {
+        (self.head..self.entries.len() as u64)
+            .rev()
+            .find(|&seq| matches!(self.entries[seq as usize].state, EntryState::Waiting))
+            .expect("called only while an entry is waiting")
     }
 
     /// The entry a token names; the token's user must be the entry's.
@@ -547,6 +572,33 @@ mod tests {
             (QueueStatus::Active, QueueStatus::Waiting, 1)
         );
         assert_eq!(b.event("e").unwrap().active, 2);
+    }
+
+    #[tokio::test]
+    async fn the_lifo_negative_control_admits_the_newest_first() {
+        let b = MemoryBackend::start(BackendOptions {
+            unsafe_fifo: true,
+            ..BackendOptions::default()
+        });
+        b.create_event(spec("e", 10, 1)).unwrap();
+        let entered: Vec<_> = (0..4)
+            .map(|i| b.enter("e", &format!("u{i}")).unwrap())
+            .collect();
+        b.reserve(&claims("e", "u0", &entered[0]), "e", 1)
+            .await
+            .unwrap();
+        let status = |i: usize| {
+            b.queue_status(&claims("e", &format!("u{i}"), &entered[i]))
+                .unwrap()
+                .status
+        };
+        assert_eq!(status(3), QueueStatus::Active, "the newest jumped the line");
+        assert_eq!(
+            (status(1), status(2)),
+            (QueueStatus::Waiting, QueueStatus::Waiting)
+        );
+        let v = b.event("e").unwrap();
+        assert_eq!((v.waiting, v.active), (2, 1));
     }
 
     #[tokio::test]

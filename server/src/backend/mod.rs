@@ -24,6 +24,8 @@ pub enum BackendKind {
 pub struct BackendOptions {
     /// Negative control for the verifier: read stock, yield, write.
     pub unsafe_race: bool,
+    /// Negative control for the verifier: admit the newest entry first.
+    pub unsafe_fifo: bool,
 }
 
 /// A live view of one queue entry for the SSE stream: the receiver yields

@@ -47,6 +47,8 @@ pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
         pending: Some(first),
         finished: false,
         last_event_id,
+        unsafe_sse: app.unsafe_sse,
+        sent: 0,
     };
     let events = stream::unfold(state, |mut st| async move {
         let frame = st.next_frame().await?;
@@ -71,6 +73,8 @@ struct StreamState {
     pending: Option<QueueView>,
     finished: bool,
     last_event_id: Option<u64>,
+    unsafe_sse: bool,
+    sent: u64,
 }
 
 impl StreamState {
@@ -130,6 +134,14 @@ impl StreamState {
                     return None;
                 }
                 self.shown = Some(position);
+                // Negative control: every other event shows the client two
+                // places further back than it is.
+                let position = if self.unsafe_sse && self.sent % 2 == 1 {
+                    position + 2
+                } else {
+                    position
+                };
+                self.sent += 1;
                 (
                     "position",
                     json!({"position": position, "estimatedWaitSeconds": view.estimated_wait_seconds}),
