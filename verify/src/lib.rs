@@ -1,0 +1,212 @@
+//! The verifier: drives any server that speaks the ticketing contract
+//! (`shared/spec/CONTRACT.md`) through HTTP alone, records a Jepsen-style
+//! history, and judges it (`shared/spec/VERIFY.md`).
+//!
+//! Layout:
+//! - [`options`]: the flags.
+//! - [`target`]: a base URL, or the reference server in process.
+//! - [`client`]: the contract as a recording client (and an SSE reader).
+//! - [`history`]: invoke / ok / fail / info operations, written as JSON lines.
+//! - [`scenarios`]: the race, the queue, the token rules: they drive and record.
+//! - [`checks`]: one module per check: they judge and name a witness.
+//! - [`verdict`]: headline, per-check results, `verdict.json`, `junit.xml`.
+//!
+//! Exit status of the binary: 0 all checks passed, 1 a check failed, 2 the
+//! run itself could not be carried out.
+
+pub mod checks;
+pub mod client;
+pub mod history;
+pub mod options;
+mod progress;
+pub mod scenarios;
+pub mod target;
+pub mod verdict;
+
+use std::time::{Duration, Instant};
+
+pub use history::History;
+pub use options::{CheckName, Options};
+pub use target::Target;
+pub use verdict::{CheckReport, Verdict};
+
+use client::Client;
+use progress::Progress;
+use scenarios::race::RaceSpec;
+use scenarios::Watch;
+
+/// Why a run could not be carried out (exit status 2), as opposed to a
+/// check failing (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("target unreachable: {0}")]
+    Unreachable(String),
+    #[error("set-up refused by the target: {0}")]
+    SetupRefused(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A finished run: the verdict and the history it was judged from.
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub history: History,
+}
+
+/// Runs the selected checks against the target named in `options` (the
+/// in-process reference server when none is).
+pub async fn run(options: &Options) -> Result<Outcome, RunError> {
+    let target = match &options.target {
+        Some(url) => Target::external(url, options.admin_token.as_deref())?,
+        None => Target::embedded(&[]).await?,
+    };
+    let outcome = run_against(&target, options).await;
+    target.stop().await;
+    outcome
+}
+
+/// Runs the selected checks against an already started target.
+pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, RunError> {
+    validate(options)?;
+    let started = Instant::now();
+    let history = History::new();
+    let client = Client::new(
+        &target.base,
+        &target.admin_token,
+        Duration::from_secs(options.request_timeout),
+        history.clone(),
+    );
+    let progress = Progress::new(options.quiet);
+    progress.step(format!("reaching {}", target.base));
+    if let client::Reply::Transport(e) = client.event("checker", "verify-probe").await.reply {
+        progress.finish();
+        return Err(RunError::Unreachable(format!("{}: {e}", target.base)));
+    }
+
+    let watch = if options.poll {
+        Watch::Poll
+    } else {
+        Watch::Sse
+    };
+    let nonce = format!("{:08x}", rand::random::<u32>());
+    let mut reports = Vec::new();
+    let result: Result<(), RunError> = async {
+        if options.runs(CheckName::Oversell) {
+            for run in 1..=options.repeat {
+                for (k, spec) in race_specs(options).into_iter().enumerate() {
+                    let event_id = format!("verify-{nonce}-r{run}-{k}");
+                    let race = scenarios::race::run(
+                        &client,
+                        spec,
+                        run,
+                        event_id,
+                        watch,
+                        Duration::from_secs(options.confirm_deadline),
+                        &progress,
+                    )
+                    .await?;
+                    reports.push(checks::oversell::judge(&race, options.confirm_deadline));
+                }
+            }
+        }
+        if options.runs(CheckName::Fifo) || options.runs(CheckName::Display) {
+            let queue = scenarios::queue::run(
+                &client,
+                format!("verify-{nonce}-queue"),
+                options.queue_users,
+                options.fifo_capacity,
+                watch,
+                &progress,
+            )
+            .await?;
+            if options.runs(CheckName::Fifo) {
+                reports.push(checks::fifo::judge(&queue));
+            }
+            if options.runs(CheckName::Display) {
+                reports.push(checks::display::judge(&queue));
+            }
+        }
+        if options.runs(CheckName::Tokens) {
+            progress.step("tokens: refusals and stock");
+            let tokens = scenarios::tokens::run(
+                &client,
+                format!("verify-{nonce}-tokens"),
+                format!("verify-{nonce}-tokens-other"),
+                watch,
+            )
+            .await?;
+            reports.push(checks::tokens::judge(&tokens));
+        }
+        Ok(())
+    }
+    .await;
+    progress.finish();
+    result?;
+
+    let verdict = Verdict::new(
+        target.label.clone(),
+        reports,
+        started.elapsed().as_millis() as u64,
+        history.len(),
+    );
+    Ok(Outcome { verdict, history })
+}
+
+/// The race as configured, then (unless `--no-variants`) quantity 2, and a
+/// stock that quantity 2 does not divide.
+pub fn race_specs(options: &Options) -> Vec<RaceSpec> {
+    let main = RaceSpec {
+        buyers: options.buyers,
+        stock: options.stock,
+        quantity: options.quantity,
+    };
+    let mut specs = vec![main];
+    if !options.no_variants {
+        let odd_stock = if options.stock % 2 == 0 {
+            options.stock.saturating_sub(1)
+        } else {
+            options.stock
+        };
+        for v in [
+            RaceSpec {
+                quantity: 2,
+                ..main
+            },
+            RaceSpec {
+                quantity: 2,
+                stock: odd_stock,
+                ..main
+            },
+        ] {
+            if !specs
+                .iter()
+                .any(|s| s.stock == v.stock && s.quantity == v.quantity)
+            {
+                specs.push(v);
+            }
+        }
+    }
+    specs
+}
+
+fn validate(options: &Options) -> Result<(), RunError> {
+    let bad = |m: &str| Err(RunError::Usage(m.to_owned()));
+    if options.buyers == 0 {
+        return bad("--buyers must be at least 1");
+    }
+    if options.quantity == 0 {
+        return bad("--quantity must be at least 1");
+    }
+    if options.repeat == 0 {
+        return bad("--repeat must be at least 1");
+    }
+    if options.queue_users < 2 || options.fifo_capacity == 0 {
+        return bad("--queue-users must be at least 2 and --fifo-capacity at least 1");
+    }
+    if options.checks.is_empty() {
+        return bad("--checks selects nothing");
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The verifier's flags (clap derive, env fallbacks).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// The checks that can be selected with `--checks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckName {
+    /// 1: N buyers race for S items; exactly S/Q succeed.
+    Oversell,
+    /// 3: admission order against entry order.
+    Fifo,
+    /// 4: what clients are shown: SSE positions, the active count, estimates.
+    Display,
+    /// 5: no, forged, waiting, used and foreign tokens are refused.
+    Tokens,
+}
+
+/// Verify that a ticketing server does not over-sell, admits fairly and
+/// enforces its token rules, through the HTTP contract alone.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "verify", version, about)]
+pub struct Options {
+    /// Base URL of the server under test. Without it, the reference server
+    /// is started in process on the embedded backend.
+    #[arg(long, env = "VERIFY_TARGET")]
+    pub target: Option<String>,
+
+    /// Admin bearer token of the target (needed with --target).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Items for sale in the race.
+    #[arg(long, default_value_t = 100)]
+    pub stock: u64,
+
+    /// Buyers racing for them.
+    #[arg(long, default_value_t = 200)]
+    pub buyers: usize,
+
+    /// Items each buyer asks for.
+    #[arg(long, default_value_t = 1)]
+    pub quantity: u32,
+
+    /// Only the race as configured: skip the variants (quantity 2, and a
+    /// stock that quantity 2 does not divide).
+    #[arg(long)]
+    pub no_variants: bool,
+
+    /// Run the races this many times; one failing run fails the verdict.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+
+    /// Seconds within which every accepted reservation must read CONFIRMED.
+    #[arg(long, default_value_t = 10)]
+    pub confirm_deadline: u64,
+
+    /// Wait for admission by polling /queue/status instead of the SSE stream.
+    #[arg(long)]
+    pub poll: bool,
+
+    /// activeCapacity of the event used by the FIFO and display checks
+    /// (small, so admission is staggered).
+    #[arg(long, default_value_t = 5)]
+    pub fifo_capacity: u32,
+
+    /// Users in the FIFO and display checks.
+    #[arg(long, default_value_t = 40)]
+    pub queue_users: usize,
+
+    /// Which checks to run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "oversell,fifo,display,tokens"
+    )]
+    pub checks: Vec<CheckName>,
+
+    /// Seconds before one request counts as timed out (an `info` outcome).
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+
+    /// Where verdict.json, junit.xml and history.jsonl are written.
+    #[arg(long, default_value = "verify-out")]
+    pub out: PathBuf,
+
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Options {
+    /// The defaults, as if run with no flags (for tests and embedding).
+    pub fn defaults() -> Self {
+        Options::parse_from(["verify"])
+    }
+
+    pub fn runs(&self, check: CheckName) -> bool {
+        self.checks.contains(&check)
+    }
+}

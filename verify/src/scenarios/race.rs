@@ -1,0 +1,286 @@
+//! The race (seed 000's criterion): N buyers enter, wait until ACTIVE, are
+//! released at once by a barrier, and each reserves Q items of S.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::Barrier;
+
+use super::{create_event, until_active, Watch};
+use crate::client::{Call, Client, Reply};
+use crate::progress::Progress;
+use crate::RunError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RaceSpec {
+    pub buyers: usize,
+    pub stock: u64,
+    pub quantity: u32,
+}
+
+impl RaceSpec {
+    /// Buyers that must succeed: as many as the stock covers.
+    pub fn expected_ok(&self) -> usize {
+        self.buyers
+            .min((self.stock / u64::from(self.quantity)) as usize)
+    }
+
+    pub fn label(&self) -> String {
+        format!(
+            "{} buyers / {} items x{}",
+            self.buyers, self.stock, self.quantity
+        )
+    }
+}
+
+/// What became of an operation whose outcome was unknown (`info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The target's state shows it happened (the token is DONE).
+    Happened,
+    /// The target's state shows it did not (the token is still ACTIVE).
+    DidNotHappen,
+    /// Still unknown.
+    Unresolved(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Buyer {
+    pub user: String,
+    pub token: Option<String>,
+    /// Why the buyer never got to reserve (not admitted, enter refused).
+    pub stuck: Option<String>,
+    pub reserve: Option<Call>,
+    pub resolution: Option<Resolution>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketRead {
+    pub reservation_id: String,
+    pub user: String,
+    pub quantity: u32,
+    /// The last body read, if any read succeeded.
+    pub body: Option<Value>,
+    /// When it was first seen CONFIRMED (ns), if within the deadline.
+    pub confirmed_at: Option<u64>,
+    /// The last failed read, if reads failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RaceRun {
+    pub spec: RaceSpec,
+    pub run: usize,
+    pub event_id: String,
+    pub buyers: Vec<Buyer>,
+    pub event_after: Option<Value>,
+    pub tickets: Vec<TicketRead>,
+    /// When the barrier released the buyers (ns).
+    pub released_at: u64,
+}
+
+pub async fn run(
+    client: &Client,
+    spec: RaceSpec,
+    run: usize,
+    event_id: String,
+    watch: Watch,
+    confirm_deadline: Duration,
+    progress: &Progress,
+) -> Result<RaceRun, RunError> {
+    create_event(
+        client,
+        json!({
+            "eventId": event_id,
+            "name": format!("verify race: {}", spec.label()),
+            "stock": spec.stock,
+            "perUserLimit": spec.quantity,
+            // Everyone is admitted at once: the race is for stock, not places.
+            "activeCapacity": spec.buyers,
+            "activeTtlSeconds": 600,
+        }),
+    )
+    .await?;
+
+    progress.step(format!(
+        "race {}: {} entering and waiting for ACTIVE",
+        run,
+        spec.label()
+    ));
+    let barrier = Arc::new(Barrier::new(spec.buyers));
+    let released = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(spec.buyers);
+    for i in 0..spec.buyers {
+        let client = client.clone();
+        let barrier = barrier.clone();
+        let released = released.clone();
+        let event_id = event_id.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("buyer-{i}");
+            let mut buyer = Buyer {
+                user: user.clone(),
+                token: None,
+                stuck: None,
+                reserve: None,
+                resolution: None,
+            };
+            let entered = client.enter(&user, &event_id, &user).await;
+            match (&entered.reply, entered.reply.str_field("token")) {
+                (Reply::Http { status: 200, body }, Some(token)) => {
+                    buyer.token = Some(token.to_owned());
+                    if body["status"] != "ACTIVE" {
+                        let waited = until_active(
+                            &client,
+                            &user,
+                            token,
+                            watch,
+                            Duration::from_secs(60),
+                            |_| {},
+                        )
+                        .await;
+                        if let Err(e) = waited {
+                            buyer.stuck = Some(format!("never ACTIVE: {e}"));
+                        }
+                    }
+                }
+                (other, _) => buyer.stuck = Some(format!("enter answered {}", other.short())),
+            }
+            // Everyone reaches the barrier, stuck or not, so nobody waits forever.
+            if barrier.wait().await.is_leader() {
+                released.store(client.history.now(), std::sync::atomic::Ordering::Relaxed);
+            }
+            if let (None, Some(token)) = (&buyer.stuck, &buyer.token) {
+                buyer.reserve = Some(
+                    client
+                        .reserve(&user, Some(token), &event_id, spec.quantity)
+                        .await,
+                );
+            }
+            buyer
+        }));
+    }
+    let mut buyers = Vec::with_capacity(spec.buyers);
+    for t in tasks {
+        buyers.push(
+            t.await
+                .map_err(|e| RunError::Other(format!("buyer task panicked: {e}")))?,
+        );
+    }
+
+    progress.step(format!(
+        "race {}: resolving unknown outcomes and reading state",
+        run
+    ));
+    for buyer in &mut buyers {
+        let unknown = buyer
+            .reserve
+            .as_ref()
+            .is_some_and(|c| c.reply.kind() == crate::history::OpKind::Info);
+        if unknown {
+            buyer.resolution = Some(resolve(client, buyer).await);
+        }
+    }
+    let event_after = {
+        let call = client.event("checker", &event_id).await;
+        call.reply
+            .is_success()
+            .then(|| call.reply.body().cloned())
+            .flatten()
+    };
+
+    progress.step(format!(
+        "race {}: waiting for reservations to be CONFIRMED",
+        run
+    ));
+    let mut reads = Vec::new();
+    for buyer in &buyers {
+        if let Some(id) = buyer
+            .reserve
+            .as_ref()
+            .filter(|c| c.reply.is_success())
+            .and_then(|c| c.reply.str_field("reservationId"))
+        {
+            let client = client.clone();
+            let (id, user) = (id.to_owned(), buyer.user.clone());
+            reads.push(tokio::spawn(read_until_confirmed(
+                client,
+                id,
+                user,
+                spec.quantity,
+                confirm_deadline,
+            )));
+        }
+    }
+    let mut tickets = Vec::with_capacity(reads.len());
+    for r in reads {
+        tickets.push(
+            r.await
+                .map_err(|e| RunError::Other(format!("reader panicked: {e}")))?,
+        );
+    }
+
+    Ok(RaceRun {
+        spec,
+        run,
+        event_id,
+        buyers,
+        event_after,
+        tickets,
+        released_at: released.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+/// Resolves an unknown reserve from the target's state: a used token (DONE)
+/// means the purchase happened, a still ACTIVE one that it did not.
+async fn resolve(client: &Client, buyer: &Buyer) -> Resolution {
+    let Some(token) = &buyer.token else {
+        return Resolution::Unresolved("no token".into());
+    };
+    let call = client.status(&buyer.user, token).await;
+    match call.reply.str_field("status") {
+        Some("DONE") => Resolution::Happened,
+        Some("ACTIVE") => Resolution::DidNotHappen,
+        Some(other) => Resolution::Unresolved(format!("token is {other}")),
+        None => Resolution::Unresolved(format!("status answered {}", call.reply.short())),
+    }
+}
+
+async fn read_until_confirmed(
+    client: Client,
+    reservation_id: String,
+    user: String,
+    quantity: u32,
+    deadline: Duration,
+) -> TicketRead {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut read = TicketRead {
+        reservation_id,
+        user,
+        quantity,
+        body: None,
+        confirmed_at: None,
+        error: None,
+    };
+    loop {
+        let call = client.ticket("checker", &read.reservation_id).await;
+        if call.reply.is_success() {
+            read.body = call.reply.body().cloned();
+            read.error = None;
+            if read
+                .body
+                .as_ref()
+                .is_some_and(|b| b["status"] == "CONFIRMED")
+            {
+                read.confirmed_at = Some(call.completed);
+                return read;
+            }
+        } else {
+            read.error = Some(call.reply.short());
+        }
+        if tokio::time::Instant::now() >= until {
+            return read;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

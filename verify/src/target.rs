@@ -1,0 +1,79 @@
+//! The server under test: any base URL, or by default the reference server
+//! started in this process on the embedded backend.
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::RunError;
+
+pub struct Target {
+    pub base: String,
+    pub admin_token: String,
+    /// How the verdict names the target.
+    pub label: String,
+    embedded: Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Target {
+    /// An external server at `base`.
+    pub fn external(base: &str, admin_token: Option<&str>) -> Result<Self, RunError> {
+        let admin_token = admin_token.ok_or_else(|| {
+            RunError::Usage("--admin-token (or ADMIN_TOKEN) is required with --target".into())
+        })?;
+        Ok(Target {
+            base: base.trim_end_matches('/').to_owned(),
+            admin_token: admin_token.to_owned(),
+            label: base.to_owned(),
+            embedded: None,
+        })
+    }
+
+    /// The reference server in process, on 127.0.0.1 and a free port, with
+    /// extra `ticket-server` flags (tests pass the unsafe modes here).
+    pub async fn embedded(extra_flags: &[&str]) -> Result<Self, RunError> {
+        let admin_token = format!("{:032x}", rand::random::<u128>());
+        let secret = format!("{:032x}", rand::random::<u128>());
+        let mut args = vec![
+            "ticket-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            &admin_token,
+            "--token-secret",
+            &secret,
+        ];
+        args.extend_from_slice(extra_flags);
+        let config = ticket_server::Config::try_parse_from(args)
+            .map_err(|e| RunError::Usage(format!("embedded server flags: {e}")))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| RunError::Other(format!("cannot bind 127.0.0.1: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RunError::Other(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(ticket_server::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let mut label = format!("in-process reference server (embedded backend) at http://{addr}");
+        if !extra_flags.is_empty() {
+            label.push_str(&format!(" with {}", extra_flags.join(" ")));
+        }
+        Ok(Target {
+            base: format!("http://{addr}"),
+            admin_token,
+            label,
+            embedded: Some((stop, handle)),
+        })
+    }
+
+    /// Stops an embedded server (no-op for an external one).
+    pub async fn stop(self) {
+        if let Some((stop, handle)) = self.embedded {
+            let _ = stop.send(());
+            let _ = handle.await;
+        }
+    }
+}

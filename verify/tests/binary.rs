@@ -1,0 +1,98 @@
+//! The `verify` binary as CI runs it: headline, files, exit status 0 / 1 / 2.
+
+use std::process::Command;
+
+use verify::Target;
+
+fn verify(args: &[&str], out: &std::path::Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_verify"))
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .args(args)
+        .env_remove("VERIFY_TARGET")
+        .env_remove("ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("verify-bin-{name}-{}", std::process::id()))
+}
+
+#[test]
+fn alone_it_passes_against_the_in_process_reference_server() {
+    let out = scratch("default");
+    let (code, text) = verify(&[], &out);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.starts_with("PASS oversell: 100 ok / 100 sold-out / 0 unresolved\n"),
+        "{text}"
+    );
+    for file in ["verdict.json", "junit.xml", "history.jsonl"] {
+        assert!(
+            out.join(file).metadata().unwrap().len() > 0,
+            "{file} written"
+        );
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_unsafe_server_it_fails_with_a_witness_and_exit_1() {
+    let server = Target::embedded(&["--unsafe-race"]).await.unwrap();
+    let out = scratch("unsafe");
+    let (base, token) = (server.base.clone(), server.admin_token.clone());
+    let (code, text) = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || {
+            verify(
+                &[
+                    "--target",
+                    &base,
+                    "--admin-token",
+                    &token,
+                    "--checks",
+                    "oversell",
+                ],
+                &out,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.starts_with("FAIL oversell: "), "{text}");
+    assert!(text.contains("witness: "), "{text}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn an_unreachable_target_exits_2_with_a_clear_message() {
+    let out = scratch("unreachable");
+    let (code, text) = verify(
+        &["--target", "http://127.0.0.1:1", "--admin-token", "T"],
+        &out,
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("the run could not be carried out: target unreachable"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_admin_token_exits_2() {
+    let out = scratch("no-token");
+    let (code, text) = verify(&["--target", "http://127.0.0.1:1"], &out);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("--admin-token"), "{text}");
+}
