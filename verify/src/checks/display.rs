@@ -100,7 +100,7 @@ pub fn judge(run: &QueueRun) -> CheckReport {
     }
     let streams = run.users.iter().filter(|u| u.token.is_some()).count();
     let mut summary = format!(
-        "{} position rises in {streams} streams ({events} events); max active {max_active}/{}; estimate error median {:.1} s, p90 {:.1} s",
+        "{} position rises in {streams} streams ({events} events); max sampled active {max_active}/{}; estimate error median {:.1} s, p90 {:.1} s",
         rises.len(),
         run.capacity,
         pct(0.5),
