@@ -28,6 +28,36 @@ pub struct Config {
     #[arg(long, env = "BACKEND", value_enum, default_value_t = BackendKind::Memory)]
     pub backend: BackendKind,
 
+    /// Redis of the real backend.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Kafka bootstrap servers of the real backend.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// PostgreSQL of the real backend.
+    #[arg(
+        long,
+        env = "POSTGRES_URL",
+        default_value = "postgres://ticketbench:ticketbench@127.0.0.1:5432/ticketbench"
+    )]
+    pub postgres_url: String,
+
+    /// Partitions of the Kafka topics created at start.
+    #[arg(long, env = "KAFKA_PARTITIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub kafka_partitions: i32,
+
+    /// Isolates one deployment on a shared stack: Redis key prefix,
+    /// PostgreSQL schema, Kafka topic prefix ([a-z0-9_]).
+    #[arg(long, env = "NAMESPACE", default_value = "ticketbench")]
+    pub namespace: String,
+
+    /// This instance's name in leases and heartbeats (default: random).
+    #[arg(long, env = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// NEGATIVE CONTROL ONLY: make the reserve path read the stock, yield,
     /// then write, so that concurrent buyers over-sell.
     #[arg(long, env = "UNSAFE_RACE")]

@@ -69,6 +69,17 @@ pub async fn run(
         BackendOptions {
             unsafe_race: config.unsafe_race,
             unsafe_fifo: config.unsafe_fifo,
+            real: Some(backend::real::RealOptions {
+                redis_url: config.redis_url.clone(),
+                kafka_brokers: config.kafka_brokers.clone(),
+                postgres_url: config.postgres_url.clone(),
+                partitions: config.kafka_partitions,
+                namespace: config.namespace.clone(),
+                instance_id: config
+                    .instance_id
+                    .clone()
+                    .unwrap_or_else(|| format!("i-{}", &config::random_hex()[..12])),
+            }),
         },
     )
     .await?;

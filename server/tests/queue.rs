@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, SseReader, TestServer};
+use common::{SseReader, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -19,106 +19,108 @@ async fn statuses(s: &TestServer, tokens: &[String]) -> Vec<String> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admission_order_equals_entry_order_with_capacity_five() {
-    let s = start(&[]).await;
-    s.event("e", 1000, json!({"activeCapacity": 5})).await;
-    let users = 30;
-    let mut tokens = Vec::new();
-    for i in 0..users {
-        let e = s.enter("e", &format!("u{i}")).await;
-        tokens.push(e["token"].as_str().unwrap().to_owned());
-    }
-    // Buyers among the ACTIVE finish in a scrambled order; whoever gets the
-    // freed slot must always be the earliest entrant still waiting.
-    let mut admitted: Vec<usize> = Vec::new();
-    let mut done = vec![false; users];
-    let mut round = 0usize;
-    while admitted.len() < users || done.iter().any(|d| !d) {
-        let st = statuses(&s, &tokens).await;
-        for (i, status) in st.iter().enumerate() {
-            if status == "ACTIVE" && !admitted.contains(&i) {
-                admitted.push(i);
+on_both_stacks!(
+    admission_order_equals_entry_order_with_capacity_five,
+    [],
+    |s| {
+        s.event("e", 1000, json!({"activeCapacity": 5})).await;
+        let users = 30;
+        let mut tokens = Vec::new();
+        for i in 0..users {
+            let e = s.enter("e", &format!("u{i}")).await;
+            tokens.push(e["token"].as_str().unwrap().to_owned());
+        }
+        // Buyers among the ACTIVE finish in a scrambled order; whoever gets the
+        // freed slot must always be the earliest entrant still waiting.
+        let mut admitted: Vec<usize> = Vec::new();
+        let mut done = vec![false; users];
+        let mut round = 0usize;
+        while admitted.len() < users || done.iter().any(|d| !d) {
+            let st = statuses(&s, &tokens).await;
+            for (i, status) in st.iter().enumerate() {
+                if status == "ACTIVE" && !admitted.contains(&i) {
+                    admitted.push(i);
+                }
             }
+            let active: Vec<usize> = (0..users).filter(|&i| st[i] == "ACTIVE").collect();
+            assert!(
+                active.len() <= 5,
+                "more than activeCapacity ACTIVE: {active:?}"
+            );
+            if active.is_empty() {
+                break;
+            }
+            // Scramble which ACTIVE user buys next.
+            let pick = active[(round * 7 + 3) % active.len()];
+            round += 1;
+            let (status, body) = s.reserve(Some(&tokens[pick]), "e", json!(1)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            done[pick] = true;
         }
-        let active: Vec<usize> = (0..users).filter(|&i| st[i] == "ACTIVE").collect();
-        assert!(
-            active.len() <= 5,
-            "more than activeCapacity ACTIVE: {active:?}"
-        );
-        if active.is_empty() {
-            break;
-        }
-        // Scramble which ACTIVE user buys next.
-        let pick = active[(round * 7 + 3) % active.len()];
-        round += 1;
-        let (status, body) = s.reserve(Some(&tokens[pick]), "e", json!(1)).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        done[pick] = true;
+        assert_eq!(admitted, (0..users).collect::<Vec<_>>(), "admission order");
+        assert!(done.iter().all(|d| *d));
+        s.stop().await.unwrap();
     }
-    assert_eq!(admitted, (0..users).collect::<Vec<_>>(), "admission order");
-    assert!(done.iter().all(|d| *d));
-    s.stop().await.unwrap();
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_entrants_are_admitted_in_their_entry_order() {
-    let s = start(&[]).await;
-    s.event("e", 1000, json!({"activeCapacity": 1})).await;
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let client = s.client.clone();
-        let url = s.url("/api/v1/queue/enter");
-        tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .json(&json!({"eventId": "e", "userId": format!("u{i}")}))
-                .send()
-                .await
-                .unwrap();
-            r.json::<serde_json::Value>().await.unwrap()
-        }));
-    }
-    let mut entered = Vec::new();
-    for t in tasks {
-        entered.push(t.await.unwrap());
-    }
-    // The order the server assigned: ACTIVE first, then by position.
-    entered.sort_by_key(|e| e["position"].as_u64().unwrap());
-    let positions: Vec<u64> = entered
-        .iter()
-        .map(|e| e["position"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        positions,
-        (0..40).collect::<Vec<_>>(),
-        "places are 0 (active), 1, 2, ..."
-    );
-    for (i, e) in entered.iter().enumerate() {
-        let token = e["token"].as_str().unwrap();
+on_both_stacks!(
+    concurrent_entrants_are_admitted_in_their_entry_order,
+    [],
+    |s| {
+        s.event("e", 1000, json!({"activeCapacity": 1})).await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let client = s.client.clone();
+            let url = s.url("/api/v1/queue/enter");
+            tasks.push(tokio::spawn(async move {
+                let r = client
+                    .post(url)
+                    .json(&json!({"eventId": "e", "userId": format!("u{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                r.json::<serde_json::Value>().await.unwrap()
+            }));
+        }
+        let mut entered = Vec::new();
+        for t in tasks {
+            entered.push(t.await.unwrap());
+        }
+        // The order the server assigned: ACTIVE first, then by position.
+        entered.sort_by_key(|e| e["position"].as_u64().unwrap());
+        let positions: Vec<u64> = entered
+            .iter()
+            .map(|e| e["position"].as_u64().unwrap())
+            .collect();
         assert_eq!(
-            s.status(token).await.1["status"],
-            "ACTIVE",
-            "entrant #{i} admitted in order"
+            positions,
+            (0..40).collect::<Vec<_>>(),
+            "places are 0 (active), 1, 2, ..."
         );
-        for later in &entered[i + 1..] {
-            let st = s.status(later["token"].as_str().unwrap()).await.1;
+        for (i, e) in entered.iter().enumerate() {
+            let token = e["token"].as_str().unwrap();
             assert_eq!(
-                st["status"], "WAITING",
-                "nobody after #{i} is admitted before it"
+                s.status(token).await.1["status"],
+                "ACTIVE",
+                "entrant #{i} admitted in order"
+            );
+            for later in &entered[i + 1..] {
+                let st = s.status(later["token"].as_str().unwrap()).await.1;
+                assert_eq!(
+                    st["status"], "WAITING",
+                    "nobody after #{i} is admitted before it"
+                );
+            }
+            assert_eq!(
+                s.reserve(Some(token), "e", json!(1)).await.0,
+                StatusCode::OK
             );
         }
-        assert_eq!(
-            s.reserve(Some(token), "e", json!(1)).await.0,
-            StatusCode::OK
-        );
+        s.stop().await.unwrap();
     }
-    s.stop().await.unwrap();
-}
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sse_positions_never_increase_and_active_arrives() {
-    let s = start(&[]).await;
+on_both_stacks!(sse_positions_never_increase_and_active_arrives, [], |s| {
     s.event("e", 100, json!({"activeCapacity": 1})).await;
     let mut tokens = Vec::new();
     for i in 0..6 {
@@ -187,51 +189,51 @@ async fn sse_positions_never_increase_and_active_arrives() {
         "the stream closes after active"
     );
     s.stop().await.unwrap();
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconnecting_with_last_event_id_keeps_the_place() {
-    let s = start(&["--sse-heartbeat-secs", "1"]).await;
-    s.event("e", 100, json!({"activeCapacity": 1})).await;
-    let mut tokens = Vec::new();
-    for i in 0..4 {
-        tokens.push(
-            s.enter("e", &format!("u{i}")).await["token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+on_both_stacks!(
+    reconnecting_with_last_event_id_keeps_the_place,
+    ["--sse-heartbeat-secs", "1"],
+    |s| {
+        s.event("e", 100, json!({"activeCapacity": 1})).await;
+        let mut tokens = Vec::new();
+        for i in 0..4 {
+            tokens.push(
+                s.enter("e", &format!("u{i}")).await["token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        let mut sse = SseReader::open(&s, &tokens[3], None).await;
+        let first = sse.next(DEADLINE).await.unwrap();
+        assert_eq!(first.data["position"], 3);
+        drop(sse);
+
+        // The line moves while the client is away.
+        assert_eq!(
+            s.reserve(Some(&tokens[0]), "e", json!(1)).await.0,
+            StatusCode::OK
         );
+        let mut sse = SseReader::open(&s, &tokens[3], first.id.as_deref()).await;
+        let resumed = sse.next(DEADLINE).await.unwrap();
+        assert_eq!(resumed.event, "position");
+        assert_eq!(resumed.data["position"], 2, "same place, one step further");
+        let resumed_id: u64 = resumed.id.unwrap().parse().unwrap();
+        assert!(resumed_id > first.id.unwrap().parse::<u64>().unwrap());
+
+        // Nothing moves now: heartbeats repeat the position at least every 15 s
+        // (here every second).
+        let beat = sse.next(DEADLINE).await.unwrap();
+        assert_eq!(
+            (beat.event.as_str(), beat.data["position"].as_u64()),
+            ("position", Some(2))
+        );
+        s.stop().await.unwrap();
     }
-    let mut sse = SseReader::open(&s, &tokens[3], None).await;
-    let first = sse.next(DEADLINE).await.unwrap();
-    assert_eq!(first.data["position"], 3);
-    drop(sse);
+);
 
-    // The line moves while the client is away.
-    assert_eq!(
-        s.reserve(Some(&tokens[0]), "e", json!(1)).await.0,
-        StatusCode::OK
-    );
-    let mut sse = SseReader::open(&s, &tokens[3], first.id.as_deref()).await;
-    let resumed = sse.next(DEADLINE).await.unwrap();
-    assert_eq!(resumed.event, "position");
-    assert_eq!(resumed.data["position"], 2, "same place, one step further");
-    let resumed_id: u64 = resumed.id.unwrap().parse().unwrap();
-    assert!(resumed_id > first.id.unwrap().parse::<u64>().unwrap());
-
-    // Nothing moves now: heartbeats repeat the position at least every 15 s
-    // (here every second).
-    let beat = sse.next(DEADLINE).await.unwrap();
-    assert_eq!(
-        (beat.event.as_str(), beat.data["position"].as_u64()),
-        ("position", Some(2))
-    );
-    s.stop().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_refuses_bad_tokens_and_ends_for_used_ones() {
-    let s = start(&[]).await;
+on_both_stacks!(stream_refuses_bad_tokens_and_ends_for_used_ones, [], |s| {
     s.event("e", 10, json!({})).await;
     let r = s
         .client
@@ -263,30 +265,32 @@ async fn stream_refuses_bad_tokens_and_ends_for_used_ones() {
         ("status", &json!({"status": "DONE"}))
     );
     s.stop().await.unwrap();
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_ends_streams_and_stops_accepting() {
-    let s = start(&["--sse-heartbeat-secs", "15"]).await;
-    s.event("e", 10, json!({"activeCapacity": 1})).await;
-    s.enter("e", "a").await;
-    let waiting = s.enter("e", "b").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut sse = SseReader::open(&s, &waiting, None).await;
-    assert_eq!(sse.next(DEADLINE).await.unwrap().event, "position");
-    let base = s.base.clone();
+on_both_stacks!(
+    graceful_shutdown_ends_streams_and_stops_accepting,
+    ["--sse-heartbeat-secs", "15"],
+    |s| {
+        s.event("e", 10, json!({"activeCapacity": 1})).await;
+        s.enter("e", "a").await;
+        let waiting = s.enter("e", "b").await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut sse = SseReader::open(&s, &waiting, None).await;
+        assert_eq!(sse.next(DEADLINE).await.unwrap().event, "position");
+        let base = s.base.clone();
 
-    tokio::time::timeout(Duration::from_secs(5), s.stop())
-        .await
-        .expect("shutdown drained within its deadline despite an open stream")
-        .unwrap();
-    assert!(sse.next(DEADLINE).await.is_none(), "the stream was ended");
-    let refused = reqwest::Client::new()
-        .get(format!("{base}/actuator/health"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    assert!(refused.is_err(), "no longer accepting");
-}
+        tokio::time::timeout(Duration::from_secs(5), s.stop())
+            .await
+            .expect("shutdown drained within its deadline despite an open stream")
+            .unwrap();
+        assert!(sse.next(DEADLINE).await.is_none(), "the stream was ended");
+        let refused = reqwest::Client::new()
+            .get(format!("{base}/actuator/health"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        assert!(refused.is_err(), "no longer accepting");
+    }
+);

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{eventually, race, start, Outcome};
+use common::{eventually, race, start, start_on, Outcome, Stack};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -27,8 +27,10 @@ fn tally(outcomes: &[Outcome]) -> (usize, usize, Vec<String>) {
     (ok.len(), sold_out, ok)
 }
 
-async fn exact_sale(buyers: usize, stock: u64, quantity: u32) {
-    let server = start(&[]).await;
+async fn exact_sale(stack: Stack, buyers: usize, stock: u64, quantity: u32) {
+    let Some(server) = start_on(stack, &[]).await else {
+        return;
+    };
     server
         .event(
             "sale",
@@ -70,14 +72,24 @@ async fn exact_sale(buyers: usize, stock: u64, quantity: u32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_buyers_one_hundred_items() {
-    exact_sale(200, 100, 1).await;
+async fn two_hundred_buyers_one_hundred_items_memory() {
+    exact_sale(Stack::Memory, 200, 100, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn quantity_two_and_a_stock_that_does_not_divide() {
+async fn two_hundred_buyers_one_hundred_items_real() {
+    exact_sale(Stack::Real, 200, 100, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quantity_two_and_a_stock_that_does_not_divide_memory() {
     // 99 items, 2 each: 49 buyers succeed, 1 item stays unsold.
-    exact_sale(200, 99, 2).await;
+    exact_sale(Stack::Memory, 200, 99, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quantity_two_and_a_stock_that_does_not_divide_real() {
+    exact_sale(Stack::Real, 200, 99, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

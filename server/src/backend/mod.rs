@@ -5,6 +5,7 @@
 //! PostgreSQL) is one more variant that the HTTP layer never sees.
 
 pub mod memory;
+pub mod real;
 
 use tokio::sync::watch;
 
@@ -17,6 +18,8 @@ use crate::token::Claims;
 pub enum BackendKind {
     /// Everything in this process: atomic, fast, nothing to install.
     Memory,
+    /// Redis (Lua), Kafka and PostgreSQL, shared by any number of instances.
+    Real,
 }
 
 /// Options every backend understands.
@@ -26,6 +29,8 @@ pub struct BackendOptions {
     pub unsafe_race: bool,
     /// Negative control for the verifier: admit the newest entry first.
     pub unsafe_fifo: bool,
+    /// Where the real stack is (used by `BackendKind::Real` only).
+    pub real: Option<real::RealOptions>,
 }
 
 /// A live view of one queue entry for the SSE stream: the receiver yields
@@ -44,42 +49,58 @@ pub struct ComponentHealth {
 #[derive(Clone)]
 pub enum Backend {
     Memory(memory::MemoryBackend),
+    Real(real::RealBackend),
 }
 
 impl Backend {
     pub async fn start(kind: BackendKind, options: BackendOptions) -> anyhow::Result<Self> {
         match kind {
             BackendKind::Memory => Ok(Backend::Memory(memory::MemoryBackend::start(options))),
+            BackendKind::Real => {
+                anyhow::ensure!(
+                    !options.unsafe_race && !options.unsafe_fifo,
+                    "the unsafe negative controls exist only on the memory backend"
+                );
+                let real = options.real.ok_or_else(|| {
+                    anyhow::anyhow!("the real backend needs its stack's addresses")
+                })?;
+                Ok(Backend::Real(real::RealBackend::start(real).await?))
+            }
         }
     }
 
     pub async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
         match self {
             Backend::Memory(b) => b.create_event(spec),
+            Backend::Real(b) => b.create_event(spec).await,
         }
     }
 
     pub async fn event(&self, event_id: &str) -> Result<EventView> {
         match self {
             Backend::Memory(b) => b.event(event_id),
+            Backend::Real(b) => b.event(event_id).await,
         }
     }
 
     pub async fn enter(&self, event_id: &str, user_id: &str) -> Result<Entered> {
         match self {
             Backend::Memory(b) => b.enter(event_id, user_id),
+            Backend::Real(b) => b.enter(event_id, user_id).await,
         }
     }
 
     pub async fn queue_status(&self, claims: &Claims) -> Result<QueueView> {
         match self {
             Backend::Memory(b) => b.queue_status(claims),
+            Backend::Real(b) => b.queue_status(claims).await,
         }
     }
 
     pub async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
         match self {
             Backend::Memory(b) => b.watch_queue(claims),
+            Backend::Real(b) => b.watch_queue(claims).await,
         }
     }
 
@@ -91,12 +112,14 @@ impl Backend {
     ) -> Result<Reservation> {
         match self {
             Backend::Memory(b) => b.reserve(claims, event_id, quantity).await,
+            Backend::Real(b) => b.reserve(claims, event_id, quantity).await,
         }
     }
 
     pub async fn reservation(&self, reservation_id: &str) -> Result<Reservation> {
         match self {
             Backend::Memory(b) => b.reservation(reservation_id),
+            Backend::Real(b) => b.reservation(reservation_id).await,
         }
     }
 
@@ -106,12 +129,14 @@ impl Backend {
                 name: "memory",
                 up: true,
             }],
+            Backend::Real(b) => b.health(),
         }
     }
 
     pub async fn gauges(&self) -> Vec<EventGauges> {
         match self {
             Backend::Memory(b) => b.gauges(),
+            Backend::Real(b) => b.gauges().await,
         }
     }
 }

@@ -21,6 +21,89 @@ pub struct TestServer {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Which backend a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    Memory,
+    Real,
+}
+
+/// The real stack's addresses from the environment (`scripts/services.sh
+/// env`). Missing under CI is a failure; elsewhere the test is skipped.
+pub fn real_stack() -> Option<[String; 3]> {
+    let vars = ["REDIS_URL", "KAFKA_BROKERS", "POSTGRES_URL"].map(|v| std::env::var(v).ok());
+    if let [Some(r), Some(k), Some(p)] = vars {
+        return Some([r, k, p]);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the real stack is required under CI: run `scripts/services.sh start` and export `scripts/services.sh env`");
+    }
+    eprintln!("skipped: no real stack (run scripts/services.sh start; eval \"$(scripts/services.sh env)\")");
+    None
+}
+
+/// A fresh namespace, so tests sharing one stack never see each other.
+pub fn namespace() -> String {
+    format!("t{:012x}", rand::random::<u64>() >> 16)
+}
+
+/// The flags that put a server on the real stack in `namespace`.
+pub fn real_flags(namespace: &str) -> Option<Vec<String>> {
+    let [redis, kafka, pg] = real_stack()?;
+    Some(
+        [
+            "--backend",
+            "real",
+            "--redis-url",
+            &redis,
+            "--kafka-brokers",
+            &kafka,
+            "--postgres-url",
+            &pg,
+            "--namespace",
+            namespace,
+            "--kafka-partitions",
+            "2",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )
+}
+
+/// Starts a server on `stack` (`None`: real stack absent outside CI).
+pub async fn start_on(stack: Stack, extra: &[&str]) -> Option<TestServer> {
+    match stack {
+        Stack::Memory => Some(start(extra).await),
+        Stack::Real => {
+            let flags = real_flags(&namespace())?;
+            let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+            args.extend_from_slice(extra);
+            Some(start(&args).await)
+        }
+    }
+}
+
+/// Runs one test body on both backends: `mod NAME { fn memory(); fn real(); }`.
+#[macro_export]
+macro_rules! on_both_stacks {
+    ($name:ident, [$($arg:expr),*], |$s:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                let $s = common::start_on(common::Stack::Memory, &[$($arg),*]).await.unwrap();
+                $body
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn real() {
+                let Some($s) = common::start_on(common::Stack::Real, &[$($arg),*]).await else { return };
+                $body
+            }
+        }
+    };
+}
+
 /// Starts a server with extra command-line flags.
 pub async fn start(extra: &[&str]) -> TestServer {
     let mut args = vec![
@@ -41,6 +124,25 @@ pub async fn start(extra: &[&str]) -> TestServer {
     let handle = tokio::spawn(ticket_server::run(config, listener, async {
         let _ = rx.await;
     }));
+    // The real backend connects before it listens: wait until it answers.
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while probe
+        .get(format!("{base}/actuator/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(!handle.is_finished(), "the server stopped while starting");
+        assert!(
+            Instant::now() < until,
+            "the server did not start within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     TestServer {
         base,
         client: reqwest::Client::builder()

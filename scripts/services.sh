@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The real stack on 127.0.0.1, as child processes with their data in a
+# scratch directory: Redis, PostgreSQL and the tansu Kafka-protocol broker.
+# Installs what is missing (apt-get for Redis and PostgreSQL; cargo install
+# for tansu, 10-15 minutes once). Idempotent.
+#
+#   scripts/services.sh start    install if needed, start, wait until ready
+#   scripts/services.sh stop
+#   scripts/services.sh status
+#   scripts/services.sh env      the variables the server and tests read
+#   scripts/services.sh stop-one redis|postgres|kafka      (failure tests)
+#   scripts/services.sh start-one redis|postgres|kafka
+#
+# Ports (override with the variables): REDIS_PORT 16379, PG_PORT 15432,
+# KAFKA_PORT 19092. Data: $TICKETBENCH_SERVICES_DIR (default /tmp/ticketbench-services).
+set -euo pipefail
+
+DIR=${TICKETBENCH_SERVICES_DIR:-${TMPDIR:-/tmp}/ticketbench-services}
+REDIS_PORT=${REDIS_PORT:-16379}
+PG_PORT=${PG_PORT:-15432}
+KAFKA_PORT=${KAFKA_PORT:-19092}
+TANSU_VERSION=0.6.0
+
+say() { echo "services: $*" >&2; }
+
+print_env() {
+    echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+    echo "export POSTGRES_URL=postgres://ticketbench:ticketbench@127.0.0.1:$PG_PORT/ticketbench"
+    echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+    local name=$1 port=$2 i
+    for i in $(seq 1 300); do
+        port_open "$port" && return 0
+        sleep 0.1
+    done
+    say "$name did not open port $port; see $DIR/$name.log"
+    tail -20 "$DIR/$name.log" >&2 || true
+    exit 1
+}
+
+as_root() { [ "$(id -u)" -eq 0 ]; }
+
+apt_install() {
+    if ! as_root; then
+        say "missing $*: install them (apt-get install $*) or run as root"
+        exit 1
+    fi
+    say "installing $* (apt-get)"
+    if [ ! -f "$DIR/.apt-updated" ]; then
+        apt-get update -qq && mkdir -p "$DIR" && touch "$DIR/.apt-updated"
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_bin() {
+    local b
+    b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -n "$b" ] && [ -x "$b/postgres" ] && echo "$b"
+}
+
+tansu_bin() {
+    command -v tansu 2>/dev/null || { [ -x "$HOME/.cargo/bin/tansu" ] && echo "$HOME/.cargo/bin/tansu"; }
+}
+
+install_missing() {
+    command -v redis-server >/dev/null || apt_install redis-server
+    pg_bin >/dev/null || apt_install postgresql
+    if ! tansu_bin >/dev/null; then
+        say "installing tansu $TANSU_VERSION (cargo install, 10-15 minutes once)"
+        env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
+            --features dynostore --quiet
+    fi
+}
+
+# PostgreSQL refuses to run as root: run it as the postgres user then.
+pg_run() {
+    if as_root; then
+        id postgres >/dev/null 2>&1 || useradd --system --home-dir "$DIR" postgres
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+start_redis() {
+    if port_open "$REDIS_PORT"; then return; fi
+    mkdir -p "$DIR/redis"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" \
+        --save "" --appendonly no --daemonize yes \
+        --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
+    wait_port redis "$REDIS_PORT"
+}
+
+start_postgres() {
+    if port_open "$PG_PORT"; then return; fi
+    local bin
+    bin=$(pg_bin)
+    mkdir -p "$DIR/pg"
+    as_root && chown -R postgres "$DIR/pg" && chmod 700 "$DIR/pg"
+    if [ ! -f "$DIR/pg/PG_VERSION" ]; then
+        pg_run "$bin/initdb" -D "$DIR/pg" -U postgres --auth=trust -E UTF8 >/dev/null
+    fi
+    touch "$DIR/postgres.log"
+    as_root && chown postgres "$DIR/postgres.log"
+    pg_run "$bin/pg_ctl" -D "$DIR/pg" -l "$DIR/postgres.log" -w -t 30 \
+        -o "-p $PG_PORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >/dev/null
+    pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+        "SELECT 1 FROM pg_roles WHERE rolname = 'ticketbench'" | grep -q 1 ||
+        pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \
+            "CREATE ROLE ticketbench LOGIN PASSWORD 'ticketbench' SUPERUSER"
+    pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'ticketbench'" | grep -q 1 ||
+        pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \
+            "CREATE DATABASE ticketbench OWNER ticketbench"
+}
+
+start_kafka() {
+    if port_open "$KAFKA_PORT"; then return; fi
+    local bin
+    bin=$(tansu_bin)
+    nohup "$bin" broker \
+        --storage-engine memory://tansu/ \
+        --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        >"$DIR/kafka.log" 2>&1 &
+    echo $! >"$DIR/kafka.pid"
+    wait_port kafka "$KAFKA_PORT"
+}
+
+stop_redis() {
+    [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
+    rm -f "$DIR/redis.pid"
+    for _ in $(seq 1 50); do port_open "$REDIS_PORT" || return 0; sleep 0.1; done
+}
+
+stop_postgres() {
+    local bin
+    bin=$(pg_bin) || return 0
+    [ -f "$DIR/pg/postmaster.pid" ] && pg_run "$bin/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+stop_kafka() {
+    [ -f "$DIR/kafka.pid" ] && kill "$(cat "$DIR/kafka.pid")" 2>/dev/null || true
+    rm -f "$DIR/kafka.pid"
+    for _ in $(seq 1 50); do port_open "$KAFKA_PORT" || return 0; sleep 0.1; done
+}
+
+status() {
+    local s
+    for s in "redis $REDIS_PORT" "postgres $PG_PORT" "kafka $KAFKA_PORT"; do
+        set -- $s
+        if port_open "$2"; then echo "$1 up on 127.0.0.1:$2"; else echo "$1 down"; fi
+    done
+}
+
+mkdir -p "$DIR"
+case "${1:-}" in
+    start)
+        install_missing
+        start_redis
+        start_postgres
+        start_kafka
+        say "up (data in $DIR)"
+        ;;
+    stop) stop_kafka; stop_postgres; stop_redis ;;
+    status) status ;;
+    env) print_env ;;
+    stop-one) "stop_${2:?redis|postgres|kafka}" ;;
+    start-one) "start_${2:?redis|postgres|kafka}" ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
+esac

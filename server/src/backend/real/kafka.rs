@@ -1,0 +1,316 @@
+//! Kafka: one idempotent producer (cloned), topics created at start, and
+//! consumers whose partitions are divided between instances by PostgreSQL
+//! advisory-lock leases.
+//!
+//! Why leases rather than consumer groups: the consumer keeps its offsets in
+//! PostgreSQL (in the same transaction as its writes), so PostgreSQL already
+//! has to be the authority on "who consumes what from where". A session
+//! advisory lock per partition is held on a dedicated connection; when an
+//! instance dies its connection closes, the locks are released at once, and
+//! the survivors take the partitions over from the stored offsets. This also
+//! avoids the slow group rejoins seen with tansu. Ownership is balanced by
+//! heartbeats: each instance holds at most ceil(partitions / live instances).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_postgres::NoTls;
+use tracing::{debug, info, warn};
+
+use super::pg;
+
+/// Most messages handled as one batch.
+const BATCH_MAX: usize = 500;
+/// How long a batch waits to fill once its first message arrived.
+const BATCH_LINGER: Duration = Duration::from_millis(5);
+/// How often leases are balanced.
+const LEASE_INTERVAL: Duration = Duration::from_millis(500);
+
+pub fn producer(brokers: &str) -> Result<FutureProducer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", "5000")
+        .set("socket.keepalive.enable", "true")
+        .create()
+        .map_err(|e| format!("kafka producer: {e}"))
+}
+
+/// Creates the topics if they do not exist yet.
+pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| format!("kafka admin: {e}"))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new, &options)
+        .await
+        .map_err(|e| format!("creating topics: {e}"))?;
+    for result in results {
+        match result {
+            Ok(topic) => info!(%topic, partitions, "topic created"),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => debug!(%topic, "topic exists"),
+            Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+/// One consumed message.
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// Where a leased consumer reads and who it is.
+#[derive(Clone)]
+pub struct ConsumerSpec {
+    pub brokers: String,
+    pub postgres_url: String,
+    pub schema: String,
+    /// Names the consumer in `consumer_offsets`, leases and heartbeats.
+    pub consumer: &'static str,
+    pub topic: String,
+    pub partitions: i32,
+    pub instance: String,
+}
+
+/// Consumes `spec.topic` on the partitions this instance leases, calling
+/// `handle` with each batch and the next offset per partition. `handle`
+/// must store those offsets in PostgreSQL (with its writes when it has
+/// any); on error the batch is redelivered from the stored offsets. Runs
+/// until `stop` turns true.
+pub async fn run_leased<F, Fut>(
+    spec: ConsumerSpec,
+    pool: Pool,
+    mut stop: watch::Receiver<bool>,
+    handle: F,
+) where
+    F: Fn(Vec<Record>, BTreeMap<i32, i64>) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let consumer: StreamConsumer = match ClientConfig::new()
+        .set("bootstrap.servers", &spec.brokers)
+        .set(
+            "group.id",
+            format!("ticketbench-{}-{}", spec.schema, spec.consumer),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "10")
+        .set("session.timeout.ms", "6000")
+        .set("max.poll.interval.ms", "10000")
+        .create()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, consumer = spec.consumer, "cannot create kafka consumer");
+            return;
+        }
+    };
+    let mut leases = Leases::new(&spec);
+    let mut interval = tokio::time::interval(LEASE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch: Vec<Record> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = interval.tick() => {
+                if leases.balance(&pool).await {
+                    assign(&consumer, &spec, &pool, leases.owned()).await;
+                }
+            }
+            received = consumer.recv(), if !leases.owned().is_empty() => {
+                match received {
+                    Ok(m) => batch.push(record(&m)),
+                    Err(e) => {
+                        warn!(error = %e, consumer = spec.consumer, "kafka receive");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+                let until = tokio::time::Instant::now() + BATCH_LINGER;
+                while batch.len() < BATCH_MAX {
+                    match tokio::time::timeout_at(until, consumer.recv()).await {
+                        Ok(Ok(m)) => batch.push(record(&m)),
+                        _ => break,
+                    }
+                }
+                let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+                for r in &batch {
+                    let n = next.entry(r.partition).or_insert(r.offset + 1);
+                    *n = (*n).max(r.offset + 1);
+                }
+                let records = std::mem::take(&mut batch);
+                if let Err(e) = handle(records, next).await {
+                    warn!(error = %e, consumer = spec.consumer, "batch failed; redelivering from stored offsets");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    assign(&consumer, &spec, &pool, leases.owned()).await;
+                }
+            }
+        }
+    }
+    leases.release_all().await;
+    pg::leave(&pool, spec.consumer, &spec.instance).await;
+}
+
+fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    Record {
+        partition: m.partition(),
+        offset: m.offset(),
+        payload: m.payload().unwrap_or_default().to_vec(),
+    }
+}
+
+/// Assigns the owned partitions, each from its offset stored in PostgreSQL.
+async fn assign(
+    consumer: &StreamConsumer,
+    spec: &ConsumerSpec,
+    pool: &Pool,
+    owned: &BTreeSet<i32>,
+) {
+    let offsets = match pg::load_offsets(pool, spec.consumer, &spec.topic).await {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "cannot load offsets; consuming nothing until PostgreSQL answers");
+            let _ = consumer.unassign();
+            return;
+        }
+    };
+    let mut tpl = TopicPartitionList::new();
+    for &p in owned {
+        let offset = offsets
+            .get(&p)
+            .map_or(Offset::Beginning, |&n| Offset::Offset(n));
+        if let Err(e) = tpl.add_partition_offset(&spec.topic, p, offset) {
+            warn!(error = %e, "bad partition offset");
+        }
+    }
+    let result = if owned.is_empty() {
+        consumer.unassign()
+    } else {
+        consumer.assign(&tpl)
+    };
+    match result {
+        Ok(()) => {
+            info!(consumer = spec.consumer, topic = %spec.topic, partitions = ?owned, "assigned")
+        }
+        Err(e) => warn!(error = %e, "kafka assign"),
+    }
+}
+
+/// Session advisory locks, one per partition, on a dedicated connection.
+struct Leases {
+    spec: ConsumerSpec,
+    /// Lock namespace: a stable hash of schema, consumer and topic.
+    class: i32,
+    conn: Option<tokio_postgres::Client>,
+    owned: BTreeSet<i32>,
+}
+
+impl Leases {
+    fn new(spec: &ConsumerSpec) -> Self {
+        let key = format!("{}:{}:{}", spec.schema, spec.consumer, spec.topic);
+        // FNV-1a: stable across processes and versions, unlike std's hasher.
+        let class = key.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        }) as i32;
+        Leases {
+            spec: spec.clone(),
+            class,
+            conn: None,
+            owned: BTreeSet::new(),
+        }
+    }
+
+    fn owned(&self) -> &BTreeSet<i32> {
+        &self.owned
+    }
+
+    /// Heartbeats, then takes or gives back partitions towards this
+    /// instance's share. Returns true when ownership changed.
+    async fn balance(&mut self, pool: &Pool) -> bool {
+        let before = self.owned.clone();
+        if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
+            // Locks die with their connection: whatever we held is gone.
+            self.owned.clear();
+            self.conn = match tokio_postgres::connect(&self.spec.postgres_url, NoTls).await {
+                Ok((client, connection)) => {
+                    tokio::spawn(connection);
+                    Some(client)
+                }
+                Err(e) => {
+                    debug!(error = %e, "lease connection");
+                    None
+                }
+            };
+        }
+        let live = match pg::heartbeat(pool, self.spec.consumer, &self.spec.instance).await {
+            Ok(n) => n,
+            Err(_) => return self.owned != before,
+        };
+        let Some(conn) = &self.conn else {
+            return self.owned != before;
+        };
+        let share = (i64::from(self.spec.partitions) + live - 1) / live;
+        while self.owned.len() as i64 > share {
+            let Some(&p) = self.owned.iter().next_back() else {
+                break;
+            };
+            let _ = conn
+                .execute("SELECT pg_advisory_unlock($1, $2)", &[&self.class, &p])
+                .await;
+            self.owned.remove(&p);
+        }
+        for p in 0..self.spec.partitions {
+            if self.owned.len() as i64 >= share {
+                break;
+            }
+            if self.owned.contains(&p) {
+                continue;
+            }
+            match conn
+                .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&self.class, &p])
+                .await
+            {
+                Ok(row) if row.get::<_, bool>(0) => {
+                    self.owned.insert(p);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(error = %e, "lease");
+                    self.owned.clear();
+                    self.conn = None;
+                    break;
+                }
+            }
+        }
+        self.owned != before
+    }
+
+    async fn release_all(&mut self) {
+        if let Some(conn) = &self.conn {
+            let _ = conn.execute("SELECT pg_advisory_unlock_all()", &[]).await;
+        }
+        self.owned.clear();
+    }
+}

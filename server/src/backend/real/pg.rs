@@ -1,0 +1,271 @@
+//! PostgreSQL, the system of record: schema migrations (idempotent, applied
+//! at start under an advisory lock), the persistence step (reservations and
+//! the consumer's offsets in one transaction), and partition leases.
+
+use std::collections::BTreeMap;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+/// Migrations, in order. Each runs once per namespace, in a transaction.
+const MIGRATIONS: &[&str] = &[
+    // 1: events, the stock ledger, reservations, consumer offsets, instances.
+    r#"
+    CREATE TABLE events (
+        event_id text PRIMARY KEY,
+        name text,
+        stock bigint NOT NULL CHECK (stock >= 0),
+        per_user_limit int NOT NULL CHECK (per_user_limit >= 1),
+        active_capacity int NOT NULL CHECK (active_capacity >= 1),
+        active_ttl_seconds int NOT NULL CHECK (active_ttl_seconds >= 1),
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    -- The last line of defence: persisted sales can never exceed the stock.
+    CREATE TABLE event_stock (
+        event_id text PRIMARY KEY REFERENCES events,
+        remaining bigint NOT NULL CHECK (remaining >= 0)
+    );
+    CREATE TABLE reservations (
+        reservation_id text PRIMARY KEY,
+        event_id text NOT NULL REFERENCES events,
+        user_id text NOT NULL,
+        quantity int NOT NULL CHECK (quantity >= 1),
+        created_at timestamptz NOT NULL,
+        confirmed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE INDEX reservations_event ON reservations (event_id);
+    CREATE TABLE consumer_offsets (
+        consumer text NOT NULL,
+        topic text NOT NULL,
+        partition int NOT NULL,
+        next_offset bigint NOT NULL,
+        PRIMARY KEY (consumer, topic, partition)
+    );
+    CREATE TABLE instances (
+        consumer text NOT NULL,
+        instance_id text NOT NULL,
+        seen_at timestamptz NOT NULL,
+        PRIMARY KEY (consumer, instance_id)
+    );
+    "#,
+];
+
+/// A pool whose connections use `schema` (created if missing) as search_path.
+pub async fn connect(url: &str, schema: &str, size: usize) -> Result<Pool, String> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("bad --postgres-url: {e}"))?;
+    config.options(format!("-c search_path={schema}"));
+    config.connect_timeout(std::time::Duration::from_secs(3));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(std::time::Duration::from_secs(3)))
+        .create_timeout(Some(std::time::Duration::from_secs(3)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Creates the schema and applies the migrations not yet applied. Safe to
+/// run from any number of instances at once.
+pub async fn migrate(pool: &Pool, schema: &str) -> Result<(), String> {
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('ticketbench:migrate:' || $1))",
+        &[&schema],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         CREATE TABLE IF NOT EXISTS \"{schema}\".schema_migrations (
+             version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    let applied: i32 = tx
+        .query_one(
+            &format!("SELECT COALESCE(max(version), 0) FROM \"{schema}\".schema_migrations"),
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.batch_execute(&format!("SET LOCAL search_path = \"{schema}\"; {sql}"))
+            .await
+            .map_err(|e| format!("migration {}: {e}", i + 1))?;
+        tx.execute(
+            &format!("INSERT INTO \"{schema}\".schema_migrations (version) VALUES ($1)"),
+            &[&(i as i32 + 1)],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
+/// One reservation as carried on the `ticket.reserved` topic.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservedEvent {
+    pub reservation_id: String,
+    pub event_id: String,
+    pub user_id: String,
+    pub quantity: u32,
+    pub created_at: String,
+    pub created_ms: i64,
+}
+
+/// Writes a batch of reservations and the consumer's next offsets in one
+/// transaction. Reservations already present are skipped (keyed by id), so
+/// a redelivered batch changes nothing: exactly once in effect. Returns the
+/// ids newly written.
+pub async fn persist(
+    pool: &Pool,
+    consumer: &str,
+    topic: &str,
+    batch: &[ReservedEvent],
+    next_offsets: &BTreeMap<i32, i64>,
+) -> Result<Vec<String>, PgError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let ids: Vec<&str> = batch.iter().map(|r| r.reservation_id.as_str()).collect();
+    let events: Vec<&str> = batch.iter().map(|r| r.event_id.as_str()).collect();
+    let users: Vec<&str> = batch.iter().map(|r| r.user_id.as_str()).collect();
+    let quantities: Vec<i32> = batch.iter().map(|r| r.quantity as i32).collect();
+    let created: Vec<i64> = batch.iter().map(|r| r.created_ms).collect();
+    let inserted = tx
+        .query(
+            "INSERT INTO reservations (reservation_id, event_id, user_id, quantity, created_at)
+             SELECT id, ev, u, q, to_timestamp(ms / 1000.0)
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[]) AS t(id, ev, u, q, ms)
+             ON CONFLICT (reservation_id) DO NOTHING
+             RETURNING reservation_id, event_id, quantity",
+            &[&ids, &events, &users, &quantities, &created],
+        )
+        .await?;
+    let mut per_event: BTreeMap<String, i64> = BTreeMap::new();
+    let mut new_ids = Vec::with_capacity(inserted.len());
+    for row in &inserted {
+        new_ids.push(row.get::<_, String>(0));
+        *per_event.entry(row.get(1)).or_default() += i64::from(row.get::<_, i32>(2));
+    }
+    for (event, quantity) in &per_event {
+        // CHECK (remaining >= 0) refuses the whole batch if Redis ever
+        // accepted more than the stock.
+        tx.execute(
+            "UPDATE event_stock SET remaining = remaining - $2 WHERE event_id = $1",
+            &[event, quantity],
+        )
+        .await?;
+    }
+    store_offsets(&tx, consumer, topic, next_offsets).await?;
+    tx.commit().await?;
+    Ok(new_ids)
+}
+
+pub async fn store_offsets(
+    client: &impl deadpool_postgres::GenericClient,
+    consumer: &str,
+    topic: &str,
+    next_offsets: &BTreeMap<i32, i64>,
+) -> Result<(), tokio_postgres::Error> {
+    for (partition, next) in next_offsets {
+        client
+            .execute(
+                "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (consumer, topic, partition)
+                 DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)",
+                &[&consumer, &topic, partition, next],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn load_offsets(
+    pool: &Pool,
+    consumer: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, PgError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2",
+            &[&consumer, &topic],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Reservation ids among `ids` that PostgreSQL holds.
+pub async fn present(pool: &Pool, ids: &[String]) -> Result<Vec<String>, PgError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT reservation_id FROM reservations WHERE reservation_id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Records that `instance` is alive and returns how many instances of
+/// `consumer` are.
+pub async fn heartbeat(pool: &Pool, consumer: &str, instance: &str) -> Result<i64, PgError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO instances (consumer, instance_id, seen_at) VALUES ($1, $2, clock_timestamp())
+             ON CONFLICT (consumer, instance_id) DO UPDATE SET seen_at = EXCLUDED.seen_at",
+            &[&consumer, &instance],
+        )
+        .await?;
+    let live: i64 = client
+        .query_one(
+            "SELECT count(*) FROM instances WHERE consumer = $1 AND seen_at > clock_timestamp() - interval '5 seconds'",
+            &[&consumer],
+        )
+        .await?
+        .get(0);
+    Ok(live.max(1))
+}
+
+pub async fn leave(pool: &Pool, consumer: &str, instance: &str) {
+    if let Ok(client) = pool.get().await {
+        let _ = client
+            .execute(
+                "DELETE FROM instances WHERE consumer = $1 AND instance_id = $2",
+                &[&consumer, &instance],
+            )
+            .await;
+    }
+}
+
+/// A PostgreSQL failure: no connection from the pool, or the database's.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("postgres: {0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
+impl PgError {
+    /// The SQLSTATE, when the database answered.
+    pub fn code(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            PgError::Db(e) => e.code(),
+            PgError::Pool(_) => None,
+        }
+    }
+}
