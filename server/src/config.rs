@@ -58,6 +58,17 @@ pub struct Config {
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,
 
+    /// TEST HOOK: skip the Kafka send after the reserve script accepted a
+    /// reservation (the path between Redis and Kafka "killed"); the
+    /// reconciler must re-publish it.
+    #[arg(long, hide = true)]
+    pub debug_drop_publish: bool,
+
+    /// TEST HOOK: hold each persistence batch this long before writing it,
+    /// so an instance can be killed mid-consumption.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub debug_persist_delay_ms: u64,
+
     /// NEGATIVE CONTROL ONLY: make the reserve path read the stock, yield,
     /// then write, so that concurrent buyers over-sell.
     #[arg(long, env = "UNSAFE_RACE")]

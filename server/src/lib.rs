@@ -79,6 +79,8 @@ pub async fn run(
                     .instance_id
                     .clone()
                     .unwrap_or_else(|| format!("i-{}", &config::random_hex()[..12])),
+                drop_publish: config.debug_drop_publish,
+                persist_delay: Duration::from_millis(config.debug_persist_delay_ms),
             }),
         },
     )

@@ -156,6 +156,20 @@ pub async fn start(extra: &[&str]) -> TestServer {
 }
 
 impl TestServer {
+    /// A handle on a server started elsewhere (another process).
+    pub fn external(base: &str) -> TestServer {
+        TestServer {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(512)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            shutdown: None,
+            handle: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -13,13 +13,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
@@ -49,12 +50,22 @@ pub fn producer(brokers: &str) -> Result<FutureProducer, String> {
         .map_err(|e| format!("kafka producer: {e}"))
 }
 
-/// Creates the topics if they do not exist yet.
-pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+/// The admin client. Created once and kept for the backend's lifetime:
+/// librdkafka clients created and dropped while others run have been seen
+/// to crash, so none is dropped at run time.
+pub fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, String> {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
-        .map_err(|e| format!("kafka admin: {e}"))?;
+        .map_err(|e| format!("kafka admin: {e}"))
+}
+
+/// Creates the topics if they do not exist yet.
+pub async fn create_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<(), String> {
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
@@ -116,6 +127,8 @@ pub async fn run_leased<F, Fut>(
         )
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // Only reached when a stored offset is out of range: read it all.
+        .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10")
         .set("session.timeout.ms", "6000")
         .set("max.poll.interval.ms", "10000")
@@ -124,6 +137,17 @@ pub async fn run_leased<F, Fut>(
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, consumer = spec.consumer, "cannot create kafka consumer");
+            return;
+        }
+    };
+    // A second client for blocking metadata calls, run off the async threads.
+    let meta: Arc<BaseConsumer> = match ClientConfig::new()
+        .set("bootstrap.servers", &spec.brokers)
+        .create()
+    {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            warn!(error = %e, "cannot create kafka metadata client");
             return;
         }
     };
@@ -136,7 +160,7 @@ pub async fn run_leased<F, Fut>(
             _ = stop.changed() => break,
             _ = interval.tick() => {
                 if leases.balance(&pool).await {
-                    assign(&consumer, &spec, &pool, leases.owned()).await;
+                    assign(&consumer, &meta, &spec, &pool, leases.owned()).await;
                 }
             }
             received = consumer.recv(), if !leases.owned().is_empty() => {
@@ -164,7 +188,7 @@ pub async fn run_leased<F, Fut>(
                 if let Err(e) = handle(records, next).await {
                     warn!(error = %e, consumer = spec.consumer, "batch failed; redelivering from stored offsets");
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    assign(&consumer, &spec, &pool, leases.owned()).await;
+                    assign(&consumer, &meta, &spec, &pool, leases.owned()).await;
                 }
             }
         }
@@ -184,6 +208,7 @@ fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
 /// Assigns the owned partitions, each from its offset stored in PostgreSQL.
 async fn assign(
     consumer: &StreamConsumer,
+    meta: &Arc<BaseConsumer>,
     spec: &ConsumerSpec,
     pool: &Pool,
     owned: &BTreeSet<i32>,
@@ -198,9 +223,28 @@ async fn assign(
     };
     let mut tpl = TopicPartitionList::new();
     for &p in owned {
-        let offset = offsets
+        let mut offset = offsets
             .get(&p)
             .map_or(Offset::Beginning, |&n| Offset::Offset(n));
+        if let Offset::Offset(stored) = offset {
+            // A stored offset beyond the log's end means the broker lost the
+            // log (a broker without durable storage restarted): start over.
+            let (meta, topic) = (meta.clone(), spec.topic.clone());
+            let high = tokio::task::spawn_blocking(move || {
+                meta.fetch_watermarks(&topic, p, Duration::from_secs(2))
+            })
+            .await;
+            if let Ok(Ok((_, high))) = high {
+                if stored > high {
+                    warn!(
+                        partition = p,
+                        stored, high, "stored offset beyond the log; consuming from the beginning"
+                    );
+                    let _ = pg::reset_offset(pool, spec.consumer, &spec.topic, p).await;
+                    offset = Offset::Beginning;
+                }
+            }
+        }
         if let Err(e) = tpl.add_partition_offset(&spec.topic, p, offset) {
             warn!(error = %e, "bad partition offset");
         }

@@ -54,6 +54,10 @@ pub struct RealOptions {
     /// PostgreSQL schema, Kafka topic prefix.
     pub namespace: String,
     pub instance_id: String,
+    /// Test hook: never send `ticket.reserved` from the request path.
+    pub drop_publish: bool,
+    /// Test hook: hold each persistence batch this long.
+    pub persist_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -70,6 +74,7 @@ struct Shared {
     queue_topic: String,
     reserved_topic: String,
     health: Arc<Health>,
+    drop_publish: bool,
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Dropped with the backend: stops every background task.
     _stop: watch::Sender<bool>,
@@ -138,13 +143,10 @@ impl RealBackend {
         };
         let queue_topic = format!("{prefix}ticket.queue");
         let reserved_topic = format!("{prefix}ticket.reserved");
-        kafka::create_topics(
-            &options.kafka_brokers,
-            &[&queue_topic, &reserved_topic],
-            options.partitions,
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
+        let admin = Arc::new(kafka::admin(&options.kafka_brokers).map_err(anyhow::Error::msg)?);
+        kafka::create_topics(&admin, &[&queue_topic, &reserved_topic], options.partitions)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let producer = kafka::producer(&options.kafka_brokers).map_err(anyhow::Error::msg)?;
 
         let health = Arc::new(Health::default());
@@ -163,6 +165,7 @@ impl RealBackend {
                 queue_topic: queue_topic.clone(),
                 reserved_topic: reserved_topic.clone(),
                 health: health.clone(),
+                drop_publish: options.drop_publish,
                 watchers: Mutex::new(HashMap::new()),
                 _stop: stop,
             }),
@@ -176,6 +179,9 @@ impl RealBackend {
             reserved_topic: reserved_topic.clone(),
             queue_topic: queue_topic.clone(),
             health,
+            admin,
+            partitions: options.partitions,
+            persist_delay: options.persist_delay,
         };
         tokio::spawn(worker.clone().health_loop(stopped.clone()));
         tokio::spawn(worker.clone().sweep_loop(stopped.clone()));
@@ -542,7 +548,9 @@ impl RealBackend {
                 event_id,
             )
             .await;
-        if let Err((e, _)) = self
+        if self.shared.drop_publish {
+            warn!(reservation = %event.reservation_id, "test hook: ticket.reserved not sent");
+        } else if let Err((e, _)) = self
             .shared
             .producer
             .send(
@@ -779,6 +787,9 @@ struct Worker {
     queue_topic: String,
     reserved_topic: String,
     health: Arc<Health>,
+    admin: Arc<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>,
+    partitions: i32,
+    persist_delay: Duration,
 }
 
 impl Worker {
@@ -826,6 +837,9 @@ impl Worker {
                 Ok(_) => {}
                 Err(_) => warn!(offset = r.offset, "malformed reservation event skipped"),
             }
+        }
+        if !self.persist_delay.is_zero() {
+            tokio::time::sleep(self.persist_delay).await;
         }
         pg::persist(&self.pg, "persist", &self.reserved_topic, &batch, &next)
             .await
@@ -878,16 +892,28 @@ impl Worker {
                 .await,
                 Ok(Ok(_))
             );
+            // Whole-cluster metadata: asking librdkafka about one topic that
+            // a restarted broker no longer has has crashed it (metadata cache).
             let producer = self.producer.clone();
-            let topic = self.queue_topic.clone();
-            let kafka_up = tokio::task::spawn_blocking(move || {
-                producer
+            let topics = [self.queue_topic.clone(), self.reserved_topic.clone()];
+            let (kafka_up, topics_present) = tokio::task::spawn_blocking(move || {
+                match producer
                     .client()
-                    .fetch_metadata(Some(&topic), Duration::from_secs(1))
-                    .is_ok()
+                    .fetch_metadata(None, Duration::from_secs(1))
+                {
+                    Ok(m) => (
+                        true,
+                        topics.iter().all(|t| {
+                            m.topics()
+                                .iter()
+                                .any(|mt| mt.name() == t && !mt.partitions().is_empty())
+                        }),
+                    ),
+                    Err(_) => (false, true),
+                }
             })
             .await
-            .unwrap_or(false);
+            .unwrap_or((false, true));
             for (flag, up, name) in [
                 (&self.health.redis, redis_up, "redis"),
                 (&self.health.postgres, pg_up, "postgres"),
@@ -899,6 +925,18 @@ impl Worker {
                     } else {
                         warn!(component = name, "backend is down");
                     }
+                }
+            }
+            if kafka_up && !topics_present {
+                // A broker without durable storage comes back empty.
+                if let Err(e) = kafka::create_topics(
+                    &self.admin,
+                    &[&self.queue_topic, &self.reserved_topic],
+                    self.partitions,
+                )
+                .await
+                {
+                    warn!(error = %e, "recreating topics");
                 }
             }
         }

@@ -192,6 +192,23 @@ pub async fn store_offsets(
     Ok(())
 }
 
+/// Forgets a partition's stored offset (its log was recreated).
+pub async fn reset_offset(
+    pool: &Pool,
+    consumer: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<(), PgError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3",
+            &[&consumer, &topic, &partition],
+        )
+        .await?;
+    Ok(())
+}
+
 pub async fn load_offsets(
     pool: &Pool,
     consumer: &str,
