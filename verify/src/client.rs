@@ -96,21 +96,28 @@ pub struct SseEvent {
 pub struct Client {
     http: reqwest::Client,
     base: Arc<str>,
+    /// Every instance; a client process always talks to the same one.
+    spread: Arc<[Arc<str>]>,
     admin: Arc<str>,
     pub history: History,
 }
 
 impl Client {
-    pub fn new(base: &str, admin_token: &str, timeout: Duration, history: History) -> Self {
+    pub fn new(bases: &[String], admin_token: &str, timeout: Duration, history: History) -> Self {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
             .timeout(timeout)
             .build()
             .expect("a client with no TLS always builds");
+        let spread: Vec<Arc<str>> = bases
+            .iter()
+            .map(|b| b.trim_end_matches('/').into())
+            .collect();
         Client {
             http,
-            base: base.trim_end_matches('/').into(),
+            base: spread.first().cloned().unwrap_or_else(|| "".into()),
+            spread: spread.into(),
             admin: admin_token.into(),
             history,
         }
@@ -122,6 +129,16 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The URL `process` uses: buyers are spread over the instances by a
+    /// stable hash of their name, and each keeps to its instance.
+    fn url_for(&self, process: &str, path: &str) -> String {
+        let hash = process.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let base = &self.spread[(hash % self.spread.len() as u64) as usize];
+        format!("{base}{path}")
     }
 
     async fn send(
@@ -176,14 +193,17 @@ impl Client {
 
     pub async fn enter(&self, process: &str, event_id: &str, user_id: &str) -> Call {
         let body = json!({"eventId": event_id, "userId": user_id});
-        let req = self.http.post(self.url("/api/v1/queue/enter")).json(&body);
+        let req = self
+            .http
+            .post(self.url_for(process, "/api/v1/queue/enter"))
+            .json(&body);
         self.send(process, "enter", body, req).await
     }
 
     pub async fn status(&self, process: &str, token: &str) -> Call {
         let req = self
             .http
-            .get(self.url("/api/v1/queue/status"))
+            .get(self.url_for(process, "/api/v1/queue/status"))
             .header("X-Queue-Token", token);
         self.send(process, "status", json!({}), req).await
     }
@@ -198,7 +218,7 @@ impl Client {
         let body = json!({"eventId": event_id, "quantity": quantity});
         let mut req = self
             .http
-            .post(self.url("/api/v1/tickets/reserve"))
+            .post(self.url_for(process, "/api/v1/tickets/reserve"))
             .json(&body);
         if let Some(token) = token {
             req = req.header("X-Queue-Token", token);
@@ -209,7 +229,7 @@ impl Client {
     pub async fn ticket(&self, process: &str, reservation_id: &str) -> Call {
         let req = self
             .http
-            .get(self.url(&format!("/api/v1/tickets/{reservation_id}")));
+            .get(self.url_for(process, &format!("/api/v1/tickets/{reservation_id}")));
         self.send(
             process,
             "read-ticket",
@@ -229,7 +249,7 @@ impl Client {
     ) -> Result<SseStream, Reply> {
         let mut req = self
             .http
-            .get(self.url("/api/v1/queue/stream"))
+            .get(self.url_for(process, "/api/v1/queue/stream"))
             .query(&[("token", token)])
             .timeout(Duration::from_secs(24 * 3600));
         if let Some(id) = last_event_id {

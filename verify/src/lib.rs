@@ -20,6 +20,7 @@ pub mod history;
 pub mod options;
 mod progress;
 pub mod scenarios;
+pub mod stores;
 pub mod target;
 pub mod verdict;
 
@@ -58,9 +59,10 @@ pub struct Outcome {
 /// Runs the selected checks against the target named in `options` (the
 /// in-process reference server when none is).
 pub async fn run(options: &Options) -> Result<Outcome, RunError> {
-    let target = match &options.target {
-        Some(url) => Target::external(url, options.admin_token.as_deref())?,
-        None => Target::embedded(&[]).await?,
+    let target = if options.target.is_empty() {
+        Target::embedded(&[]).await?
+    } else {
+        Target::external_many(&options.target, options.admin_token.as_deref())?
     };
     let outcome = run_against(&target, options).await;
     target.stop().await;
@@ -73,7 +75,7 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
     let started = Instant::now();
     let history = History::new();
     let client = Client::new(
-        &target.base,
+        &target.bases,
         &target.admin_token,
         Duration::from_secs(options.request_timeout),
         history.clone(),
@@ -89,6 +91,19 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
         Watch::Poll
     } else {
         Watch::Sse
+    };
+    let stores = match (
+        &options.redis_url,
+        &options.kafka_brokers,
+        &options.postgres_url,
+    ) {
+        (Some(r), Some(k), Some(p)) => Some(stores::Stores {
+            redis_url: r.clone(),
+            kafka_brokers: k.clone(),
+            postgres_url: p.clone(),
+            namespace: options.namespace.clone(),
+        }),
+        _ => None,
     };
     let nonce = format!("{:08x}", rand::random::<u32>());
     let mut reports = Vec::new();
@@ -108,6 +123,18 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                     )
                     .await?;
                     reports.push(checks::oversell::judge(&race, options.confirm_deadline));
+                    if let Some(stores) = &stores {
+                        progress.step(format!("race {run}: reading Redis, Kafka and PostgreSQL"));
+                        let accepted = checks::stores::accepted(&race);
+                        let seen = stores
+                            .observe(
+                                &race.event_id,
+                                &accepted,
+                                Duration::from_secs(options.store_deadline),
+                            )
+                            .await;
+                        reports.push(checks::stores::judge(&race, &seen, options.store_deadline));
+                    }
                 }
             }
         }
@@ -207,6 +234,13 @@ fn validate(options: &Options) -> Result<(), RunError> {
     }
     if options.checks.is_empty() {
         return bad("--checks selects nothing");
+    }
+    if options.checks.contains(&CheckName::Stores) && !options.has_stores() {
+        return bad("the stores check needs --redis-url, --kafka-brokers and --postgres-url");
+    }
+    if options.checks.contains(&CheckName::Stores) && !options.checks.contains(&CheckName::Oversell)
+    {
+        return bad("the stores check judges the races: select oversell too");
     }
     Ok(())
 }

@@ -15,6 +15,9 @@ pub enum CheckName {
     Display,
     /// 5: no, forged, waiting, used and foreign tokens are refused.
     Tokens,
+    /// 2: nothing lost between Redis, Kafka and PostgreSQL (the reference
+    /// server's real stack; needs --redis-url, --kafka-brokers, --postgres-url).
+    Stores,
 }
 
 /// Verify that a ticketing server does not over-sell, admits fairly and
@@ -22,10 +25,11 @@ pub enum CheckName {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "verify", version, about)]
 pub struct Options {
-    /// Base URL of the server under test. Without it, the reference server
-    /// is started in process on the embedded backend.
-    #[arg(long, env = "VERIFY_TARGET")]
-    pub target: Option<String>,
+    /// Base URL of the server under test; several (comma-separated or
+    /// repeated) spread the buyers over them. Without it, the reference
+    /// server is started in process on the embedded backend.
+    #[arg(long, env = "VERIFY_TARGET", value_delimiter = ',')]
+    pub target: Vec<String>,
 
     /// Admin bearer token of the target (needed with --target).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -82,6 +86,27 @@ pub struct Options {
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
 
+    /// Check 2: the Redis of the reference server's real stack.
+    #[arg(long, env = "VERIFY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Check 2: the Kafka brokers of the reference server's real stack.
+    #[arg(long, env = "VERIFY_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Check 2: the PostgreSQL of the reference server's real stack.
+    #[arg(long, env = "VERIFY_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+
+    /// Check 2: the reference server's --namespace.
+    #[arg(long, env = "VERIFY_NAMESPACE", default_value = "ticketbench")]
+    pub namespace: String,
+
+    /// Check 2: seconds within which every accepted reservation must be in
+    /// PostgreSQL.
+    #[arg(long, default_value_t = 15)]
+    pub store_deadline: u64,
+
     /// Where verdict.json, junit.xml and history.jsonl are written.
     #[arg(long, default_value = "verify-out")]
     pub out: PathBuf,
@@ -98,6 +123,11 @@ impl Options {
     }
 
     pub fn runs(&self, check: CheckName) -> bool {
-        self.checks.contains(&check)
+        self.checks.contains(&check) || (check == CheckName::Stores && self.has_stores())
+    }
+
+    /// Whether all three store addresses were given (check 2 then runs).
+    pub fn has_stores(&self) -> bool {
+        self.redis_url.is_some() && self.kafka_brokers.is_some() && self.postgres_url.is_some()
     }
 }

@@ -9,7 +9,10 @@ use tokio::task::JoinHandle;
 use crate::RunError;
 
 pub struct Target {
+    /// The first (or only) base URL: set-up and checker reads go here.
     pub base: String,
+    /// Every base URL; buyers are spread over them.
+    pub bases: Vec<String>,
     pub admin_token: String,
     /// How the verdict names the target.
     pub label: String,
@@ -19,31 +22,53 @@ pub struct Target {
 impl Target {
     /// An external server at `base`.
     pub fn external(base: &str, admin_token: Option<&str>) -> Result<Self, RunError> {
+        Self::external_many(&[base.to_owned()], admin_token)
+    }
+
+    /// External instances of one deployment (they share their state).
+    pub fn external_many(bases: &[String], admin_token: Option<&str>) -> Result<Self, RunError> {
         let admin_token = admin_token.ok_or_else(|| {
             RunError::Usage("--admin-token (or ADMIN_TOKEN) is required with --target".into())
         })?;
+        let bases: Vec<String> = bases
+            .iter()
+            .map(|b| b.trim_end_matches('/').to_owned())
+            .collect();
+        let first = bases
+            .first()
+            .cloned()
+            .ok_or_else(|| RunError::Usage("--target is empty".into()))?;
         Ok(Target {
-            base: base.trim_end_matches('/').to_owned(),
+            base: first,
+            label: bases.join(", "),
+            bases,
             admin_token: admin_token.to_owned(),
-            label: base.to_owned(),
             embedded: None,
         })
     }
 
     /// The reference server in process, on 127.0.0.1 and a free port, with
     /// extra `ticket-server` flags (tests pass the unsafe modes here).
+    /// `--admin-token` and `--token-secret` among the flags are used as
+    /// given (instances sharing a stack need the same), else made up.
     pub async fn embedded(extra_flags: &[&str]) -> Result<Self, RunError> {
-        let admin_token = format!("{:032x}", rand::random::<u128>());
-        let secret = format!("{:032x}", rand::random::<u128>());
-        let mut args = vec![
-            "ticket-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-token",
-            &admin_token,
-            "--token-secret",
-            &secret,
-        ];
+        let given = |flag: &str| {
+            extra_flags
+                .iter()
+                .position(|f| *f == flag)
+                .and_then(|i| extra_flags.get(i + 1))
+                .map(|v| (*v).to_owned())
+        };
+        let random = || format!("{:032x}", rand::random::<u128>());
+        let admin_token = given("--admin-token").unwrap_or_else(random);
+        let secret = given("--token-secret").unwrap_or_else(random);
+        let mut args = vec!["ticket-server", "--listen", "127.0.0.1:0"];
+        if given("--admin-token").is_none() {
+            args.extend(["--admin-token", &admin_token]);
+        }
+        if given("--token-secret").is_none() {
+            args.extend(["--token-secret", &secret]);
+        }
         args.extend_from_slice(extra_flags);
         let config = ticket_server::Config::try_parse_from(args)
             .map_err(|e| RunError::Usage(format!("embedded server flags: {e}")))?;
@@ -63,6 +88,7 @@ impl Target {
         }
         Ok(Target {
             base: format!("http://{addr}"),
+            bases: vec![format!("http://{addr}")],
             admin_token,
             label,
             embedded: Some((stop, handle)),

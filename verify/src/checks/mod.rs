@@ -4,6 +4,7 @@
 pub mod display;
 pub mod fifo;
 pub mod oversell;
+pub mod stores;
 pub mod tokens;
 
 /// Nanoseconds as milliseconds with one decimal, for witnesses.

@@ -666,6 +666,20 @@ impl RealBackend {
     }
 }
 
+/// The `ticket.queue` and `ticket.reserved` topics of a namespace (the
+/// default namespace has them unprefixed).
+pub fn topics(namespace: &str) -> [String; 2] {
+    let prefix = if namespace == "ticketbench" {
+        String::new()
+    } else {
+        format!("{namespace}.")
+    };
+    [
+        format!("{prefix}ticket.queue"),
+        format!("{prefix}ticket.reserved"),
+    ]
+}
+
 /// What the view script returns.
 struct ViewReply {
     now_ms: i64,
