@@ -58,11 +58,13 @@ impl App {
         rate_limit_rps: u32,
         stopping: watch::Receiver<bool>,
     ) -> Self {
+        let mut metrics = Metrics::new();
+        backend.register_metrics(&mut metrics.registry);
         App {
             backend,
             signer,
             admin_token_digest: Sha256::digest(admin_token.as_bytes()).into(),
-            metrics: Metrics::new(),
+            metrics,
             sse_heartbeat,
             stopping,
             rate_limiter: (rate_limit_rps > 0).then(|| RateLimiter::new(rate_limit_rps)),

@@ -33,7 +33,8 @@ struct EventLabels {
     event: String,
 }
 
-fn latency_histogram() -> Histogram {
+/// Seconds, 50 us .. 5 s.
+pub fn latency_histogram() -> Histogram {
     // 50 us .. 5 s: the server answers in microseconds, a loaded one in ms.
     Histogram::new([
         0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -42,7 +43,7 @@ fn latency_histogram() -> Histogram {
 }
 
 pub struct Metrics {
-    registry: Registry,
+    pub(crate) registry: Registry,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     requests: Family<RequestLabels, Counter>,
     reservations: Family<ResultLabels, Counter>,

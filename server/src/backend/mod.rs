@@ -133,6 +133,14 @@ impl Backend {
         }
     }
 
+    /// Lets a backend add metrics of its own to `/metrics`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        match self {
+            Backend::Memory(_) => {}
+            Backend::Real(b) => b.register_metrics(registry),
+        }
+    }
+
     pub async fn gauges(&self) -> Vec<EventGauges> {
         match self {
             Backend::Memory(b) => b.gauges(),

@@ -65,8 +65,30 @@ pub struct RealBackend {
     shared: Arc<Shared>,
 }
 
+/// The real backend's own metrics: where a reservation's time goes.
+#[derive(Clone)]
+struct StackMetrics {
+    /// Request path: the `ticket.reserved` send, until the broker acked.
+    kafka_send: prometheus_client::metrics::histogram::Histogram,
+    /// From acceptance in Redis to the PostgreSQL commit (CONFIRMED).
+    confirm_lag: prometheus_client::metrics::histogram::Histogram,
+    /// Reservations re-published by the reconciler.
+    republished: prometheus_client::metrics::counter::Counter,
+}
+
+impl StackMetrics {
+    fn new() -> Self {
+        StackMetrics {
+            kafka_send: crate::metrics::latency_histogram(),
+            confirm_lag: crate::metrics::latency_histogram(),
+            republished: Default::default(),
+        }
+    }
+}
+
 struct Shared {
     ns: String,
+    metrics: StackMetrics,
     redis: ConnectionManager,
     scripts: Arc<Scripts>,
     pg: Pool,
@@ -155,9 +177,11 @@ impl RealBackend {
         }
         let (stop, stopped) = watch::channel(false);
         let scripts = Arc::new(Scripts::new());
+        let metrics = StackMetrics::new();
         let backend = RealBackend {
             shared: Arc::new(Shared {
                 ns: ns.clone(),
+                metrics: metrics.clone(),
                 redis: redis.clone(),
                 scripts: scripts.clone(),
                 pg: pool.clone(),
@@ -180,6 +204,7 @@ impl RealBackend {
             queue_topic: queue_topic.clone(),
             health,
             admin,
+            metrics,
             partitions: options.partitions,
             persist_delay: options.persist_delay,
         };
@@ -223,6 +248,25 @@ impl RealBackend {
         }
         info!(namespace = %ns, instance = %options.instance_id, "real backend started");
         Ok(backend)
+    }
+
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let m = &self.shared.metrics;
+        registry.register(
+            "kafka_send_seconds",
+            "ticket.reserved send on the reserve path, until acknowledged",
+            m.kafka_send.clone(),
+        );
+        registry.register(
+            "reservation_confirm_lag_seconds",
+            "From acceptance in Redis to the commit in PostgreSQL",
+            m.confirm_lag.clone(),
+        );
+        registry.register(
+            "reservations_republished",
+            "Accepted reservations re-published by the reconciler",
+            m.republished.clone(),
+        );
     }
 
     fn require(&self, components: &[Component]) -> Result<()> {
@@ -550,18 +594,25 @@ impl RealBackend {
             .await;
         if self.shared.drop_publish {
             warn!(reservation = %event.reservation_id, "test hook: ticket.reserved not sent");
-        } else if let Err((e, _)) = self
-            .shared
-            .producer
-            .send(
-                FutureRecord::to(&self.shared.reserved_topic)
-                    .key(event_id)
-                    .payload(&record),
-                Duration::from_secs(1),
-            )
-            .await
-        {
-            warn!(error = %e, reservation = %event.reservation_id, "ticket.reserved not sent; the reconciler will re-publish it");
+        } else {
+            let sent = std::time::Instant::now();
+            let result = self
+                .shared
+                .producer
+                .send(
+                    FutureRecord::to(&self.shared.reserved_topic)
+                        .key(event_id)
+                        .payload(&record),
+                    Duration::from_secs(1),
+                )
+                .await;
+            self.shared
+                .metrics
+                .kafka_send
+                .observe(sent.elapsed().as_secs_f64());
+            if let Err((e, _)) = result {
+                warn!(error = %e, reservation = %event.reservation_id, "ticket.reserved not sent; the reconciler will re-publish it");
+            }
         }
         Ok(Reservation {
             reservation_id: event.reservation_id,
@@ -802,6 +853,7 @@ struct Worker {
     reserved_topic: String,
     health: Arc<Health>,
     admin: Arc<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>,
+    metrics: StackMetrics,
     partitions: i32,
     persist_delay: Duration,
 }
@@ -855,16 +907,28 @@ impl Worker {
         if !self.persist_delay.is_zero() {
             tokio::time::sleep(self.persist_delay).await;
         }
-        pg::persist(&self.pg, "persist", &self.reserved_topic, &batch, &next)
-            .await
-            .map_err(|e| {
-                if e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) {
-                    tracing::error!(
-                        "PERSISTED SALES WOULD EXCEED STOCK: PostgreSQL refused the batch"
-                    );
-                }
-                e.to_string()
-            })?;
+        let new_ids: HashSet<String> =
+            pg::persist(&self.pg, "persist", &self.reserved_topic, &batch, &next)
+                .await
+                .map_err(|e| {
+                    if e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) {
+                        tracing::error!(
+                            "PERSISTED SALES WOULD EXCEED STOCK: PostgreSQL refused the batch"
+                        );
+                    }
+                    e.to_string()
+                })?
+                .into_iter()
+                .collect();
+        let committed = now_ms();
+        for ev in batch
+            .iter()
+            .filter(|ev| new_ids.contains(&ev.reservation_id))
+        {
+            self.metrics
+                .confirm_lag
+                .observe((committed - ev.created_ms).max(0) as f64 / 1000.0);
+        }
         let mut by_event: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for ev in &batch {
             by_event
@@ -1045,6 +1109,7 @@ impl Worker {
                     .await
                 {
                     Ok(_) => {
+                        self.metrics.republished.inc();
                         info!(reservation = %id, "re-published a reservation PostgreSQL lacked")
                     }
                     Err((e, _)) => return Err(format!("re-publish: {e}")),
