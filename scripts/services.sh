@@ -106,8 +106,14 @@ start_postgres() {
     fi
     touch "$DIR/postgres.log"
     as_root && chown postgres "$DIR/postgres.log"
-    pg_run "$bin/pg_ctl" -D "$DIR/pg" -l "$DIR/postgres.log" -w -t 30 \
-        -o "-p $PG_PORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >/dev/null
+    local opts="-p $PG_PORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400"
+    if ! pg_run "$bin/pg_ctl" -D "$DIR/pg" -l "$DIR/postgres.log" -w -t 30 -o "$opts" start >/dev/null; then
+        # A server killed hard leaves its lock file; once its processes are
+        # gone, the file is stale.
+        sleep 2
+        rm -f "$DIR/pg/postmaster.pid"
+        pg_run "$bin/pg_ctl" -D "$DIR/pg" -l "$DIR/postgres.log" -w -t 30 -o "$opts" start >/dev/null
+    fi
     pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
         "SELECT 1 FROM pg_roles WHERE rolname = 'ticketbench'" | grep -q 1 ||
         pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \

@@ -87,15 +87,8 @@ impl StackMetrics {
 }
 
 struct Shared {
-    ns: String,
-    metrics: StackMetrics,
-    redis: ConnectionManager,
-    scripts: Arc<Scripts>,
-    pg: Pool,
-    producer: FutureProducer,
-    queue_topic: String,
-    reserved_topic: String,
-    health: Arc<Health>,
+    /// The stack's handles, shared with the background tasks.
+    stack: Worker,
     drop_publish: bool,
     watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Dropped with the backend: stops every background task.
@@ -178,22 +171,6 @@ impl RealBackend {
         let (stop, stopped) = watch::channel(false);
         let scripts = Arc::new(Scripts::new());
         let metrics = StackMetrics::new();
-        let backend = RealBackend {
-            shared: Arc::new(Shared {
-                ns: ns.clone(),
-                metrics: metrics.clone(),
-                redis: redis.clone(),
-                scripts: scripts.clone(),
-                pg: pool.clone(),
-                producer: producer.clone(),
-                queue_topic: queue_topic.clone(),
-                reserved_topic: reserved_topic.clone(),
-                health: health.clone(),
-                drop_publish: options.drop_publish,
-                watchers: Mutex::new(HashMap::new()),
-                _stop: stop,
-            }),
-        };
         let worker = Worker {
             ns: ns.clone(),
             redis,
@@ -207,6 +184,14 @@ impl RealBackend {
             metrics,
             partitions: options.partitions,
             persist_delay: options.persist_delay,
+        };
+        let backend = RealBackend {
+            shared: Arc::new(Shared {
+                stack: worker.clone(),
+                drop_publish: options.drop_publish,
+                watchers: Mutex::new(HashMap::new()),
+                _stop: stop,
+            }),
         };
         tokio::spawn(worker.clone().health_loop(stopped.clone()));
         tokio::spawn(worker.clone().sweep_loop(stopped.clone()));
@@ -251,7 +236,7 @@ impl RealBackend {
     }
 
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
-        let m = &self.shared.metrics;
+        let m = &self.shared.stack.metrics;
         registry.register(
             "kafka_send_seconds",
             "ticket.reserved send on the reserve path, until acknowledged",
@@ -270,7 +255,7 @@ impl RealBackend {
     }
 
     fn require(&self, components: &[Component]) -> Result<()> {
-        let h = &self.shared.health;
+        let h = &self.shared.stack.health;
         for c in components {
             let (up, name) = match c {
                 Component::Redis => (h.redis.load(Ordering::Relaxed), "Redis"),
@@ -285,17 +270,18 @@ impl RealBackend {
     }
 
     fn redis(&self) -> ConnectionManager {
-        self.shared.redis.clone()
+        self.shared.stack.redis.clone()
     }
 
     fn keys(&self, event_id: &str) -> [String; 10] {
-        event_keys(&self.shared.ns, event_id)
+        event_keys(&self.shared.stack.ns, event_id)
     }
 
     pub async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
         self.require(&[Component::Redis, Component::Postgres])?;
         let mut client = self
             .shared
+            .stack
             .pg
             .get()
             .await
@@ -331,6 +317,7 @@ impl RealBackend {
         let keys = self.keys(&spec.event_id);
         let created: i64 = self
             .shared
+            .stack
             .scripts
             .create
             .key(&keys[..])
@@ -355,7 +342,7 @@ impl RealBackend {
         }
         let _: redis::RedisResult<()> = self
             .redis()
-            .sadd(events_key(&self.shared.ns), &spec.event_id)
+            .sadd(events_key(&self.shared.stack.ns), &spec.event_id)
             .await;
         self.event(&spec.event_id).await
     }
@@ -368,6 +355,7 @@ impl RealBackend {
         };
         let raw: Vec<String> = self
             .shared
+            .stack
             .scripts
             .view
             .key(&self.keys(event_id)[..])
@@ -407,9 +395,10 @@ impl RealBackend {
                 let payload =
                     serde_json::to_vec(&entry).map_err(|e| Error::Internal(Box::new(e)))?;
                 self.shared
+                    .stack
                     .producer
                     .send(
-                        FutureRecord::to(&self.shared.queue_topic)
+                        FutureRecord::to(&self.shared.stack.queue_topic)
                             .key(event_id)
                             .payload(&payload),
                         Duration::from_secs(2),
@@ -498,7 +487,7 @@ impl RealBackend {
                     return;
                 }
                 let head: redis::RedisResult<Option<u64>> =
-                    shared.redis.clone().hget(&state_key, "head").await;
+                    shared.stack.redis.clone().hget(&state_key, "head").await;
                 if let Ok(Some(head)) = head {
                     tx.send_if_modified(|c| {
                         let moved = *c < head;
@@ -535,6 +524,7 @@ impl RealBackend {
         let record = serde_json::to_string(&event).map_err(|e| Error::Internal(Box::new(e)))?;
         let reply: Vec<String> = self
             .shared
+            .stack
             .scripts
             .reserve
             .key(&self.keys(event_id)[..])
@@ -588,7 +578,7 @@ impl RealBackend {
         let _: redis::RedisResult<()> = self
             .redis()
             .set(
-                reservation_index_key(&self.shared.ns, &event.reservation_id),
+                reservation_index_key(&self.shared.stack.ns, &event.reservation_id),
                 event_id,
             )
             .await;
@@ -598,15 +588,17 @@ impl RealBackend {
             let sent = std::time::Instant::now();
             let result = self
                 .shared
+                .stack
                 .producer
                 .send(
-                    FutureRecord::to(&self.shared.reserved_topic)
+                    FutureRecord::to(&self.shared.stack.reserved_topic)
                         .key(event_id)
                         .payload(&record),
                     Duration::from_secs(1),
                 )
                 .await;
             self.shared
+                .stack
                 .metrics
                 .kafka_send
                 .observe(sent.elapsed().as_secs_f64());
@@ -628,6 +620,7 @@ impl RealBackend {
         self.require(&[Component::Postgres])?;
         let client = self
             .shared
+            .stack
             .pg
             .get()
             .await
@@ -656,7 +649,7 @@ impl RealBackend {
         let not_found = || Error::not_found(format!("reservation {reservation_id} not found"));
         let event: Option<String> = self
             .redis()
-            .get(reservation_index_key(&self.shared.ns, reservation_id))
+            .get(reservation_index_key(&self.shared.stack.ns, reservation_id))
             .await
             .map_err(redis_down)?;
         let event = event.ok_or_else(not_found)?;
@@ -679,7 +672,7 @@ impl RealBackend {
     }
 
     pub fn health(&self) -> Vec<ComponentHealth> {
-        let h = &self.shared.health;
+        let h = &self.shared.stack.health;
         vec![
             ComponentHealth {
                 name: "redis",
@@ -699,7 +692,7 @@ impl RealBackend {
     pub async fn gauges(&self) -> Vec<EventGauges> {
         let ids: Vec<String> = self
             .redis()
-            .srandmember_multiple(events_key(&self.shared.ns), 500)
+            .srandmember_multiple(events_key(&self.shared.stack.ns), 500)
             .await
             .unwrap_or_default();
         let mut out = Vec::with_capacity(ids.len());
