@@ -807,6 +807,22 @@ impl ViewReply {
     }
 }
 
+/// An interval that, when a tick is missed, waits a full period again
+/// rather than bursting to catch up.
+fn delayed_interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// The next tick of a background loop: false once the backend is dropped.
+async fn next_tick(interval: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = stop.changed() => false,
+        _ = interval.tick() => true,
+    }
+}
+
 fn parse_entry(v: &str) -> Option<(u64, u64)> {
     let (seq, iat) = v.split_once(':')?;
     Some((seq.parse().ok()?, iat.parse().ok()?))
@@ -937,13 +953,8 @@ impl Worker {
     }
 
     async fn health_loop(self, mut stop: watch::Receiver<bool>) {
-        let mut interval = tokio::time::interval(Duration::from_millis(500));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = interval.tick() => {}
-            }
+        let mut interval = delayed_interval(Duration::from_millis(500));
+        while next_tick(&mut interval, &mut stop).await {
             let timeout = Duration::from_secs(1);
             let mut redis = self.redis.clone();
             let redis_up = matches!(
@@ -1016,14 +1027,9 @@ impl Worker {
     /// Expiry and admission for events nobody touches, so SSE clients see
     /// admissions without traffic.
     async fn sweep_loop(self, mut stop: watch::Receiver<bool>) {
-        let mut interval = tokio::time::interval(Duration::from_millis(250));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut interval = delayed_interval(Duration::from_millis(250));
         let mut redis = self.redis.clone();
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = interval.tick() => {}
-            }
+        while next_tick(&mut interval, &mut stop).await {
             let ids: Vec<String> = redis
                 .smembers(events_key(&self.ns))
                 .await
@@ -1043,13 +1049,8 @@ impl Worker {
     /// a while (the Kafka send failed, or the process died right after the
     /// script), and clears those it has.
     async fn reconcile_loop(self, mut stop: watch::Receiver<bool>) {
-        let mut interval = tokio::time::interval(Duration::from_secs(1));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = interval.tick() => {}
-            }
+        let mut interval = delayed_interval(Duration::from_secs(1));
+        while next_tick(&mut interval, &mut stop).await {
             if let Err(e) = self.reconcile_once().await {
                 tracing::debug!(error = %e, "reconcile");
             }
