@@ -137,11 +137,15 @@ start_kafka() {
     wait_port kafka "$KAFKA_PORT"
 }
 
-stop_redis() {
-    [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
-    rm -f "$DIR/redis.pid"
-    for _ in $(seq 1 50); do port_open "$REDIS_PORT" || return 0; sleep 0.1; done
+# Kills the process named in $DIR/NAME.pid and waits for its port to close.
+stop_pidfile() {
+    local name=$1 port=$2
+    [ -f "$DIR/$name.pid" ] && kill "$(cat "$DIR/$name.pid")" 2>/dev/null || true
+    rm -f "$DIR/$name.pid"
+    for _ in $(seq 1 50); do port_open "$port" || return 0; sleep 0.1; done
 }
+
+stop_redis() { stop_pidfile redis "$REDIS_PORT"; }
 
 stop_postgres() {
     local bin
@@ -149,11 +153,7 @@ stop_postgres() {
     [ -f "$DIR/pg/postmaster.pid" ] && pg_run "$bin/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-stop_kafka() {
-    [ -f "$DIR/kafka.pid" ] && kill "$(cat "$DIR/kafka.pid")" 2>/dev/null || true
-    rm -f "$DIR/kafka.pid"
-    for _ in $(seq 1 50); do port_open "$KAFKA_PORT" || return 0; sleep 0.1; done
-}
+stop_kafka() { stop_pidfile kafka "$KAFKA_PORT"; }
 
 status() {
     local s

@@ -195,9 +195,13 @@ impl MemoryBackend {
 
     pub fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
         let cell = self.cell(&claims.event_id).map_err(|_| unknown_entry())?;
-        cell.lock().entry_of(claims)?;
+        let now = Instant::now();
+        let mut st = cell.lock();
+        cell.tick(&mut st, now);
+        let seq = st.entry_of(claims)?;
         Ok(QueueWatch {
             cursor: cell.cursor.subscribe(),
+            current: cell.queue_view(&st, seq, now),
         })
     }
 

@@ -37,6 +37,9 @@ pub struct BackendOptions {
 /// the event's admission cursor each time it moves.
 pub struct QueueWatch {
     pub cursor: watch::Receiver<u64>,
+    /// The entry's view when the watch began (read once, with the check
+    /// that the token names an entry).
+    pub current: QueueView,
 }
 
 /// State of a backend component for `/actuator/health`.

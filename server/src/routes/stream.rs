@@ -33,7 +33,6 @@ pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let watch = app.backend.watch_queue(&claims).await?;
-    let first = app.backend.queue_status(&claims).await?;
 
     let state = StreamState {
         backend: app.backend.clone(),
@@ -44,7 +43,7 @@ pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
         next_heartbeat: Instant::now() + app.sse_heartbeat,
         // The lowest position this client has been shown, across reconnects.
         shown: None,
-        pending: Some(first),
+        pending: Some(watch.current),
         finished: false,
         last_event_id,
         unsafe_sse: app.unsafe_sse,

@@ -269,6 +269,15 @@ impl RealBackend {
         Ok(())
     }
 
+    async fn pg(&self) -> Result<deadpool_postgres::Object> {
+        self.shared
+            .stack
+            .pg
+            .get()
+            .await
+            .map_err(|_| Error::Unavailable("PostgreSQL"))
+    }
+
     fn redis(&self) -> ConnectionManager {
         self.shared.stack.redis.clone()
     }
@@ -279,13 +288,7 @@ impl RealBackend {
 
     pub async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
         self.require(&[Component::Redis, Component::Postgres])?;
-        let mut client = self
-            .shared
-            .stack
-            .pg
-            .get()
-            .await
-            .map_err(|_| Error::Unavailable("PostgreSQL"))?;
+        let mut client = self.pg().await?;
         let tx = client.transaction().await.map_err(pg_down)?;
         let inserted = tx
             .execute(
@@ -459,11 +462,12 @@ impl RealBackend {
     }
 
     pub async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
-        self.queue_status(claims).await?;
+        let current = self.queue_status(claims).await?;
         let mut watchers = self.shared.watchers.lock().expect("watchers lock poisoned");
         if let Some(tx) = watchers.get(&claims.event_id) {
             return Ok(QueueWatch {
                 cursor: tx.subscribe(),
+                current,
             });
         }
         let (tx, rx) = watch::channel(0u64);
@@ -497,7 +501,10 @@ impl RealBackend {
                 }
             }
         });
-        Ok(QueueWatch { cursor: rx })
+        Ok(QueueWatch {
+            cursor: rx,
+            current,
+        })
     }
 
     pub async fn reserve(
@@ -618,13 +625,7 @@ impl RealBackend {
 
     pub async fn reservation(&self, reservation_id: &str) -> Result<Reservation> {
         self.require(&[Component::Postgres])?;
-        let client = self
-            .shared
-            .stack
-            .pg
-            .get()
-            .await
-            .map_err(|_| Error::Unavailable("PostgreSQL"))?;
+        let client = self.pg().await?;
         let row = client
             .query_opt(
                 "SELECT event_id, user_id, quantity,
