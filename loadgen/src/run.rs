@@ -1,0 +1,248 @@
+//! `loadgen run`: one load run with goose, recorded by us.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use goose::config::GooseConfiguration;
+use goose::GooseAttack;
+
+use crate::merge::LogMeta;
+use crate::pacing::Pacer;
+use crate::record::Recorder;
+use crate::scenarios::{self, Ctx, Kind, Wait};
+use crate::setup::{self, Admin};
+use crate::summary::{Generator, Model, RunSummary, Schedule};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Target server(s) speaking the contract; repeat or comma-separate to
+    /// spread users across several, round-robin.
+    #[arg(long = "host", value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    pub hosts: Vec<String>,
+    /// The targets' admin token (for set-up: creating the run's event).
+    #[arg(long, env = "ADMIN_TOKEN")]
+    pub admin_token: String,
+    #[arg(long, value_enum, default_value = "flash-sale")]
+    pub scenario: Kind,
+    /// Open model: iterations started per second, whatever the target does.
+    /// Without it, the closed model (users loop as fast as answers come).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Concurrent goose users [default: open model rate/10 (16..=2000),
+    /// closed model 32].
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// How waiting buyers learn they are admitted.
+    #[arg(long, value_enum, default_value = "sse")]
+    pub wait: Wait,
+    /// The run's event's activeCapacity.
+    #[arg(long, default_value_t = 5000)]
+    pub active_capacity: u32,
+    /// Stock of the run's event [default: enough for every planned
+    /// purchase, 10,000,000 in the closed model].
+    #[arg(long)]
+    pub stock: Option<u64>,
+    /// Directory for the summary, the interval log and goose's reports.
+    #[arg(long, default_value = "loadgen-out")]
+    pub out: PathBuf,
+    /// Names the run (and its event, `lg-<run-id>`) [default: time-based].
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Skip goose's own HTML/JSON report.
+    #[arg(long)]
+    pub no_goose_report: bool,
+    /// Less output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Further goose options, after `--` (e.g. `-- --running-metrics 5`).
+    #[arg(last = true)]
+    pub goose: Vec<String>,
+}
+
+impl RunArgs {
+    pub fn users(&self) -> usize {
+        self.users.unwrap_or(match self.rate {
+            Some(rate) => ((rate / 10.0).ceil() as usize).clamp(16, 2000),
+            None => 32,
+        })
+    }
+
+    fn model(&self) -> Model {
+        match self.rate {
+            Some(rate) => Model::Open { rate },
+            None => Model::Closed,
+        }
+    }
+}
+
+/// goose's own command line, for the options after `--`.
+#[derive(Parser)]
+#[command(name = "goose", no_binary_name = false)]
+struct GooseCli {
+    #[command(flatten)]
+    config: GooseConfiguration,
+}
+
+pub fn default_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    format!(
+        "{}-{}",
+        now.format(&format).unwrap_or_else(|_| "run".into()),
+        std::process::id()
+    )
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Runs one load run and writes its files under `args.out`.
+pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
+    if args.hosts.is_empty() {
+        anyhow::bail!("at least one --host is needed");
+    }
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate > 0.0 && rate.is_finite(), "--rate must be positive");
+    }
+    anyhow::ensure!(args.duration > 0.0, "--duration must be positive");
+    let hosts: Vec<String> = args
+        .hosts
+        .iter()
+        .map(|h| h.trim_end_matches('/').to_owned())
+        .collect();
+    let run_id = args.run_id.clone().unwrap_or_else(default_run_id);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let duration = Duration::from_secs_f64(args.duration);
+    let users = args.users();
+
+    let admin = Admin::new(&args.admin_token)?;
+    let purchases = match args.rate {
+        Some(rate) => (rate * args.duration * args.scenario.purchase_share() * 1.2).ceil() as u64 + 100,
+        None => 10_000_000,
+    };
+    let prepared = setup::prepare(
+        &admin,
+        &hosts,
+        &run_id,
+        args.stock.unwrap_or(purchases),
+        args.active_capacity,
+        args.scenario != Kind::FlashSale,
+    )
+    .await?;
+
+    let mut goose_args = vec!["goose".to_owned()];
+    goose_args.extend(args.goose.iter().cloned());
+    let mut config = GooseCli::try_parse_from(goose_args)
+        .context("options after -- are goose's")?
+        .config;
+    config.host = Some(hosts[0].clone());
+    config.users = Some(users);
+    // Start every user within about 100 ms.
+    config.increase_rate = Some(format!("{}", (users * 10).max(100)));
+    config.increase_time = None;
+    // The recorder's window is `duration`; goose gets one more second so
+    // iterations in flight at the end complete.
+    config.run_time = Some(format!("{}", duration.as_secs_f64().ceil() as u64 + 1));
+    config.no_telnet = true;
+    if args.quiet {
+        config.quiet = config.quiet.max(1);
+    }
+    if !args.no_goose_report {
+        config.report_file = vec![
+            args.out.join("goose-report.html").display().to_string(),
+            args.out.join("goose-report.json").display().to_string(),
+        ];
+    }
+
+    let model = args.model();
+    let recorder = Arc::new(Recorder::new());
+    let meta = LogMeta {
+        run_id: run_id.clone(),
+        scenario: args.scenario.name().into(),
+        headline: args.scenario.name().into(),
+        model: model.clone(),
+        users,
+        hosts: hosts.clone(),
+        started_at: rfc3339(recorder.started_wall()),
+    };
+    let log_path = args.out.join("latency.hlog");
+    let cpu_before = crate::machine::cpu_seconds();
+    let log = recorder.start_log(&log_path, &serde_json::to_string(&meta)?)?;
+    let ctx = Arc::new(Ctx::new(
+        args.scenario,
+        hosts.clone(),
+        prepared,
+        Arc::clone(&recorder),
+        args.rate.map(|rate| Pacer::new(rate, duration)),
+        duration,
+        args.wait,
+        format!("lg-{run_id}"),
+    ));
+    let attack = GooseAttack::initialize_with_config(config)?
+        .register_scenario(scenarios::scenario(Arc::clone(&ctx)));
+    let outcome = attack.execute().await;
+    let measured = recorder.elapsed().min(duration + Duration::from_secs(1));
+    log.finish()?;
+    outcome.context("goose run")?;
+    let cpu = crate::machine::cpu_seconds() - cpu_before;
+
+    let (transactions, series) = recorder.snapshot();
+    let schedule = ctx.pacer.as_ref().map(|p| {
+        let (busy, wakeup, max_lag_us) = p.lateness();
+        Schedule {
+            planned: p.planned(),
+            late: busy + wakeup,
+            max_lag_us,
+        }
+    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let overslept = ctx.pacer.as_ref().is_some_and(|p| {
+        let (_, wakeup, _) = p.lateness();
+        wakeup * 100 > p.planned()
+    });
+    let limited_by = if overslept || cpu / measured.as_secs_f64() > 0.9 * cores {
+        "generator"
+    } else {
+        "target"
+    };
+    let samples = recorder.process_samples();
+    let mut files = std::collections::BTreeMap::new();
+    files.insert("hdrLog".into(), "latency.hlog".into());
+    if !args.no_goose_report {
+        files.insert("gooseHtml".into(), "goose-report.html".into());
+        files.insert("gooseJson".into(), "goose-report.json".into());
+    }
+    let summary = RunSummary {
+        run_id,
+        scenario: args.scenario.name().into(),
+        headline: args.scenario.name().into(),
+        model,
+        users,
+        hosts,
+        started_at: meta.started_at,
+        duration_secs: duration.as_secs_f64(),
+        transactions,
+        series,
+        schedule,
+        generator: Some(Generator {
+            cpu_seconds: cpu,
+            max_rss_kib: crate::machine::rss_kib().1,
+            limited_by: limited_by.into(),
+            samples,
+        }),
+        files,
+        processes: 1,
+    };
+    summary.write(&args.out.join("summary.json"))?;
+    Ok(summary)
+}

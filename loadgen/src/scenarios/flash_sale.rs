@@ -1,0 +1,138 @@
+//! `flash_sale`: a buyer enters the queue, waits until ACTIVE (SSE or
+//! polling), and reserves one item. One iteration is one purchase.
+
+use std::time::{Duration, Instant};
+
+use goose::goose::{GooseMethod, GooseUser, TransactionError};
+use serde_json::json;
+
+use super::{call, host_of, Ctx, Wait};
+
+/// How long a buyer waits for admission before the iteration fails.
+const ADMISSION_DEADLINE: Duration = Duration::from_secs(30);
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// One purchase; `Ok(true)` when a reservation was accepted.
+pub async fn iteration(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    lag: Duration,
+) -> Result<bool, Box<TransactionError>> {
+    let event = ctx.prepared.event_for(host_of(user)).to_owned();
+    let user_id = ctx.next_user_id();
+    let entered = call(
+        user,
+        ctx,
+        "enter",
+        GooseMethod::Post,
+        "/api/v1/queue/enter",
+        Some(&json!({"eventId": event, "userId": user_id})),
+        None,
+        lag,
+    )
+    .await?;
+    let Some(token) = entered.str("token").map(str::to_owned) else {
+        return Ok(false);
+    };
+    let active = match entered.str("status") {
+        Some("ACTIVE") => true,
+        Some("WAITING") => wait_active(user, ctx, &token).await?,
+        _ => false,
+    };
+    if !active {
+        return Ok(false);
+    }
+    let reserved = call(
+        user,
+        ctx,
+        "reserve",
+        GooseMethod::Post,
+        "/api/v1/tickets/reserve",
+        Some(&json!({"eventId": event, "quantity": 1})),
+        Some(&token),
+        Duration::ZERO,
+    )
+    .await?;
+    Ok(reserved.ok())
+}
+
+/// Waits for admission; recorded as the `wait` transaction.
+async fn wait_active(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    token: &str,
+) -> Result<bool, Box<TransactionError>> {
+    let started = Instant::now();
+    let admitted = match ctx.wait {
+        Wait::Poll => poll(user, ctx, token).await?,
+        Wait::Sse => sse(user, token).await,
+    };
+    let took = started.elapsed();
+    ctx.recorder.record("wait", took, took, admitted);
+    Ok(admitted)
+}
+
+async fn poll(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    token: &str,
+) -> Result<bool, Box<TransactionError>> {
+    let deadline = Instant::now() + ADMISSION_DEADLINE;
+    while Instant::now() < deadline {
+        let status = call(
+            user,
+            ctx,
+            "status",
+            GooseMethod::Get,
+            "/api/v1/queue/status",
+            None,
+            Some(token),
+            Duration::ZERO,
+        )
+        .await?;
+        match status.str("status") {
+            Some("ACTIVE") => return Ok(true),
+            Some("WAITING") => tokio::time::sleep(POLL_EVERY).await,
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+/// Reads the SSE stream until `event: active` (or a final status).
+async fn sse(user: &mut GooseUser, token: &str) -> bool {
+    let Ok(url) = user.build_url(&format!("/api/v1/queue/stream?token={token}")) else {
+        return false;
+    };
+    let read = async {
+        let mut response = user
+            .client
+            .get(url)
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return Some(false);
+        }
+        let mut buffer = String::new();
+        while let Some(chunk) = response.chunk().await.ok()? {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                if frame.lines().any(|l| l.trim() == "event: active") {
+                    return Some(true);
+                }
+                if frame.contains("\"DONE\"") || frame.contains("\"EXPIRED\"") {
+                    return Some(false);
+                }
+            }
+        }
+        Some(false)
+    };
+    tokio::time::timeout(ADMISSION_DEADLINE, read)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}

@@ -1,0 +1,244 @@
+//! The scenarios goose runs, one module each, and what they share: the run
+//! context (hosts, events, recorder, pacer) and one way to make a request
+//! that both goose and our own recorder see.
+
+pub mod browse;
+pub mod flash_sale;
+pub mod mixed;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::goose::{GooseMethod, GooseRequest, GooseUser, Scenario, Transaction, TransactionError};
+use serde_json::Value;
+
+use crate::pacing::{Pacer, Slot};
+use crate::record::Recorder;
+use crate::setup::Prepared;
+
+/// Which scenario a run drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Enter the queue, wait for ACTIVE (SSE or polling), reserve one item.
+    FlashSale,
+    /// Read events and reservations.
+    Browse,
+    /// One purchase in five, reads otherwise.
+    Mixed,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::FlashSale => "flash_sale",
+            Kind::Browse => "browse",
+            Kind::Mixed => "mixed",
+        }
+    }
+
+    /// Fraction of iterations that buy (sizes the events' stock).
+    pub fn purchase_share(self) -> f64 {
+        match self {
+            Kind::FlashSale => 1.0,
+            Kind::Browse => 0.0,
+            Kind::Mixed => mixed::PURCHASE_SHARE,
+        }
+    }
+}
+
+/// How a waiting buyer learns it was admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wait {
+    /// `GET /api/v1/queue/stream` until `event: active`.
+    Sse,
+    /// `GET /api/v1/queue/status` every 20 ms.
+    Poll,
+}
+
+/// Everything a goose user of this run can see.
+pub struct Ctx {
+    pub kind: Kind,
+    pub hosts: Vec<String>,
+    pub prepared: Prepared,
+    pub recorder: Arc<Recorder>,
+    /// Open model; `None` is the closed model.
+    pub pacer: Option<Pacer>,
+    /// Closed model: iterations start only until then.
+    pub deadline: Instant,
+    pub wait: Wait,
+    /// Unique per run and process, so users never collide across processes.
+    pub user_prefix: String,
+    next_user: AtomicU64,
+}
+
+impl Ctx {
+    pub fn new(
+        kind: Kind,
+        hosts: Vec<String>,
+        prepared: Prepared,
+        recorder: Arc<Recorder>,
+        pacer: Option<Pacer>,
+        duration: Duration,
+        wait: Wait,
+        user_prefix: String,
+    ) -> Self {
+        Ctx {
+            kind,
+            hosts,
+            prepared,
+            recorder,
+            pacer,
+            deadline: Instant::now() + duration,
+            wait,
+            user_prefix,
+            next_user: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next_user_id(&self) -> String {
+        let n = self.next_user.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.user_prefix)
+    }
+
+    /// Waits for the next iteration's start. `None` when the run has no
+    /// more iterations for this user (it then idles until goose stops it).
+    pub async fn begin(&self) -> Option<Slot> {
+        let slot = match &self.pacer {
+            Some(pacer) => pacer.next_slot().await,
+            None if Instant::now() < self.deadline => Some(Slot {
+                intended: Instant::now(),
+                lag: Duration::ZERO,
+            }),
+            None => None,
+        };
+        if slot.is_none() {
+            // Idle in short naps so goose's stop is seen quickly.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        slot
+    }
+
+    /// Records one whole iteration under the scenario's own name.
+    pub fn finish(&self, slot: &Slot, started: Instant, ok: bool) {
+        let raw = started.elapsed();
+        self.recorder.record(self.kind.name(), raw, raw + slot.lag, ok);
+    }
+}
+
+/// The host index a user was given at start.
+#[derive(Clone)]
+struct HostIndex(usize);
+
+/// A request's outcome: status (0 when none came back) and JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn str(&self, field: &str) -> Option<&str> {
+        self.body.get(field).and_then(Value::as_str)
+    }
+}
+
+/// One request, seen by goose (under `name`) and recorded by us: raw from
+/// send to the end of the body, corrected with the iteration's `lag` (only
+/// the iteration's first request carries it, so each late start counts once).
+pub async fn call(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    name: &'static str,
+    method: GooseMethod,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+    lag: Duration,
+) -> Result<Reply, Box<TransactionError>> {
+    let mut builder = user.get_request_builder(&method, path)?;
+    if let Some(body) = body {
+        builder = builder.json(body);
+    }
+    if let Some(token) = token {
+        builder = builder.header("X-Queue-Token", token);
+    }
+    let request = GooseRequest::builder()
+        .method(method)
+        .path(path)
+        .name(name)
+        .set_request_builder(builder)
+        .build();
+    let started = Instant::now();
+    let response = user.request(request).await?;
+    let reply = match response.response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let bytes = r.bytes().await.unwrap_or_default();
+            Reply {
+                status,
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            }
+        }
+        Err(_) => Reply {
+            status: 0,
+            body: Value::Null,
+        },
+    };
+    let raw = started.elapsed();
+    ctx.recorder.record(name, raw, raw + lag, reply.ok());
+    Ok(reply)
+}
+
+/// The transaction every scenario starts a user with: pick its host,
+/// round-robin over `--host`.
+fn pick_host(ctx: Arc<Ctx>) -> Transaction {
+    Transaction::new(Arc::new(move |user: &mut GooseUser| {
+        let ctx = Arc::clone(&ctx);
+        Box::pin(async move {
+            let index = user.weighted_users_index % ctx.hosts.len();
+            user.set_base_url(&ctx.hosts[index])?;
+            user.set_session_data(HostIndex(index));
+            Ok(())
+        })
+    }))
+    .set_name("pick_host")
+    .set_on_start()
+}
+
+pub fn host_of(user: &GooseUser) -> usize {
+    user.get_session_data::<HostIndex>().map_or(0, |h| h.0)
+}
+
+/// The goose scenario for `ctx.kind`.
+pub fn scenario(ctx: Arc<Ctx>) -> Scenario {
+    let name = ctx.kind.name();
+    let iteration = {
+        let ctx = Arc::clone(&ctx);
+        Transaction::new(Arc::new(move |user: &mut GooseUser| {
+            let ctx = Arc::clone(&ctx);
+            Box::pin(async move {
+                let Some(slot) = ctx.begin().await else {
+                    return Ok(());
+                };
+                let started = Instant::now();
+                let ok = match ctx.kind {
+                    Kind::FlashSale => flash_sale::iteration(user, &ctx, slot.lag).await?,
+                    Kind::Browse => browse::iteration(user, &ctx, slot.lag).await?,
+                    Kind::Mixed => mixed::iteration(user, &ctx, slot.lag).await?,
+                };
+                ctx.finish(&slot, started, ok);
+                Ok(())
+            })
+        }))
+        .set_name(name)
+    };
+    Scenario::new(name)
+        .register_transaction(pick_host(Arc::clone(&ctx)))
+        .register_transaction(iteration)
+}
