@@ -5,10 +5,12 @@
 
 pub mod cgroup;
 pub mod instances;
+pub mod job;
 pub mod machine;
 pub mod merge;
 pub mod pacing;
 pub mod record;
+pub mod report;
 pub mod run;
 pub mod scale;
 pub mod scenarios;

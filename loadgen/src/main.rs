@@ -16,6 +16,29 @@ enum Command {
     /// The scaling run: 1, 2, 4 instances on the shared real stack under
     /// equal CPU quotas; TPS, P95 and efficiency per instance count.
     Scale(loadgen::scale::ScaleArgs),
+    /// The main job: verify, a load run and the scaling run against the
+    /// reference server, reported in reports/<run-id>/ (and reports/latest).
+    Job(loadgen::job::JobArgs),
+    /// Builds the report (plots, HTML, Markdown, JSON) from the outputs of
+    /// `run`, `scale` and verify.
+    Report {
+        /// Directories of `loadgen run` (or `merge`) outputs (summary.json).
+        #[arg(long = "load")]
+        loads: Vec<PathBuf>,
+        /// Directory of a `loadgen scale` output (scale.json).
+        #[arg(long)]
+        scale: Option<PathBuf>,
+        /// Directory of a verify output (verdict.json).
+        #[arg(long)]
+        verify: Option<PathBuf>,
+        /// An earlier report.json to compare with.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        #[arg(long, default_value = "real")]
+        backend: String,
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+    },
     /// Merges interval logs of several loadgen processes into one log and
     /// one summary, exactly.
     Merge {
@@ -44,6 +67,51 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             println!("{}", serde_json::to_string_pretty(&report.points)?);
+        }
+        Command::Job(args) => {
+            let out = loadgen::job::run(&args).await?;
+            println!("{}", out.join("report.html").display());
+        }
+        Command::Report {
+            loads,
+            scale,
+            verify,
+            baseline,
+            backend,
+            out,
+        } => {
+            let report = loadgen::report::Report {
+                run_id: out
+                    .file_name()
+                    .map_or("report".into(), |n| n.to_string_lossy().into_owned()),
+                created_at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                machine: loadgen::machine::Machine::detect(),
+                backend,
+                notes: Vec::new(),
+                verify: verify
+                    .map(|dir| -> anyhow::Result<_> {
+                        let text = std::fs::read_to_string(dir.join("verdict.json"))?;
+                        Ok(loadgen::report::VerifySummary::from_value(
+                            &serde_json::from_str(&text)?,
+                        ))
+                    })
+                    .transpose()?,
+                loads: loads
+                    .iter()
+                    .map(|d| loadgen::summary::RunSummary::read(&d.join("summary.json")))
+                    .collect::<anyhow::Result<_>>()?,
+                scale: scale
+                    .map(|d| loadgen::scale::ScaleReport::read(&d.join("scale.json")))
+                    .transpose()?,
+            };
+            let baseline = baseline
+                .as_deref()
+                .map(loadgen::report::Report::read)
+                .transpose()?;
+            loadgen::report::write(&report, &out, baseline.as_ref())?;
+            println!("{}", out.join("report.html").display());
         }
         Command::Merge { logs, out } => {
             let summary = loadgen::merge::run(&logs, &out)?;

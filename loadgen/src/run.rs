@@ -156,6 +156,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     config.no_telnet = true;
     if args.quiet {
         config.quiet = config.quiet.max(1);
+        config.no_print_metrics = true;
+        config.no_error_summary = true;
     }
     if !args.no_goose_report {
         config.report_file = vec![

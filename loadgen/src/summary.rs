@@ -41,8 +41,9 @@ impl Percentiles {
 }
 
 /// The percentiles of the HDR percentile plot (x = 1 / (1 - p)).
-pub const LADDER: [f64; 12] = [
-    0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999, 1.0,
+pub const LADDER: [f64; 23] = [
+    0.0, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.975, 0.98, 0.99, 0.995,
+    0.9975, 0.999, 0.9995, 0.99975, 0.9999, 0.99995, 0.99999, 1.0,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -33,8 +33,9 @@ use super::pg;
 
 /// Most messages handled as one batch.
 const BATCH_MAX: usize = 500;
-/// How long a batch waits to fill once its first message arrived.
-const BATCH_LINGER: Duration = Duration::from_millis(5);
+/// How long a batch waits to fill once its first message arrived (what is
+/// already fetched joins at once; longer lingers only add latency).
+const BATCH_LINGER: Duration = Duration::from_millis(1);
 /// How often leases are balanced.
 const LEASE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -129,7 +130,7 @@ pub async fn run_leased<F, Fut>(
         .set("enable.auto.offset.store", "false")
         // Only reached when a stored offset is out of range: read it all.
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", "5")
         .set("session.timeout.ms", "6000")
         .set("max.poll.interval.ms", "10000")
         .create()

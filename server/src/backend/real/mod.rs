@@ -449,7 +449,9 @@ impl RealBackend {
                 return Err(Error::Unavailable("Kafka"));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
+            // Placement takes a few ms; a short cap keeps a placed entry
+            // from waiting out a long back-off (one cheap HGET per 2 ms).
+            pause = (pause * 2).min(Duration::from_millis(2));
         }
     }
 

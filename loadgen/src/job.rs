@@ -1,0 +1,280 @@
+//! The main job: verify, a load run and the scaling run against the
+//! reference server, then the report in `reports/<run-id>/` with
+//! `reports/latest` pointing at it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cgroup::Controller;
+use crate::instances::{Backend, Fleet, ServerSpec};
+use crate::machine::Machine;
+use crate::report::{self, Report, VerifySummary};
+use crate::run::{self, RunArgs};
+use crate::scale::{self, ScaleArgs, ScaleReport};
+use crate::scenarios::{Kind, Wait};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// The real stack when REDIS_URL, KAFKA_BROKERS and POSTGRES_URL are
+    /// set, the embedded backend otherwise.
+    Auto,
+    Real,
+    Memory,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct JobArgs {
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Why the real stack is not used (the report repeats it).
+    #[arg(long)]
+    pub fallback_reason: Option<String>,
+    /// Offered rate of the load run (iterations per second, open model).
+    #[arg(long, default_value_t = 300.0)]
+    pub rate: f64,
+    /// Seconds of the load run.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    /// A short job: 10 s load run and `scale --quick`.
+    #[arg(long)]
+    pub quick: bool,
+    /// Skip the scaling run.
+    #[arg(long)]
+    pub no_scale: bool,
+    /// Scaling run: CPUs per instance.
+    /// (0.15 by default: four instances then take 0.6 of this 2-core
+    /// machine, leaving the shared stack and the generator the rest, so
+    /// the instances, not the machine, are what scales.)
+    #[arg(long, default_value_t = 0.15)]
+    pub cpus_per_instance: f64,
+    /// Scaling run without CPU quotas where none can be set.
+    #[arg(long)]
+    pub no_cpu_quota: bool,
+    /// An earlier run's report.json to compare with.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// The ticket-server binary [default: next to loadgen].
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    #[arg(long, default_value = "reports")]
+    pub reports_dir: PathBuf,
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+const ADMIN: &str = "job-admin";
+
+fn spinner(msg: impl Into<String>) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(msg.into());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// A bar that fills over `secs` seconds (for timed steps).
+fn timed(msg: impl Into<String>, secs: f64) -> ProgressBar {
+    let bar = ProgressBar::new((secs * 10.0) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(msg.into());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let ticker = bar.clone();
+    tokio::spawn(async move {
+        while !ticker.is_finished() && ticker.position() < ticker.length().unwrap_or(0) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            ticker.inc(1);
+        }
+    });
+    bar
+}
+
+pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
+    let run_id = args.run_id.clone().unwrap_or_else(run::default_run_id);
+    let out = args.reports_dir.join(&run_id);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let stack_env = ["REDIS_URL", "KAFKA_BROKERS", "POSTGRES_URL"]
+        .iter()
+        .all(|v| std::env::var_os(v).is_some());
+    let mut notes = Vec::new();
+    let backend = match args.backend {
+        BackendChoice::Real => Backend::Real,
+        BackendChoice::Memory => Backend::Memory,
+        BackendChoice::Auto if stack_env => Backend::Real,
+        BackendChoice::Auto => {
+            let why = args
+                .fallback_reason
+                .clone()
+                .unwrap_or_else(|| "REDIS_URL, KAFKA_BROKERS and POSTGRES_URL are not all set".into());
+            notes.push(format!("embedded backend: the real stack is not available ({why})"));
+            Backend::Memory
+        }
+    };
+    eprintln!("ticketbench job {run_id}: backend {}, report in {}", backend.flag(), out.display());
+    let namespace = format!(
+        "job{}",
+        run_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase()
+    );
+    let spec = ServerSpec {
+        bin: args.server_bin.clone().unwrap_or_else(ServerSpec::default_bin),
+        backend,
+        admin_token: ADMIN.into(),
+        token_secret: format!("job-secret-{run_id}"),
+        namespace: namespace.chars().take(40).collect(),
+        log_dir: out.join("logs"),
+    };
+
+    let bar = spinner("starting the reference server");
+    let fleet = Fleet::start(&spec, 1, &Controller::none(), 0.0, "job").await?;
+    let host = fleet.hosts()[0].clone();
+    bar.finish_with_message(format!("reference server on {host}"));
+
+    let bar = spinner("verify: over-selling, FIFO, display, tokens");
+    let verdict = verify_target(&host, backend, &spec.namespace, &out.join("verify")).await;
+    let verify = match verdict {
+        Ok(v) => {
+            bar.finish_with_message(format!("verify: {}", v.headline));
+            Some(v)
+        }
+        Err(e) => {
+            bar.finish_with_message(format!("verify could not run: {e:#}"));
+            notes.push(format!("verify could not run: {e:#}"));
+            None
+        }
+    };
+
+    let duration = if args.quick { args.duration.min(10.0) } else { args.duration };
+    let bar = timed(format!("load run: flash_sale at {:.0}/s for {duration:.0} s", args.rate), duration + 1.0);
+    let load_args = RunArgs {
+        hosts: vec![host.clone()],
+        admin_token: ADMIN.into(),
+        scenario: Kind::FlashSale,
+        rate: Some(args.rate),
+        users: None,
+        duration,
+        wait: Wait::Sse,
+        active_capacity: 5000,
+        stock: None,
+        out: out.join(Kind::FlashSale.name()),
+        run_id: Some(format!("{run_id}-load")),
+        no_goose_report: false,
+        quiet: true,
+        goose: Vec::new(),
+    };
+    let load = run::run(&load_args).await;
+    fleet.stop().await;
+    let load = load.context("load run")?;
+    bar.finish_with_message(format!(
+        "load run: {:.0} TPS, P95 {:.1} ms corrected",
+        load.tps(),
+        load.p95_corrected_ms()
+    ));
+
+    let scale = if args.no_scale {
+        Some(ScaleReport::skipped(&run_id, "skipped (--no-scale)".into()))
+    } else if backend != Backend::Real {
+        Some(ScaleReport::skipped(
+            &run_id,
+            "skipped: the scaling run needs the shared real stack (Redis, Kafka, PostgreSQL), which this run did not have".into(),
+        ))
+    } else {
+        let bar = spinner("scaling run");
+        let scale_args = ScaleArgs {
+            instances: vec![1, 2, 4],
+            cpus_per_instance: args.cpus_per_instance,
+            no_cpu_quota: args.no_cpu_quota,
+            scenario: Kind::FlashSale,
+            wait: Wait::Sse,
+            p95_bound_ms: 50.0,
+            max_error_rate: 0.001,
+            min_achieved: 0.95,
+            step_secs: 10.0,
+            max_steps: 6,
+            max_secs: 900,
+            quick: args.quick,
+            server_bin: args.server_bin.clone(),
+            admin_token: ADMIN.into(),
+            out: out.join("scale"),
+            run_id: Some(run_id.clone()),
+            quiet: true,
+        };
+        let progress = |msg: &str| bar.set_message(format!("scaling run: {msg}"));
+        match scale::run(&scale_args, &progress).await {
+            Ok(r) => {
+                bar.finish_with_message(format!(
+                    "scaling run: {}",
+                    r.points
+                        .iter()
+                        .map(|p| format!(
+                            "N={} {} TPS{}",
+                            p.instances,
+                            p.best.as_ref().map_or("-".into(), |b| format!("{:.0}", b.tps)),
+                            p.efficiency.map_or(String::new(), |e| format!(" ({:.0}%)", e * 100.0))
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                Some(r)
+            }
+            Err(e) => {
+                bar.finish_with_message(format!("scaling run failed: {e:#}"));
+                Some(ScaleReport::skipped(&run_id, format!("the scaling run failed: {e:#}")))
+            }
+        }
+    };
+
+    let bar = spinner("report");
+    let report = Report {
+        run_id: run_id.clone(),
+        created_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        machine: Machine::detect(),
+        backend: backend.flag().into(),
+        notes,
+        verify,
+        loads: vec![load],
+        scale,
+    };
+    let baseline = args.baseline.as_deref().map(Report::read).transpose()?;
+    report::write(&report, &out, baseline.as_ref())?;
+    point_latest(&args.reports_dir, &run_id)?;
+    bar.finish_with_message(format!("report: {}", out.join("report.html").display()));
+    Ok(out)
+}
+
+async fn verify_target(host: &str, backend: Backend, namespace: &str, out: &Path) -> anyhow::Result<VerifySummary> {
+    let target = verify::Target::external(host, Some(ADMIN)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut options = verify::Options::defaults();
+    options.quiet = true;
+    options.out = out.to_owned();
+    if backend == Backend::Real {
+        // Check 2 reads the stores directly.
+        options.redis_url = std::env::var("REDIS_URL").ok();
+        options.kafka_brokers = std::env::var("KAFKA_BROKERS").ok();
+        options.postgres_url = std::env::var("POSTGRES_URL").ok();
+        options.namespace = namespace.to_owned();
+    }
+    let outcome = verify::run_against(&target, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    outcome.verdict.write(out, &outcome.history)?;
+    Ok(VerifySummary::from_value(&serde_json::to_value(&outcome.verdict)?))
+}
+
+/// `reports/latest` -> `<run-id>` (a relative symlink, replaced each run).
+fn point_latest(reports: &Path, run_id: &str) -> anyhow::Result<()> {
+    let latest = reports.join("latest");
+    if latest.symlink_metadata().is_ok() {
+        std::fs::remove_file(&latest).with_context(|| format!("replacing {}", latest.display()))?;
+    }
+    std::os::unix::fs::symlink(run_id, &latest).with_context(|| format!("linking {}", latest.display()))
+}

@@ -1,0 +1,404 @@
+//! The report's plots, each drawn twice by plotters: PNG and SVG.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::anyhow;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::scale::ScaleReport;
+use crate::summary::{RunSummary, SeriesPoint};
+
+const FONT: &str = "sans-serif";
+const SIZE: (u32, u32) = (1100, 420);
+
+static FONT_ONCE: Once = Once::new();
+
+/// DejaVu Sans, bundled so plots render on machines without fonts.
+fn register_font() {
+    FONT_ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+            .unwrap_or_else(|_| panic!("bundled font is valid"));
+    });
+}
+
+type DrawResult = anyhow::Result<()>;
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plotting: {e:?}")
+}
+
+/// What one plot shows; drawn by the same code on either backend.
+enum Plot<'a> {
+    Tps(&'a str, &'a [SeriesPoint]),
+    Latency(&'a [SeriesPoint]),
+    Hdr(&'a RunSummary),
+    Scaling(&'a ScaleReport),
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plot<'_>) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    match plot {
+        Plot::Tps(title, series) => draw_tps(root, title, series)?,
+        Plot::Latency(series) => draw_latency(root, series)?,
+        Plot::Hdr(summary) => draw_hdr(root, summary)?,
+        Plot::Scaling(scale) => draw_scaling(root, scale)?,
+    }
+    root.present().map_err(err)
+}
+
+/// Renders one plot to `<dir>/<name>.png` and `<dir>/<name>.svg`.
+fn render(dir: &Path, name: &str, size: (u32, u32), plot: Plot<'_>) -> DrawResult {
+    register_font();
+    let png = dir.join(format!("{name}.png"));
+    let svg = dir.join(format!("{name}.svg"));
+    draw(&BitMapBackend::new(&png, size).into_drawing_area(), &plot)?;
+    draw(&SVGBackend::new(&svg, size).into_drawing_area(), &plot)?;
+    Ok(())
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn nice_max(v: f64) -> f64 {
+    if v <= 0.0 {
+        1.0
+    } else {
+        v * 1.15
+    }
+}
+
+/// Throughput (successful iterations/s) and errors/s over time.
+fn draw_tps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[SeriesPoint]) -> DrawResult {
+    let max_t = series.iter().map(|p| p.t).fold(1.0, f64::max);
+    let max_y = nice_max(series.iter().map(|p| p.tps.max(p.errors as f64)).fold(0.0, f64::max));
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..max_t, 0.0..max_y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc("per second")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(series.iter().map(|p| (p.t, p.tps)), BLUE.stroke_width(2)))
+        .map_err(err)?
+        .label("successful iterations/s (TPS)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            series.iter().map(|p| (p.t, p.errors as f64)),
+            RED.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("errors/s")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// P50/P95/P99 over time, raw on the left and corrected on the right, on
+/// one scale.
+fn draw_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &[SeriesPoint]) -> DrawResult {
+    let max_t = series.iter().map(|p| p.t).fold(1.0, f64::max);
+    let max_y = nice_max(
+        series
+            .iter()
+            .map(|p| ms(p.corrected[2].max(p.raw[2])))
+            .fold(0.0, f64::max),
+    );
+    let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+    let colours = [GREEN.mix(0.9), BLUE.mix(0.9), RED.mix(0.9)];
+    for (area, corrected) in [(left, false), (right, true)] {
+        let title = if corrected {
+            "corrected for coordinated omission"
+        } else {
+            "raw (as the requests saw it)"
+        };
+        let mut chart = ChartBuilder::on(&area)
+            .caption(format!("Latency, {title}"), (FONT, 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..max_t, 0.0..max_y)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since start")
+            .y_desc("ms")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        for (i, name) in ["P50", "P95", "P99"].iter().enumerate() {
+            let colour = colours[i];
+            chart
+                .draw_series(LineSeries::new(
+                    series.iter().map(|p| {
+                        let v = if corrected { p.corrected[i] } else { p.raw[i] };
+                        (p.t, ms(v))
+                    }),
+                    colour.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The HDR percentile plot: latency against 1 / (1 - percentile), log x.
+fn draw_hdr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, summary: &RunSummary) -> DrawResult {
+    let Some(tx) = summary.headline() else {
+        return Ok(());
+    };
+    let points: Vec<(f64, f64, f64)> = tx
+        .ladder
+        .iter()
+        .filter(|p| p.percentile < 100.0)
+        .map(|p| (1.0 / (1.0 - p.percentile / 100.0), ms(p.raw_us), ms(p.corrected_us)))
+        .collect();
+    let max_x = points.iter().map(|p| p.0).fold(10.0, f64::max);
+    let max_y = nice_max(points.iter().map(|p| p.2.max(p.1)).fold(0.0, f64::max));
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!("Latency by percentile ({}), max {:.1} ms", summary.headline, ms(tx.corrected.max)),
+            (FONT, 22),
+        )
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1.0..max_x).log_scale(), 0.0..max_y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("ms")
+        .x_label_formatter(&|x| {
+            let p = 100.0 * (1.0 - 1.0 / x);
+            format!("{}%", trim_float(p))
+        })
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    for (corrected, colour, label) in [(false, BLUE, "raw"), (true, RED, "corrected")] {
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, if corrected { p.2 } else { p.1 })),
+                colour.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn trim_float(p: f64) -> String {
+    let s = format!("{p:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// TPS, P95 and efficiency against instance count, with the ideal line
+/// and the 90% bar.
+fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &ScaleReport) -> DrawResult {
+    let measured: Vec<(usize, f64, f64, Option<f64>)> = scale
+        .points
+        .iter()
+        .filter_map(|p| p.best.as_ref().map(|b| (p.instances, b.tps, b.p95_ms, p.efficiency)))
+        .collect();
+    let max_n = scale.points.iter().map(|p| p.instances).max().unwrap_or(1) as f64;
+    let one = scale
+        .points
+        .first()
+        .and_then(|p| p.best.as_ref().map(|b| b.tps / p.instances as f64))
+        .unwrap_or(0.0);
+    let areas = root.split_evenly((1, 3));
+    let x_range = 0.5..max_n + 0.5;
+
+    // TPS against N.
+    let max_tps = nice_max(measured.iter().map(|m| m.1).fold(one * max_n, f64::max));
+    let mut chart = ChartBuilder::on(&areas[0])
+        .caption("TPS by instances", (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range.clone(), 0.0..max_tps)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("instances")
+        .y_desc("TPS")
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    let ideal = [(1.0, one), (max_n, one * max_n)];
+    chart
+        .draw_series(LineSeries::new(ideal, BLACK.mix(0.5).stroke_width(1)))
+        .map_err(err)?
+        .label("N x TPS(1)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+    chart
+        .draw_series(LineSeries::new(
+            ideal.map(|(n, t)| (n, t * 0.9)),
+            RED.mix(0.6).stroke_width(1),
+        ))
+        .map_err(err)?
+        .label("90% bar")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+    chart
+        .draw_series(LineSeries::new(
+            measured.iter().map(|m| (m.0 as f64, m.1)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("measured")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(measured.iter().map(|m| Circle::new((m.0 as f64, m.1), 5, BLUE.filled())))
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+
+    // P95 against N, with the bound.
+    let max_p95 = nice_max(measured.iter().map(|m| m.2).fold(scale.p95_bound_ms, f64::max));
+    let mut chart = ChartBuilder::on(&areas[1])
+        .caption("P95 at that rate (corrected)", (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range.clone(), 0.0..max_p95)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("instances")
+        .y_desc("ms")
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            [(0.5, scale.p95_bound_ms), (max_n + 0.5, scale.p95_bound_ms)],
+            RED.mix(0.6),
+        ))
+        .map_err(err)?
+        .label("bound")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+    chart
+        .draw_series(measured.iter().map(|m| Circle::new((m.0 as f64, m.2), 5, BLUE.filled())))
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)?;
+
+    // Efficiency against N.
+    let mut chart = ChartBuilder::on(&areas[2])
+        .caption("Efficiency = TPS(N) / (N x TPS(1))", (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range, 0.0..120.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("instances")
+        .y_desc("%")
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new([(0.5, 90.0), (max_n + 0.5, 90.0)], RED.mix(0.6)))
+        .map_err(err)?
+        .label("90% bar (seed 000)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+    let eff: Vec<(f64, f64)> = measured
+        .iter()
+        .filter_map(|m| m.3.map(|e| (m.0 as f64, e * 100.0)))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(eff.iter().copied(), BLUE.stroke_width(2)))
+        .map_err(err)?
+        .label("measured")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(eff.iter().map(|&(n, e)| Circle::new((n, e), 5, BLUE.filled())))
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The load run's plots: `tps`, `latency`, `hdr` (png and svg) in `dir`.
+pub fn load_plots(dir: &Path, prefix: &str, summary: &RunSummary) -> anyhow::Result<Vec<String>> {
+    let series = summary.series.get(&summary.headline).cloned().unwrap_or_default();
+    let title = format!("Throughput: {} ({})", summary.headline, model_label(summary));
+    let tps = format!("{prefix}tps");
+    let latency = format!("{prefix}latency");
+    let hdr = format!("{prefix}hdr");
+    render(dir, &tps, SIZE, Plot::Tps(&title, &series))?;
+    render(dir, &latency, SIZE, Plot::Latency(&series))?;
+    render(dir, &hdr, SIZE, Plot::Hdr(summary))?;
+    Ok(vec![tps, latency, hdr])
+}
+
+pub fn scaling_plot(dir: &Path, scale: &ScaleReport) -> anyhow::Result<String> {
+    render(dir, "scaling", (1320, 420), Plot::Scaling(scale))?;
+    Ok("scaling".into())
+}
+
+pub fn model_label(summary: &RunSummary) -> String {
+    match summary.model {
+        crate::summary::Model::Open { rate } => format!("open model, {rate:.0}/s offered"),
+        crate::summary::Model::Closed => format!("closed model, {} users, at saturation", summary.users),
+    }
+}
+
