@@ -130,11 +130,7 @@ impl Fleet {
                     )
                 })?
                 .with_context(|| format!("instance {i} (see {})", log_path.display()))?;
-            fleet.instances.push(Instance {
-                base,
-                child,
-                group,
-            });
+            fleet.instances.push(Instance { base, child, group });
         }
         Ok(fleet)
     }

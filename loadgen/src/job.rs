@@ -67,6 +67,15 @@ pub struct JobArgs {
 
 const ADMIN: &str = "job-admin";
 
+/// Ends a step's bar with `msg`; without a terminal (CI logs), where
+/// indicatif draws nothing, the line is printed instead.
+fn done(bar: &ProgressBar, msg: String) {
+    if bar.is_hidden() {
+        eprintln!("{msg}");
+    }
+    bar.finish_with_message(msg);
+}
+
 fn spinner(msg: impl Into<String>) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -110,21 +119,33 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         BackendChoice::Memory => Backend::Memory,
         BackendChoice::Auto if stack_env => Backend::Real,
         BackendChoice::Auto => {
-            let why = args
-                .fallback_reason
-                .clone()
-                .unwrap_or_else(|| "REDIS_URL, KAFKA_BROKERS and POSTGRES_URL are not all set".into());
-            notes.push(format!("embedded backend: the real stack is not available ({why})"));
+            let why = args.fallback_reason.clone().unwrap_or_else(|| {
+                "REDIS_URL, KAFKA_BROKERS and POSTGRES_URL are not all set".into()
+            });
+            notes.push(format!(
+                "embedded backend: the real stack is not available ({why})"
+            ));
             Backend::Memory
         }
     };
-    eprintln!("ticketbench job {run_id}: backend {}, report in {}", backend.flag(), out.display());
+    eprintln!(
+        "ticketbench job {run_id}: backend {}, report in {}",
+        backend.flag(),
+        out.display()
+    );
     let namespace = format!(
         "job{}",
-        run_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase()
+        run_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_lowercase()
     );
     let spec = ServerSpec {
-        bin: args.server_bin.clone().unwrap_or_else(ServerSpec::default_bin),
+        bin: args
+            .server_bin
+            .clone()
+            .unwrap_or_else(ServerSpec::default_bin),
         backend,
         admin_token: ADMIN.into(),
         token_secret: format!("job-secret-{run_id}"),
@@ -135,24 +156,34 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     let bar = spinner("starting the reference server");
     let fleet = Fleet::start(&spec, 1, &Controller::none(), 0.0, "job").await?;
     let host = fleet.hosts()[0].clone();
-    bar.finish_with_message(format!("reference server on {host}"));
+    done(&bar, format!("reference server on {host}"));
 
     let bar = spinner("verify: over-selling, FIFO, display, tokens");
     let verdict = verify_target(&host, backend, &spec.namespace, &out.join("verify")).await;
     let verify = match verdict {
         Ok(v) => {
-            bar.finish_with_message(format!("verify: {}", v.headline));
+            done(&bar, format!("verify: {}", v.headline));
             Some(v)
         }
         Err(e) => {
-            bar.finish_with_message(format!("verify could not run: {e:#}"));
+            done(&bar, format!("verify could not run: {e:#}"));
             notes.push(format!("verify could not run: {e:#}"));
             None
         }
     };
 
-    let duration = if args.quick { args.duration.min(10.0) } else { args.duration };
-    let bar = timed(format!("load run: flash_sale at {:.0}/s for {duration:.0} s", args.rate), duration + 1.0);
+    let duration = if args.quick {
+        args.duration.min(10.0)
+    } else {
+        args.duration
+    };
+    let bar = timed(
+        format!(
+            "load run: flash_sale at {:.0}/s for {duration:.0} s",
+            args.rate
+        ),
+        duration + 1.0,
+    );
     let load_args = RunArgs {
         hosts: vec![host.clone()],
         admin_token: ADMIN.into(),
@@ -172,11 +203,14 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     let load = run::run(&load_args).await;
     fleet.stop().await;
     let load = load.context("load run")?;
-    bar.finish_with_message(format!(
-        "load run: {:.0} TPS, P95 {:.1} ms corrected",
-        load.tps(),
-        load.p95_corrected_ms()
-    ));
+    done(
+        &bar,
+        format!(
+            "load run: {:.0} TPS, P95 {:.1} ms corrected",
+            load.tps(),
+            load.p95_corrected_ms()
+        ),
+    );
 
     let scale = if args.no_scale {
         Some(ScaleReport::skipped(&run_id, "skipped (--no-scale)".into()))
@@ -209,24 +243,33 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         let progress = |msg: &str| bar.set_message(format!("scaling run: {msg}"));
         match scale::run(&scale_args, &progress).await {
             Ok(r) => {
-                bar.finish_with_message(format!(
-                    "scaling run: {}",
-                    r.points
-                        .iter()
-                        .map(|p| format!(
-                            "N={} {} TPS{}",
-                            p.instances,
-                            p.best.as_ref().map_or("-".into(), |b| format!("{:.0}", b.tps)),
-                            p.efficiency.map_or(String::new(), |e| format!(" ({:.0}%)", e * 100.0))
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                done(
+                    &bar,
+                    format!(
+                        "scaling run: {}",
+                        r.points
+                            .iter()
+                            .map(|p| format!(
+                                "N={} {} TPS{}",
+                                p.instances,
+                                p.best
+                                    .as_ref()
+                                    .map_or("-".into(), |b| format!("{:.0}", b.tps)),
+                                p.efficiency
+                                    .map_or(String::new(), |e| format!(" ({:.0}%)", e * 100.0))
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
                 Some(r)
             }
             Err(e) => {
-                bar.finish_with_message(format!("scaling run failed: {e:#}"));
-                Some(ScaleReport::skipped(&run_id, format!("the scaling run failed: {e:#}")))
+                done(&bar, format!("scaling run failed: {e:#}"));
+                Some(ScaleReport::skipped(
+                    &run_id,
+                    format!("the scaling run failed: {e:#}"),
+                ))
             }
         }
     };
@@ -247,11 +290,19 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     let baseline = args.baseline.as_deref().map(Report::read).transpose()?;
     report::write(&report, &out, baseline.as_ref())?;
     point_latest(&args.reports_dir, &run_id)?;
-    bar.finish_with_message(format!("report: {}", out.join("report.html").display()));
+    done(
+        &bar,
+        format!("report: {}", out.join("report.html").display()),
+    );
     Ok(out)
 }
 
-async fn verify_target(host: &str, backend: Backend, namespace: &str, out: &Path) -> anyhow::Result<VerifySummary> {
+async fn verify_target(
+    host: &str,
+    backend: Backend,
+    namespace: &str,
+    out: &Path,
+) -> anyhow::Result<VerifySummary> {
     let target = verify::Target::external(host, Some(ADMIN)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut options = verify::Options::defaults();
     options.quiet = true;
@@ -267,7 +318,9 @@ async fn verify_target(host: &str, backend: Backend, namespace: &str, out: &Path
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     outcome.verdict.write(out, &outcome.history)?;
-    Ok(VerifySummary::from_value(&serde_json::to_value(&outcome.verdict)?))
+    Ok(VerifySummary::from_value(&serde_json::to_value(
+        &outcome.verdict,
+    )?))
 }
 
 /// `reports/latest` -> `<run-id>` (a relative symlink, replaced each run).
@@ -276,5 +329,6 @@ fn point_latest(reports: &Path, run_id: &str) -> anyhow::Result<()> {
     if latest.symlink_metadata().is_ok() {
         std::fs::remove_file(&latest).with_context(|| format!("replacing {}", latest.display()))?;
     }
-    std::os::unix::fs::symlink(run_id, &latest).with_context(|| format!("linking {}", latest.display()))
+    std::os::unix::fs::symlink(run_id, &latest)
+        .with_context(|| format!("linking {}", latest.display()))
 }

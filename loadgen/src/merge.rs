@@ -136,7 +136,9 @@ pub fn merge_logs(logs: Vec<ParsedLog>) -> anyhow::Result<ParsedLog> {
                     }
                 }
                 a.model = match (a.model, b.model) {
-                    (Model::Open { rate: x }, Model::Open { rate: y }) => Model::Open { rate: x + y },
+                    (Model::Open { rate: x }, Model::Open { rate: y }) => {
+                        Model::Open { rate: x + y }
+                    }
                     _ => Model::Closed,
                 };
                 a.started_at = a.started_at.min(b.started_at);
@@ -219,7 +221,10 @@ impl ParsedLog {
         let mut serializer = V2DeflateSerializer::new();
         let mut builder = IntervalLogWriterBuilder::new();
         if let Some(meta) = &self.meta {
-            builder.add_comment(&format!("{METADATA_PREFIX}{}", serde_json::to_string(meta)?));
+            builder.add_comment(&format!(
+                "{METADATA_PREFIX}{}",
+                serde_json::to_string(meta)?
+            ));
         }
         builder
             .add_comment("merged by loadgen merge; values in microseconds")
@@ -264,9 +269,7 @@ pub fn run(inputs: &[std::path::PathBuf], out_dir: &Path) -> anyhow::Result<RunS
     std::fs::create_dir_all(out_dir)?;
     merged.write(&out_dir.join("latency.hlog"))?;
     let mut summary = merged.summary(inputs.len());
-    summary
-        .files
-        .insert("hdrLog".into(), "latency.hlog".into());
+    summary.files.insert("hdrLog".into(), "latency.hlog".into());
     summary.write(&out_dir.join("summary.json"))?;
     Ok(summary)
 }

@@ -207,7 +207,12 @@ impl Recorder {
 
     /// Per-transaction totals and series so far (after the final rotation
     /// they are the run's).
-    pub fn snapshot(&self) -> (BTreeMap<String, TxSummary>, BTreeMap<String, Vec<SeriesPoint>>) {
+    pub fn snapshot(
+        &self,
+    ) -> (
+        BTreeMap<String, TxSummary>,
+        BTreeMap<String, Vec<SeriesPoint>>,
+    ) {
         let inner = self.inner.lock().expect("recorder lock");
         let txs = inner
             .total
@@ -285,13 +290,8 @@ impl Recorder {
                         continue;
                     }
                     let tag = format!("{name}.{kind}");
-                    log.write_histogram(
-                        h,
-                        rotation.start,
-                        rotation.length,
-                        Tag::new(&tag),
-                    )
-                    .map_err(|e| anyhow::anyhow!("writing interval log: {e:?}"))?;
+                    log.write_histogram(h, rotation.start, rotation.length, Tag::new(&tag))
+                        .map_err(|e| anyhow::anyhow!("writing interval log: {e:?}"))?;
                 }
             }
             if stopping {

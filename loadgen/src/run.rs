@@ -20,7 +20,11 @@ use crate::summary::{Generator, Model, RunSummary, Schedule};
 pub struct RunArgs {
     /// Target server(s) speaking the contract; repeat or comma-separate to
     /// spread users across several, round-robin.
-    #[arg(long = "host", value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long = "host",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub hosts: Vec<String>,
     /// The targets' admin token (for set-up: creating the run's event).
     #[arg(long, env = "ADMIN_TOKEN")]
@@ -127,7 +131,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
 
     let admin = Admin::new(&args.admin_token)?;
     let purchases = match args.rate {
-        Some(rate) => (rate * args.duration * args.scenario.purchase_share() * 1.2).ceil() as u64 + 100,
+        Some(rate) => {
+            (rate * args.duration * args.scenario.purchase_share() * 1.2).ceil() as u64 + 100
+        }
         None => 10_000_000,
     };
     let prepared = setup::prepare(

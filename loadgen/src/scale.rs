@@ -136,7 +136,8 @@ pub struct ScaleReport {
 
 impl ScaleReport {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -180,7 +181,9 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
     let controller = match Controller::detect() {
         Ok(c) => c,
         Err(e) if args.no_cpu_quota => {
-            progress(&format!("no CPU quota ({e}); running without (--no-cpu-quota)"));
+            progress(&format!(
+                "no CPU quota ({e}); running without (--no-cpu-quota)"
+            ));
             Controller::none()
         }
         Err(e) => anyhow::bail!(
@@ -199,7 +202,10 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
     std::fs::create_dir_all(&args.out)?;
     let (step_secs, max_steps, probe_secs) = args.effective();
     let spec_for = |n: usize| ServerSpec {
-        bin: args.server_bin.clone().unwrap_or_else(ServerSpec::default_bin),
+        bin: args
+            .server_bin
+            .clone()
+            .unwrap_or_else(ServerSpec::default_bin),
         backend: Backend::Real,
         admin_token: args.admin_token.clone(),
         token_secret: format!("scale-secret-{run_id}"),
@@ -235,7 +241,14 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
             break;
         }
         progress(&format!("{n} instance(s): starting"));
-        let fleet = Fleet::start(&spec_for(n), n, &controller, args.cpus_per_instance, &format!("n{n}")).await?;
+        let fleet = Fleet::start(
+            &spec_for(n),
+            n,
+            &controller,
+            args.cpus_per_instance,
+            &format!("n{n}"),
+        )
+        .await?;
         let hosts = fleet.hosts();
         let dir = args.out.join(format!("n{n}"));
         let measured = measure(
@@ -284,9 +297,10 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
     }
     // Efficiency against one instance's TPS (measured, or scaled from the
     // smallest fleet when 1 is not among --instances).
-    let base = report.points.first().and_then(|p| {
-        p.best.as_ref().map(|b| b.tps / p.instances as f64)
-    });
+    let base = report
+        .points
+        .first()
+        .and_then(|p| p.best.as_ref().map(|b| b.tps / p.instances as f64));
     for point in &mut report.points {
         point.efficiency = match (&point.best, base) {
             (Some(best), Some(base)) if base > 0.0 && point.verify_pass => {
@@ -296,7 +310,10 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
         };
     }
     report.elapsed_secs = started.elapsed().as_secs_f64();
-    std::fs::write(args.out.join("scale.json"), serde_json::to_vec_pretty(&report)?)?;
+    std::fs::write(
+        args.out.join("scale.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
     Ok(report)
 }
 
@@ -331,7 +348,11 @@ async fn measure(
             scenario: args.scenario,
             rate,
             users: rate.map_or(Some(16 * n), |_| None),
-            duration: if rate.is_some() { step_secs } else { probe_secs },
+            duration: if rate.is_some() {
+                step_secs
+            } else {
+                probe_secs
+            },
             wait: args.wait,
             active_capacity: 100_000,
             stock: None,
@@ -374,7 +395,7 @@ async fn measure(
         rate = match hi {
             None => rate * 1.3,
             Some(h) if lo > 0.0 => (lo + h) / 2.0,
-            Some(h) => h * 0.6,
+            Some(h) => h * 0.8,
         };
         if let Some(h) = hi {
             if lo > 0.0 && (h - lo) / lo < 0.05 {
@@ -399,13 +420,17 @@ fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Ste
     let error_rate = s.error_rate();
     let reason = match rate {
         None => None,
-        Some(_) if p95 > args.p95_bound_ms => Some(format!("P95 {p95:.1} ms > {} ms", args.p95_bound_ms)),
+        Some(_) if p95 > args.p95_bound_ms => {
+            Some(format!("P95 {p95:.1} ms > {} ms", args.p95_bound_ms))
+        }
         Some(_) if error_rate > args.max_error_rate => Some(format!(
             "errors {:.3}% > {:.3}%",
             error_rate * 100.0,
             args.max_error_rate * 100.0
         )),
-        Some(r) if tps < r * args.min_achieved => Some(format!("achieved {tps:.0}/s of {r:.0}/s offered")),
+        Some(r) if tps < r * args.min_achieved => {
+            Some(format!("achieved {tps:.0}/s of {r:.0}/s offered"))
+        }
         Some(_) => None,
     };
     Step {

@@ -43,7 +43,12 @@ impl Admin {
         })
     }
 
-    async fn post(&self, url: String, body: Value, token: Option<&str>) -> anyhow::Result<(u16, Value)> {
+    async fn post(
+        &self,
+        url: String,
+        body: Value,
+        token: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut request = self.client.post(&url).json(&body);
         if let Some(t) = token {
             request = request.header("X-Queue-Token", t);
@@ -99,7 +104,10 @@ impl Admin {
                 "perUserLimit": 1,
                 "activeCapacity": active_capacity,
             });
-            match self.post(format!("{host}/api/v1/admin/events"), body, None).await? {
+            match self
+                .post(format!("{host}/api/v1/admin/events"), body, None)
+                .await?
+            {
                 (201, _) => {}
                 (409, b) if b["error"] == "ALREADY_EXISTS" => {}
                 (status, b) => bail!("creating event {event_id} on {host}: {status} {b}"),
@@ -109,7 +117,12 @@ impl Admin {
     }
 
     /// One purchase outside the measurement (for `browse`'s reads).
-    pub async fn purchase(&self, host: &str, event_id: &str, user_id: &str) -> anyhow::Result<String> {
+    pub async fn purchase(
+        &self,
+        host: &str,
+        event_id: &str,
+        user_id: &str,
+    ) -> anyhow::Result<String> {
         let (status, entered) = self
             .post(
                 format!("{host}/api/v1/queue/enter"),
@@ -196,7 +209,12 @@ pub async fn prepare(
         0
     };
     admin
-        .create_event(hosts, &event_id, (stock + extra).min(10_000_000), active_capacity)
+        .create_event(
+            hosts,
+            &event_id,
+            (stock + extra).min(10_000_000),
+            active_capacity,
+        )
         .await?;
     let mut reservations = Vec::with_capacity(hosts.len());
     for (h, host) in hosts.iter().enumerate() {

@@ -45,7 +45,7 @@ impl VerifySummary {
                 .map(|cs| {
                     cs.iter()
                         .map(|c| CheckLine {
-                            name: text(c, "name"),
+                            name: format!("{}: {}", text(c, "check"), text(c, "name")),
                             pass: c.get("pass").and_then(Value::as_bool).unwrap_or(false),
                             summary: text(c, "summary"),
                         })
@@ -79,7 +79,8 @@ pub struct Report {
 
 impl Report {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -166,16 +167,23 @@ fn change(now: f64, before: Option<f64>) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn quota_label(scale: &ScaleReport) -> String {
     match scale.quota {
-        crate::cgroup::Flavour::None => "no CPU quota (--no-cpu-quota): instances share the machine freely".into(),
+        crate::cgroup::Flavour::None => {
+            "no CPU quota (--no-cpu-quota): instances share the machine freely".into()
+        }
         f => format!(
             "{:.2} CPU per instance (cgroup {})",
             scale.cpus_per_instance,
-            serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            serde_json::to_value(f)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
         ),
     }
 }
@@ -187,16 +195,28 @@ pub fn write(report: &Report, out: &Path, baseline: Option<&Report>) -> anyhow::
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(report)?)?;
     let mut load_plots = Vec::new();
     for (i, load) in report.loads.iter().enumerate() {
-        let prefix = if i == 0 { String::new() } else { format!("{}-", load.scenario) };
+        let prefix = if i == 0 {
+            String::new()
+        } else {
+            format!("{}-", load.scenario)
+        };
         load_plots.push(plots::load_plots(&plots_dir, &prefix, load)?);
     }
     let scaling = match &report.scale {
-        Some(s) if s.points.iter().any(|p| p.best.is_some()) => Some(plots::scaling_plot(&plots_dir, s)?),
+        Some(s) if s.points.iter().any(|p| p.best.is_some()) => {
+            Some(plots::scaling_plot(&plots_dir, s)?)
+        }
         _ => None,
     };
     let rows = rows(report, baseline);
-    std::fs::write(out.join("report.html"), html(report, baseline, &rows, &load_plots, scaling.as_deref()))?;
-    std::fs::write(out.join("report.md"), markdown(report, baseline, &rows, &load_plots, scaling.as_deref()))?;
+    std::fs::write(
+        out.join("report.html"),
+        html(report, baseline, &rows, &load_plots, scaling.as_deref()),
+    )?;
+    std::fs::write(
+        out.join("report.md"),
+        markdown(report, baseline, &rows, &load_plots, scaling.as_deref()),
+    )?;
     Ok(())
 }
 
@@ -207,7 +227,13 @@ fn verdict_line(report: &Report) -> (bool, String) {
     }
 }
 
-fn html(report: &Report, baseline: Option<&Report>, rows: &[Row], load_plots: &[Vec<String>], scaling: Option<&str>) -> String {
+fn html(
+    report: &Report,
+    baseline: Option<&Report>,
+    rows: &[Row],
+    load_plots: &[Vec<String>],
+    scaling: Option<&str>,
+) -> String {
     let mut h = String::new();
     let (pass, headline) = verdict_line(report);
     let m = &report.machine;
@@ -241,7 +267,11 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
         esc(&m.kernel)
     );
     if let Some(scale) = &report.scale {
-        let _ = write!(h, "<tr><td>quota</td><td>{}</td></tr>", esc(&quota_label(scale)));
+        let _ = write!(
+            h,
+            "<tr><td>quota</td><td>{}</td></tr>",
+            esc(&quota_label(scale))
+        );
     }
     h.push_str("</table>");
     if let Some(v) = &report.verify {
@@ -264,9 +294,17 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
     }
     h.push_str("</tr>");
     for r in rows {
-        let _ = write!(h, "<tr><td>{}</td><td>{:.1} {}</td>", esc(&r.what), r.now, r.unit);
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.1} {}</td>",
+            esc(&r.what),
+            r.now,
+            r.unit
+        );
         if baseline.is_some() {
-            let before = r.before.map_or("&ndash;".to_owned(), |b| format!("{b:.1} {}", r.unit));
+            let before = r
+                .before
+                .map_or("&ndash;".to_owned(), |b| format!("{b:.1} {}", r.unit));
             let _ = write!(h, "<td>{before}</td><td>{}</td>", change(r.now, r.before));
         }
         h.push_str("</tr>");
@@ -305,14 +343,23 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                 );
                 h.push_str("<table><tr><th>instances</th><th>TPS</th><th>P95 ms</th><th>efficiency</th><th>over-selling check</th><th>rates tried</th></tr>");
                 for p in &scale.points {
-                    let (tps, p95) = p.best.as_ref().map_or(("&ndash;".into(), "&ndash;".into()), |b| {
-                        (format!("{:.0}", b.tps), format!("{:.1}", b.p95_ms))
-                    });
-                    let eff = p.efficiency.map_or("&ndash;".into(), |e| format!("{:.0}%", e * 100.0));
+                    let (tps, p95) = p
+                        .best
+                        .as_ref()
+                        .map_or(("&ndash;".into(), "&ndash;".into()), |b| {
+                            (format!("{:.0}", b.tps), format!("{:.1}", b.p95_ms))
+                        });
+                    let eff = p
+                        .efficiency
+                        .map_or("&ndash;".into(), |e| format!("{:.0}%", e * 100.0));
                     let tried: Vec<String> = p
                         .steps
                         .iter()
-                        .filter_map(|s| s.rate.map(|r| format!("{r:.0}{}", if s.pass { "&#10003;" } else { "&#10007;" })))
+                        .filter_map(|s| {
+                            s.rate.map(|r| {
+                                format!("{r:.0}{}", if s.pass { "&#10003;" } else { "&#10007;" })
+                            })
+                        })
                         .collect();
                     let _ = write!(
                         h,
@@ -333,7 +380,13 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
     h.push_str("<h2>Files</h2><p><a href=\"report.json\">report.json</a> (raw; pass it to <code>--baseline</code> later) &middot; <a href=\"report.md\">report.md</a>");
     for load in &report.loads {
         for (what, file) in &load.files {
-            let _ = write!(h, " &middot; <a href=\"{0}/{1}\">{0}/{1}</a> ({2})", esc(&load.scenario), esc(file), esc(what));
+            let _ = write!(
+                h,
+                " &middot; <a href=\"{0}/{1}\">{0}/{1}</a> ({2})",
+                esc(&load.scenario),
+                esc(file),
+                esc(what)
+            );
         }
     }
     h.push_str("</p></body></html>\n");
@@ -352,14 +405,33 @@ fn generator_line(load: &RunSummary) -> String {
     }
 }
 
-fn markdown(report: &Report, baseline: Option<&Report>, rows: &[Row], load_plots: &[Vec<String>], scaling: Option<&str>) -> String {
+fn markdown(
+    report: &Report,
+    baseline: Option<&Report>,
+    rows: &[Row],
+    load_plots: &[Vec<String>],
+    scaling: Option<&str>,
+) -> String {
     let mut md = String::new();
     let (pass, headline) = verdict_line(report);
     let m = &report.machine;
     let _ = writeln!(md, "# ticketbench report `{}`\n", report.run_id);
-    let _ = writeln!(md, "- created: {}\n- backend: {}", report.created_at, report.backend);
-    let _ = writeln!(md, "- verify: **{}** {}", if pass { "PASS" } else { "FAIL" }, headline);
-    let _ = writeln!(md, "- machine: {}, {} cores, {} GiB, kernel {}", m.cpu_model, m.cores, m.memory_gib, m.kernel);
+    let _ = writeln!(
+        md,
+        "- created: {}\n- backend: {}",
+        report.created_at, report.backend
+    );
+    let _ = writeln!(
+        md,
+        "- verify: **{}** {}",
+        if pass { "PASS" } else { "FAIL" },
+        headline
+    );
+    let _ = writeln!(
+        md,
+        "- machine: {}, {} cores, {} GiB, kernel {}",
+        m.cpu_model, m.cores, m.memory_gib, m.kernel
+    );
     if let Some(scale) = &report.scale {
         let _ = writeln!(md, "- quota: {}", quota_label(scale));
     }
@@ -374,8 +446,17 @@ fn markdown(report: &Report, baseline: Option<&Report>, rows: &[Row], load_plots
     }
     for r in rows {
         if baseline.is_some() {
-            let before = r.before.map_or("–".to_owned(), |b| format!("{b:.1} {}", r.unit));
-            let _ = writeln!(md, "| {} | {:.1} {} | {before} | {} |", r.what, r.now, r.unit, change(r.now, r.before));
+            let before = r
+                .before
+                .map_or("–".to_owned(), |b| format!("{b:.1} {}", r.unit));
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} {} | {before} | {} |",
+                r.what,
+                r.now,
+                r.unit,
+                change(r.now, r.before)
+            );
         } else {
             let _ = writeln!(md, "| {} | {:.1} {} |", r.what, r.now, r.unit);
         }
@@ -421,12 +502,17 @@ fn markdown(report: &Report, baseline: Option<&Report>, rows: &[Row], load_plots
             if !scale.points.is_empty() {
                 md.push_str("| instances | TPS | P95 ms | efficiency | over-selling check |\n|---:|---:|---:|---:|---|\n");
                 for p in &scale.points {
-                    let (tps, p95) = p
-                        .best
-                        .as_ref()
-                        .map_or(("–".into(), "–".into()), |b| (format!("{:.0}", b.tps), format!("{:.1}", b.p95_ms)));
-                    let eff = p.efficiency.map_or("–".into(), |e| format!("{:.0}%", e * 100.0));
-                    let _ = writeln!(md, "| {} | {tps} | {p95} | {eff} | {} |", p.instances, p.verify_headline);
+                    let (tps, p95) = p.best.as_ref().map_or(("–".into(), "–".into()), |b| {
+                        (format!("{:.0}", b.tps), format!("{:.1}", b.p95_ms))
+                    });
+                    let eff = p
+                        .efficiency
+                        .map_or("–".into(), |e| format!("{:.0}%", e * 100.0));
+                    let _ = writeln!(
+                        md,
+                        "| {} | {tps} | {p95} | {eff} | {} |",
+                        p.instances, p.verify_headline
+                    );
                 }
             }
             if let Some(name) = scaling {

@@ -72,9 +72,18 @@ fn nice_max(v: f64) -> f64 {
 }
 
 /// Throughput (successful iterations/s) and errors/s over time.
-fn draw_tps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[SeriesPoint]) -> DrawResult {
+fn draw_tps<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    series: &[SeriesPoint],
+) -> DrawResult {
     let max_t = series.iter().map(|p| p.t).fold(1.0, f64::max);
-    let max_y = nice_max(series.iter().map(|p| p.tps.max(p.errors as f64)).fold(0.0, f64::max));
+    let max_y = nice_max(
+        series
+            .iter()
+            .map(|p| p.tps.max(p.errors as f64))
+            .fold(0.0, f64::max),
+    );
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22))
         .margin(14)
@@ -90,7 +99,10 @@ fn draw_tps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, seri
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(LineSeries::new(series.iter().map(|p| (p.t, p.tps)), BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            series.iter().map(|p| (p.t, p.tps)),
+            BLUE.stroke_width(2),
+        ))
         .map_err(err)?
         .label("successful iterations/s (TPS)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
@@ -115,7 +127,10 @@ fn draw_tps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, seri
 
 /// P50/P95/P99 over time, raw on the left and corrected on the right, on
 /// one scale.
-fn draw_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &[SeriesPoint]) -> DrawResult {
+fn draw_latency<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    series: &[SeriesPoint],
+) -> DrawResult {
     let max_t = series.iter().map(|p| p.t).fold(1.0, f64::max);
     let max_y = nice_max(
         series
@@ -157,7 +172,9 @@ fn draw_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &[Ser
                 ))
                 .map_err(err)?
                 .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -180,13 +197,23 @@ fn draw_hdr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, summary: &RunSumm
         .ladder
         .iter()
         .filter(|p| p.percentile < 100.0)
-        .map(|p| (1.0 / (1.0 - p.percentile / 100.0), ms(p.raw_us), ms(p.corrected_us)))
+        .map(|p| {
+            (
+                1.0 / (1.0 - p.percentile / 100.0),
+                ms(p.raw_us),
+                ms(p.corrected_us),
+            )
+        })
         .collect();
     let max_x = points.iter().map(|p| p.0).fold(10.0, f64::max);
     let max_y = nice_max(points.iter().map(|p| p.2.max(p.1)).fold(0.0, f64::max));
     let mut chart = ChartBuilder::on(root)
         .caption(
-            format!("Latency by percentile ({}), max {:.1} ms", summary.headline, ms(tx.corrected.max)),
+            format!(
+                "Latency by percentile ({}), max {:.1} ms",
+                summary.headline,
+                ms(tx.corrected.max)
+            ),
             (FONT, 22),
         )
         .margin(14)
@@ -205,15 +232,21 @@ fn draw_hdr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, summary: &RunSumm
         .label_style((FONT, 14))
         .draw()
         .map_err(err)?;
-    for (corrected, colour, label) in [(false, BLUE, "raw"), (true, RED, "corrected")] {
+    // Corrected first and wider, so raw stays visible where they agree.
+    for (corrected, colour, width, label) in [(true, RED, 5, "corrected"), (false, BLUE, 2, "raw")]
+    {
         chart
             .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, if corrected { p.2 } else { p.1 })),
-                colour.stroke_width(2),
+                points
+                    .iter()
+                    .map(|p| (p.0, if corrected { p.2 } else { p.1 })),
+                colour.stroke_width(width),
             ))
             .map_err(err)?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width))
+            });
     }
     chart
         .configure_series_labels()
@@ -233,11 +266,18 @@ fn trim_float(p: f64) -> String {
 
 /// TPS, P95 and efficiency against instance count, with the ideal line
 /// and the 90% bar.
-fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &ScaleReport) -> DrawResult {
+fn draw_scaling<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    scale: &ScaleReport,
+) -> DrawResult {
     let measured: Vec<(usize, f64, f64, Option<f64>)> = scale
         .points
         .iter()
-        .filter_map(|p| p.best.as_ref().map(|b| (p.instances, b.tps, b.p95_ms, p.efficiency)))
+        .filter_map(|p| {
+            p.best
+                .as_ref()
+                .map(|b| (p.instances, b.tps, b.p95_ms, p.efficiency))
+        })
         .collect();
     let max_n = scale.points.iter().map(|p| p.instances).max().unwrap_or(1) as f64;
     let one = scale
@@ -287,7 +327,11 @@ fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &Scale
         .label("measured")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     chart
-        .draw_series(measured.iter().map(|m| Circle::new((m.0 as f64, m.1), 5, BLUE.filled())))
+        .draw_series(
+            measured
+                .iter()
+                .map(|m| Circle::new((m.0 as f64, m.1), 5, BLUE.filled())),
+        )
         .map_err(err)?;
     chart
         .configure_series_labels()
@@ -299,7 +343,12 @@ fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &Scale
         .map_err(err)?;
 
     // P95 against N, with the bound.
-    let max_p95 = nice_max(measured.iter().map(|m| m.2).fold(scale.p95_bound_ms, f64::max));
+    let max_p95 = nice_max(
+        measured
+            .iter()
+            .map(|m| m.2)
+            .fold(scale.p95_bound_ms, f64::max),
+    );
     let mut chart = ChartBuilder::on(&areas[1])
         .caption("P95 at that rate (corrected)", (FONT, 18))
         .margin(12)
@@ -323,7 +372,11 @@ fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &Scale
         .label("bound")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
     chart
-        .draw_series(measured.iter().map(|m| Circle::new((m.0 as f64, m.2), 5, BLUE.filled())))
+        .draw_series(
+            measured
+                .iter()
+                .map(|m| Circle::new((m.0 as f64, m.2), 5, BLUE.filled())),
+        )
         .map_err(err)?;
     chart
         .configure_series_labels()
@@ -350,7 +403,10 @@ fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &Scale
         .draw()
         .map_err(err)?;
     chart
-        .draw_series(LineSeries::new([(0.5, 90.0), (max_n + 0.5, 90.0)], RED.mix(0.6)))
+        .draw_series(LineSeries::new(
+            [(0.5, 90.0), (max_n + 0.5, 90.0)],
+            RED.mix(0.6),
+        ))
         .map_err(err)?
         .label("90% bar (seed 000)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
@@ -364,7 +420,10 @@ fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &Scale
         .label("measured")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     chart
-        .draw_series(eff.iter().map(|&(n, e)| Circle::new((n, e), 5, BLUE.filled())))
+        .draw_series(
+            eff.iter()
+                .map(|&(n, e)| Circle::new((n, e), 5, BLUE.filled())),
+        )
         .map_err(err)?;
     chart
         .configure_series_labels()
@@ -379,8 +438,16 @@ fn draw_scaling<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scale: &Scale
 
 /// The load run's plots: `tps`, `latency`, `hdr` (png and svg) in `dir`.
 pub fn load_plots(dir: &Path, prefix: &str, summary: &RunSummary) -> anyhow::Result<Vec<String>> {
-    let series = summary.series.get(&summary.headline).cloned().unwrap_or_default();
-    let title = format!("Throughput: {} ({})", summary.headline, model_label(summary));
+    let series = summary
+        .series
+        .get(&summary.headline)
+        .cloned()
+        .unwrap_or_default();
+    let title = format!(
+        "Throughput: {} ({})",
+        summary.headline,
+        model_label(summary)
+    );
     let tps = format!("{prefix}tps");
     let latency = format!("{prefix}latency");
     let hdr = format!("{prefix}hdr");
@@ -398,7 +465,8 @@ pub fn scaling_plot(dir: &Path, scale: &ScaleReport) -> anyhow::Result<String> {
 pub fn model_label(summary: &RunSummary) -> String {
     match summary.model {
         crate::summary::Model::Open { rate } => format!("open model, {rate:.0}/s offered"),
-        crate::summary::Model::Closed => format!("closed model, {} users, at saturation", summary.users),
+        crate::summary::Model::Closed => {
+            format!("closed model, {} users, at saturation", summary.users)
+        }
     }
 }
-

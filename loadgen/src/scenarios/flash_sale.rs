@@ -72,11 +72,7 @@ async fn wait_active(
     Ok(admitted)
 }
 
-async fn poll(
-    user: &mut GooseUser,
-    ctx: &Ctx,
-    token: &str,
-) -> Result<bool, Box<TransactionError>> {
+async fn poll(user: &mut GooseUser, ctx: &Ctx, token: &str) -> Result<bool, Box<TransactionError>> {
     let deadline = Instant::now() + ADMISSION_DEADLINE;
     while Instant::now() < deadline {
         let status = call(

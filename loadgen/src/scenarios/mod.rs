@@ -124,7 +124,8 @@ impl Ctx {
     /// Records one whole iteration under the scenario's own name.
     pub fn finish(&self, slot: &Slot, started: Instant, ok: bool) {
         let raw = started.elapsed();
-        self.recorder.record(self.kind.name(), raw, raw + slot.lag, ok);
+        self.recorder
+            .record(self.kind.name(), raw, raw + slot.lag, ok);
     }
 }
 
