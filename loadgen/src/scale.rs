@@ -395,7 +395,7 @@ async fn measure(
         rate = match hi {
             None => rate * 1.3,
             Some(h) if lo > 0.0 => (lo + h) / 2.0,
-            Some(h) => h * 0.8,
+            Some(h) => h * 0.7,
         };
         if let Some(h) = hi {
             if lo > 0.0 && (h - lo) / lo < 0.05 {

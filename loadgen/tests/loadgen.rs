@@ -1,0 +1,205 @@
+//! loadgen against in-process servers: its counts against the server's own
+//! metrics, coordinated omission against a server that stalls once, and
+//! exact merging of interval logs.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use loadgen::record::{histogram, Recorder};
+use loadgen::run::{run, RunArgs};
+use loadgen::scenarios::{Kind, Wait};
+use loadgen::setup::sum_metric;
+use rand::Rng;
+
+/// goose keeps process-wide state (its stop switch): one attack at a time.
+static GOOSE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn args(host: &str, admin: &str, scenario: Kind, rate: Option<f64>, duration: f64, out: &std::path::Path) -> RunArgs {
+    RunArgs {
+        hosts: vec![host.to_owned()],
+        admin_token: admin.to_owned(),
+        scenario,
+        rate,
+        users: None,
+        duration,
+        wait: Wait::Sse,
+        active_capacity: 5000,
+        stock: None,
+        out: out.to_owned(),
+        run_id: None,
+        no_goose_report: false,
+        quiet: true,
+        goose: Vec::new(),
+    }
+}
+
+fn within(a: f64, b: f64, share: f64) -> bool {
+    (a - b).abs() <= share * b.max(1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_and_tps_match_the_servers_metrics() {
+    let _one = GOOSE.lock().await;
+    let target = verify::Target::embedded(&[]).await.unwrap();
+    let out = tempdir("counts");
+    let summary = run(&args(&target.base, &target.admin_token, Kind::FlashSale, Some(150.0), 4.0, &out))
+        .await
+        .unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", target.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let served = |route: &str| sum_metric(&metrics, "http_requests_total", &[&format!("route=\"{route}\"")]);
+    let enters = served("POST /api/v1/queue/enter");
+    let reserves = served("POST /api/v1/tickets/reserve");
+    let sold = sum_metric(&metrics, "ticket_reservation_total", &["result=\"ok\""]);
+    let tx = |name: &str| summary.transactions[name].count as f64;
+    assert!(tx("enter") > 500.0, "too few iterations to compare: {}", tx("enter"));
+    assert!(within(tx("enter"), enters, 0.01), "enter: loadgen {} vs server {enters}", tx("enter"));
+    assert!(within(tx("reserve"), reserves, 0.01), "reserve: loadgen {} vs server {reserves}", tx("reserve"));
+    // TPS is successful purchases per second of the measured window.
+    let tps_sold = summary.tps() * summary.duration_secs;
+    assert!(within(tps_sold, sold, 0.01), "TPS x duration {tps_sold} vs sold {sold}");
+    assert!(within(summary.tps(), 150.0, 0.01), "open model at 150/s achieved {}", summary.tps());
+    // The run's files: summary, interval log, goose's own report.
+    for f in ["summary.json", "latency.hlog", "goose-report.html", "goose-report.json"] {
+        let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{f} missing or empty");
+    }
+    target.stop().await;
+}
+
+/// A server that answers every contract call at once, except that all
+/// requests arriving in one second (starting with the `stall_at`-th) wait
+/// until that second is over: a one-off 1 s pause, like a GC or failover.
+async fn stalling_server(stall_at: u64) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let stall_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let count = Arc::clone(&count);
+            let stall_until = Arc::clone(&stall_until);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let count = Arc::clone(&count);
+                    let stall_until = Arc::clone(&stall_until);
+                    async move {
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        let until = {
+                            let mut s = stall_until.lock().unwrap();
+                            if n == stall_at {
+                                *s = Some(Instant::now() + Duration::from_secs(1));
+                            }
+                            *s
+                        };
+                        if let Some(until) = until {
+                            if Instant::now() < until {
+                                tokio::time::sleep_until(until.into()).await;
+                            }
+                        }
+                        let status = if req.uri().path() == "/api/v1/admin/events" { 201 } else { 200 };
+                        let body = r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrected_p99_shows_a_one_second_stall_that_raw_hides() {
+    let _one = GOOSE.lock().await;
+    // 200 reads/s for 5 s by 4 users; the stall begins about 1.5 s in.
+    let host = stalling_server(300 + loadgen::setup::SAMPLE_RESERVATIONS * 3).await;
+    let out = tempdir("stall");
+    let mut a = args(&host, "x", Kind::Browse, Some(200.0), 5.0, &out);
+    a.users = Some(4);
+    a.no_goose_report = true;
+    let summary = run(&a).await.unwrap();
+    let t = &summary.transactions["browse"];
+    let (raw, corrected) = (t.raw.p99 as f64 / 1000.0, t.corrected.p99 as f64 / 1000.0);
+    assert_eq!(t.count, 1000, "every planned iteration ran");
+    // At most the 4 requests in flight saw the pause: 0.4% of samples.
+    assert!(raw < 100.0, "raw P99 {raw} ms should hide the stall");
+    // About 200 iterations were due during the pause; measured from their
+    // slots, over 1% of them waited more than half a second.
+    assert!(corrected > 500.0, "corrected P99 {corrected} ms should show the stall");
+    assert!(t.corrected.max >= 900_000, "corrected max {} µs", t.corrected.max);
+    let schedule = summary.schedule.unwrap();
+    assert!(schedule.late > 50, "iterations late because every user was busy: {}", schedule.late);
+}
+
+#[test]
+fn merged_logs_equal_one_histogram_of_both_sample_sets() {
+    let out = tempdir("merge");
+    let mut rng = rand::rng();
+    let mut all = (histogram(), histogram(), histogram());
+    let mut logs = Vec::new();
+    for process in 0..2 {
+        let recorder = Arc::new(Recorder::new());
+        let path = out.join(format!("p{process}.hlog"));
+        let meta = format!(
+            r#"{{"runId":"m{process}","scenario":"browse","headline":"browse","model":{{"kind":"open","rate":100.0}},"users":4,"hosts":["http://h{process}"],"startedAt":"x"}}"#
+        );
+        let log = recorder.start_log(&path, &meta).unwrap();
+        for _ in 0..20_000 {
+            let raw = Duration::from_micros(rng.random_range(50..200_000));
+            let corrected = raw + Duration::from_micros(rng.random_range(0..5_000));
+            let ok = rng.random_bool(0.98);
+            recorder.record("browse", raw, corrected, ok);
+            all.0.record(raw.as_micros() as u64).unwrap();
+            all.1.record(corrected.as_micros() as u64).unwrap();
+            if !ok {
+                all.2.record(raw.as_micros() as u64).unwrap();
+            }
+        }
+        log.finish().unwrap();
+        logs.push(path);
+    }
+    let merged_dir = out.join("merged");
+    let summary = loadgen::merge::run(&logs, &merged_dir).unwrap();
+    let merged = loadgen::merge::read_log(&merged_dir.join("latency.hlog")).unwrap();
+    let totals = &merged.totals()["browse"];
+    assert_eq!(totals.raw, all.0, "raw histograms differ");
+    assert_eq!(totals.corrected, all.1, "corrected histograms differ");
+    assert_eq!(totals.errors, all.2, "error histograms differ");
+    let t = &summary.transactions["browse"];
+    assert_eq!(t.count, 40_000);
+    assert_eq!(t.errors, all.2.len());
+    assert_eq!(t.raw.p99, all.0.value_at_quantile(0.99));
+    assert_eq!(summary.processes, 2);
+    assert_eq!(summary.users, 8, "users add up across processes");
+    assert_eq!(summary.hosts.len(), 2);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-test-{name}-{}-{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
