@@ -1,9 +1,34 @@
 #!/usr/bin/env bash
-# The main job. For now: start the reference server on the embedded backend
-# (Ctrl-C or SIGTERM to stop). Extra arguments go to ticket-server, e.g.
-#   scripts/run.sh --admin-token T --listen 127.0.0.1:8080
+# The main job, one command: provisions the local real stack with the same
+# script as the tests (scripts/services.sh: Redis, PostgreSQL, tansu) where
+# it can, otherwise falls back to the embedded backend and says so; then
+# verify, a load run and the scaling run (1, 2, 4 instances), reported in
+# reports/<run-id>/ with reports/latest pointing at it.
+#   scripts/run.sh                 # the whole job (about 10 minutes)
+#   scripts/run.sh --quick         # about 2 minutes
+#   scripts/run.sh --baseline reports/<earlier-run>/report.json
+# Other options: target/release/loadgen job --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-exec cargo run --release --locked -p ticket-server -- "$@"
+cargo build --release --locked -p ticket-server -p loadgen
+bin="${CARGO_TARGET_DIR:-target}/release"
+
+reason=
+started=
+mkdir -p reports
+if [ "$(scripts/services.sh status | grep -c ' up ')" -lt 3 ]; then
+    started=yes
+fi
+if scripts/services.sh start > reports/.services.log 2>&1; then
+    eval "$(scripts/services.sh env)"
+    [ -n "$started" ] && trap 'scripts/services.sh stop >/dev/null 2>&1' EXIT
+else
+    reason="scripts/services.sh start failed: $(tail -n 1 reports/.services.log)"
+    echo "real stack unavailable, using the embedded backend ($reason)" >&2
+    [ -n "$started" ] && scripts/services.sh stop >/dev/null 2>&1 || true
+    unset REDIS_URL KAFKA_BROKERS POSTGRES_URL
+fi
+
+"$bin/loadgen" job --server-bin "$bin/ticket-server" ${reason:+--fallback-reason "$reason"} "$@"

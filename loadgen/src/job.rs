@@ -194,13 +194,14 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         wait: Wait::Sse,
         active_capacity: 5000,
         stock: None,
+        warmup: 0.0,
         out: out.join(Kind::FlashSale.name()),
         run_id: Some(format!("{run_id}-load")),
         no_goose_report: false,
         quiet: true,
         goose: Vec::new(),
     };
-    let load = run::run(&load_args).await;
+    let load = Box::pin(run::run(&load_args)).await;
     fleet.stop().await;
     let load = load.context("load run")?;
     done(
@@ -241,7 +242,7 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
             quiet: true,
         };
         let progress = |msg: &str| bar.set_message(format!("scaling run: {msg}"));
-        match scale::run(&scale_args, &progress).await {
+        match Box::pin(scale::run(&scale_args, &progress)).await {
             Ok(r) => {
                 done(
                     &bar,

@@ -52,6 +52,11 @@ pub struct RunArgs {
     /// purchase, 10,000,000 in the closed model].
     #[arg(long)]
     pub stock: Option<u64>,
+    /// Seconds of unrecorded purchases (one at a time, every host) before
+    /// the measurement: a freshly started fleet settles its partition
+    /// leases and connections.
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup: f64,
     /// Directory for the summary, the interval log and goose's reports.
     #[arg(long, default_value = "loadgen-out")]
     pub out: PathBuf,
@@ -111,6 +116,11 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 
 /// Runs one load run and writes its files under `args.out`.
 pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
+    // goose's attack is a large future: keep it on the heap.
+    Box::pin(run_boxed(args)).await
+}
+
+async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     if args.hosts.is_empty() {
         anyhow::bail!("at least one --host is needed");
     }
@@ -136,15 +146,28 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
         }
         None => 10_000_000,
     };
+    let warmup_stock = if args.warmup > 0.0 { 20_000 } else { 0 };
     let prepared = setup::prepare(
         &admin,
         &hosts,
         &run_id,
-        args.stock.unwrap_or(purchases),
+        args.stock.unwrap_or(purchases) + warmup_stock,
         args.active_capacity,
         args.scenario != Kind::FlashSale,
     )
     .await?;
+    if args.warmup > 0.0 {
+        let until = std::time::Instant::now() + Duration::from_secs_f64(args.warmup);
+        let mut i = 0u64;
+        while std::time::Instant::now() < until && i < warmup_stock {
+            let host = &hosts[i as usize % hosts.len()];
+            admin
+                .purchase(host, &prepared.event_id, &format!("warm-{run_id}-{i}"))
+                .await
+                .context("warm-up purchase")?;
+            i += 1;
+        }
+    }
 
     let mut goose_args = vec!["goose".to_owned()];
     goose_args.extend(args.goose.iter().cloned());
@@ -186,19 +209,20 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let log_path = args.out.join("latency.hlog");
     let cpu_before = crate::machine::cpu_seconds();
     let log = recorder.start_log(&log_path, &serde_json::to_string(&meta)?)?;
-    let ctx = Arc::new(Ctx::new(
-        args.scenario,
-        hosts.clone(),
+    let ctx = Arc::new(Ctx {
+        kind: args.scenario,
+        hosts: hosts.clone(),
         prepared,
-        Arc::clone(&recorder),
-        args.rate.map(|rate| Pacer::new(rate, duration)),
-        duration,
-        args.wait,
-        format!("lg-{run_id}"),
-    ));
+        recorder: Arc::clone(&recorder),
+        pacer: args.rate.map(|rate| Pacer::new(rate, duration)),
+        deadline: std::time::Instant::now() + duration,
+        wait: args.wait,
+        user_prefix: format!("lg-{run_id}"),
+        next_user: Default::default(),
+    });
     let attack = GooseAttack::initialize_with_config(config)?
         .register_scenario(scenarios::scenario(Arc::clone(&ctx)));
-    let outcome = attack.execute().await;
+    let outcome = Box::pin(attack.execute()).await;
     let measured = recorder.elapsed().min(duration + Duration::from_secs(1));
     log.finish()?;
     outcome.context("goose run")?;

@@ -201,17 +201,6 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
     }
     std::fs::create_dir_all(&args.out)?;
     let (step_secs, max_steps, probe_secs) = args.effective();
-    let spec_for = |n: usize| ServerSpec {
-        bin: args
-            .server_bin
-            .clone()
-            .unwrap_or_else(ServerSpec::default_bin),
-        backend: Backend::Real,
-        admin_token: args.admin_token.clone(),
-        token_secret: format!("scale-secret-{run_id}"),
-        namespace: namespace(&run_id, n),
-        log_dir: args.out.join("logs"),
-    };
     let mut report = ScaleReport {
         run_id: run_id.clone(),
         started_at: now_rfc3339(),
@@ -230,70 +219,30 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
         skipped: None,
         elapsed_secs: 0.0,
     };
-    let deadline = started + Duration::from_secs(args.max_secs);
+    let search = Search {
+        args,
+        controller: &controller,
+        run_id: &run_id,
+        step_secs,
+        probe_secs,
+        max_steps,
+        deadline: started + Duration::from_secs(args.max_secs),
+        progress,
+    };
     let mut per_instance_tps: Option<f64> = None;
     for &n in &args.instances {
-        if Instant::now() > deadline {
+        if Instant::now() > search.deadline {
             report.skipped = Some(format!(
                 "stopped at the --max-secs bound ({} s) before {n} instances",
                 args.max_secs
             ));
             break;
         }
-        progress(&format!("{n} instance(s): starting"));
-        let fleet = Fleet::start(
-            &spec_for(n),
-            n,
-            &controller,
-            args.cpus_per_instance,
-            &format!("n{n}"),
-        )
-        .await?;
-        let hosts = fleet.hosts();
-        let dir = args.out.join(format!("n{n}"));
-        let measured = measure(
-            args,
-            &hosts,
-            &dir,
-            &run_id,
-            n,
-            (step_secs, max_steps, probe_secs),
-            per_instance_tps,
-            deadline,
-            progress,
-        )
-        .await;
-        let guard = if measured.is_ok() {
-            progress(&format!("{n} instance(s): verify (over-selling)"));
-            guard(&hosts, &args.admin_token, &dir.join("verify")).await
-        } else {
-            Ok((false, "not run".into()))
-        };
-        let throttled = fleet
-            .instances
-            .iter()
-            .filter_map(|i| i.throttled_periods())
-            .reduce(|a, b| a + b);
-        fleet.stop().await;
-        let steps = measured?;
-        let (verify_pass, verify_headline) = guard?;
-        let best = steps
-            .iter()
-            .filter(|s| s.pass && s.rate.is_some())
-            .max_by(|a, b| a.tps.total_cmp(&b.tps))
-            .cloned();
-        if n == args.instances[0] {
-            per_instance_tps = best.as_ref().map(|b| b.tps / n as f64);
+        let point = Box::pin(search.point(n, per_instance_tps)).await?;
+        if per_instance_tps.is_none() {
+            per_instance_tps = point.best.as_ref().map(|b| b.tps / n as f64);
         }
-        report.points.push(Point {
-            instances: n,
-            steps,
-            best,
-            efficiency: None,
-            verify_pass,
-            verify_headline,
-            throttled_periods: throttled,
-        });
+        report.points.push(point);
     }
     // Efficiency against one instance's TPS (measured, or scaled from the
     // smallest fleet when 1 is not among --instances).
@@ -317,93 +266,173 @@ pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<Sc
     Ok(report)
 }
 
-fn namespace(run_id: &str, n: usize) -> String {
+/// One scaling run's search, fleet by fleet.
+struct Search<'a> {
+    args: &'a ScaleArgs,
+    controller: &'a Controller,
+    run_id: &'a str,
+    step_secs: f64,
+    probe_secs: f64,
+    max_steps: usize,
+    deadline: Instant,
+    progress: &'a dyn Fn(&str),
+}
+
+impl Search<'_> {
+    /// A fresh fleet of `n` for one step. Every step gets its own
+    /// namespace (topics, keys, schema) so each starts from empty topics:
+    /// tansu's memory store lists a partition's every batch on each fetch,
+    /// so a topic that grew in earlier steps would slow later ones.
+    async fn fleet(&self, n: usize, step: &str) -> anyhow::Result<Fleet> {
+        let spec = ServerSpec {
+            bin: self
+                .args
+                .server_bin
+                .clone()
+                .unwrap_or_else(ServerSpec::default_bin),
+            backend: Backend::Real,
+            admin_token: self.args.admin_token.clone(),
+            token_secret: format!("scale-secret-{}", self.run_id),
+            namespace: namespace(self.run_id, n, step),
+            log_dir: self.args.out.join("logs"),
+        };
+        Fleet::start(
+            &spec,
+            n,
+            self.controller,
+            self.args.cpus_per_instance,
+            &format!("n{n}-{step}"),
+        )
+        .await
+    }
+
+    /// One load run on a fresh fleet of `n`.
+    async fn step(
+        &self,
+        n: usize,
+        k: usize,
+        rate: Option<f64>,
+    ) -> anyhow::Result<(Step, Option<u64>)> {
+        let fleet = self.fleet(n, &format!("s{k}")).await?;
+        let label = rate.map_or("probe".to_owned(), |r| format!("{r:.0}"));
+        let args = RunArgs {
+            hosts: fleet.hosts(),
+            admin_token: self.args.admin_token.clone(),
+            scenario: self.args.scenario,
+            rate,
+            users: rate.map_or(Some(16 * n), |_| None),
+            duration: if rate.is_some() {
+                self.step_secs
+            } else {
+                self.probe_secs
+            },
+            wait: self.args.wait,
+            active_capacity: 100_000,
+            stock: None,
+            warmup: 3.0,
+            out: self
+                .args
+                .out
+                .join(format!("n{n}"))
+                .join(format!("step{k}-{label}")),
+            run_id: Some(format!("{}-n{n}-s{k}", self.run_id)),
+            no_goose_report: true,
+            quiet: true,
+            goose: Vec::new(),
+        };
+        let summary = Box::pin(run::run(&args)).await;
+        let throttled = fleet
+            .instances
+            .iter()
+            .filter_map(|i| i.throttled_periods())
+            .reduce(|a, b| a + b);
+        fleet.stop().await;
+        Ok((judge(self.args, &summary?, rate, &args.out), throttled))
+    }
+
+    /// The capacity probe, the rate search and the over-selling guard for
+    /// fleets of `n`.
+    async fn point(&self, n: usize, per_instance_tps: Option<f64>) -> anyhow::Result<Point> {
+        let progress = self.progress;
+        progress(&format!("{n} instance(s): capacity probe (closed model)"));
+        let mut steps = Vec::new();
+        let mut throttled: Option<u64> = None;
+        let mut add = |t: Option<u64>| {
+            if let Some(t) = t {
+                throttled = Some(throttled.unwrap_or(0) + t);
+            }
+        };
+        let (probe, t) = Box::pin(self.step(n, 0, None)).await?;
+        add(t);
+        // Start below what the closed model reached, or near what one
+        // instance sustained times n.
+        let closed = probe.tps;
+        steps.push(probe);
+        let mut rate = match per_instance_tps {
+            Some(one) => (one * n as f64 * 0.95).max(closed * 0.5),
+            None => closed * 0.6,
+        }
+        .max(10.0);
+        let (mut lo, mut hi): (f64, Option<f64>) = (0.0, None);
+        for k in 1..=self.max_steps {
+            if Instant::now() > self.deadline {
+                break;
+            }
+            progress(&format!("{n} instance(s): {rate:.0}/s"));
+            let (judged, t) = Box::pin(self.step(n, k, Some(rate.round()))).await?;
+            add(t);
+            if judged.pass {
+                lo = rate;
+            } else {
+                hi = Some(rate);
+            }
+            steps.push(judged);
+            rate = match hi {
+                None => rate * 1.3,
+                Some(h) if lo > 0.0 => (lo + h) / 2.0,
+                Some(h) => h * 0.7,
+            };
+            if let Some(h) = hi {
+                if lo > 0.0 && (h - lo) / lo < 0.05 {
+                    break;
+                }
+            }
+        }
+        progress(&format!("{n} instance(s): verify (over-selling)"));
+        let fleet = self.fleet(n, "verify").await?;
+        let guard = guard(
+            &fleet.hosts(),
+            &self.args.admin_token,
+            &self.args.out.join(format!("n{n}")).join("verify"),
+        )
+        .await;
+        fleet.stop().await;
+        let (verify_pass, verify_headline) = guard?;
+        let best = steps
+            .iter()
+            .filter(|s| s.pass && s.rate.is_some())
+            .max_by(|a, b| a.tps.total_cmp(&b.tps))
+            .cloned();
+        Ok(Point {
+            instances: n,
+            steps,
+            best,
+            efficiency: None,
+            verify_pass,
+            verify_headline,
+            throttled_periods: throttled,
+        })
+    }
+}
+
+fn namespace(run_id: &str, n: usize, step: &str) -> String {
     let clean: String = run_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    let tail = &clean[clean.len().saturating_sub(24)..];
-    format!("sc{tail}_n{n}")
-}
-
-/// The capacity probe, then the rate search for one fleet.
-#[allow(clippy::too_many_arguments)]
-async fn measure(
-    args: &ScaleArgs,
-    hosts: &[String],
-    dir: &Path,
-    run_id: &str,
-    n: usize,
-    (step_secs, max_steps, probe_secs): (f64, usize, f64),
-    per_instance_tps: Option<f64>,
-    deadline: Instant,
-    progress: &dyn Fn(&str),
-) -> anyhow::Result<Vec<Step>> {
-    let step = |rate: Option<f64>, k: usize| {
-        let label = rate.map_or("probe".to_owned(), |r| format!("{r:.0}"));
-        RunArgs {
-            hosts: hosts.to_vec(),
-            admin_token: args.admin_token.clone(),
-            scenario: args.scenario,
-            rate,
-            users: rate.map_or(Some(16 * n), |_| None),
-            duration: if rate.is_some() {
-                step_secs
-            } else {
-                probe_secs
-            },
-            wait: args.wait,
-            active_capacity: 100_000,
-            stock: None,
-            out: dir.join(format!("step{k}-{label}")),
-            run_id: Some(format!("{run_id}-n{n}-s{k}")),
-            no_goose_report: true,
-            quiet: true,
-            goose: Vec::new(),
-        }
-    };
-    let mut steps = Vec::new();
-    progress(&format!("{n} instance(s): capacity probe (closed model)"));
-    let probe = step(None, 0);
-    let summary = run::run(&probe).await?;
-    steps.push(judge(args, &summary, None, &probe.out));
-    // Start below what the closed model reached, or from what one instance
-    // sustained times n.
-    let closed = summary.tps();
-    let mut rate = match per_instance_tps {
-        Some(one) => (one * n as f64 * 0.9).max(closed * 0.5),
-        None => closed * 0.6,
-    }
-    .max(10.0);
-    let (mut lo, mut hi): (f64, Option<f64>) = (0.0, None);
-    for k in 1..=max_steps {
-        if Instant::now() > deadline {
-            break;
-        }
-        progress(&format!("{n} instance(s): {rate:.0}/s"));
-        let args_k = step(Some(rate.round()), k);
-        let summary = run::run(&args_k).await?;
-        let judged = judge(args, &summary, Some(rate.round()), &args_k.out);
-        let pass = judged.pass;
-        steps.push(judged);
-        if pass {
-            lo = rate;
-        } else {
-            hi = Some(rate);
-        }
-        rate = match hi {
-            None => rate * 1.3,
-            Some(h) if lo > 0.0 => (lo + h) / 2.0,
-            Some(h) => h * 0.7,
-        };
-        if let Some(h) = hi {
-            if lo > 0.0 && (h - lo) / lo < 0.05 {
-                break;
-            }
-        }
-    }
-    Ok(steps)
+    let tail = &clean[clean.len().saturating_sub(20)..];
+    format!("sc{tail}_n{n}_{step}")
 }
 
 fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Step {

@@ -20,7 +20,14 @@ use rand::Rng;
 /// goose keeps process-wide state (its stop switch): one attack at a time.
 static GOOSE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn args(host: &str, admin: &str, scenario: Kind, rate: Option<f64>, duration: f64, out: &std::path::Path) -> RunArgs {
+fn args(
+    host: &str,
+    admin: &str,
+    scenario: Kind,
+    rate: Option<f64>,
+    duration: f64,
+    out: &std::path::Path,
+) -> RunArgs {
     RunArgs {
         hosts: vec![host.to_owned()],
         admin_token: admin.to_owned(),
@@ -31,6 +38,7 @@ fn args(host: &str, admin: &str, scenario: Kind, rate: Option<f64>, duration: f6
         wait: Wait::Sse,
         active_capacity: 5000,
         stock: None,
+        warmup: 0.0,
         out: out.to_owned(),
         run_id: None,
         no_goose_report: false,
@@ -48,29 +56,66 @@ async fn counts_and_tps_match_the_servers_metrics() {
     let _one = GOOSE.lock().await;
     let target = verify::Target::embedded(&[]).await.unwrap();
     let out = tempdir("counts");
-    let summary = run(&args(&target.base, &target.admin_token, Kind::FlashSale, Some(150.0), 4.0, &out))
-        .await
-        .unwrap();
+    let summary = run(&args(
+        &target.base,
+        &target.admin_token,
+        Kind::FlashSale,
+        Some(150.0),
+        4.0,
+        &out,
+    ))
+    .await
+    .unwrap();
     let metrics = reqwest::get(format!("{}/metrics", target.base))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let served = |route: &str| sum_metric(&metrics, "http_requests_total", &[&format!("route=\"{route}\"")]);
+    let served = |route: &str| {
+        sum_metric(
+            &metrics,
+            "http_requests_total",
+            &[&format!("route=\"{route}\"")],
+        )
+    };
     let enters = served("POST /api/v1/queue/enter");
     let reserves = served("POST /api/v1/tickets/reserve");
     let sold = sum_metric(&metrics, "ticket_reservation_total", &["result=\"ok\""]);
     let tx = |name: &str| summary.transactions[name].count as f64;
-    assert!(tx("enter") > 500.0, "too few iterations to compare: {}", tx("enter"));
-    assert!(within(tx("enter"), enters, 0.01), "enter: loadgen {} vs server {enters}", tx("enter"));
-    assert!(within(tx("reserve"), reserves, 0.01), "reserve: loadgen {} vs server {reserves}", tx("reserve"));
+    assert!(
+        tx("enter") > 500.0,
+        "too few iterations to compare: {}",
+        tx("enter")
+    );
+    assert!(
+        within(tx("enter"), enters, 0.01),
+        "enter: loadgen {} vs server {enters}",
+        tx("enter")
+    );
+    assert!(
+        within(tx("reserve"), reserves, 0.01),
+        "reserve: loadgen {} vs server {reserves}",
+        tx("reserve")
+    );
     // TPS is successful purchases per second of the measured window.
     let tps_sold = summary.tps() * summary.duration_secs;
-    assert!(within(tps_sold, sold, 0.01), "TPS x duration {tps_sold} vs sold {sold}");
-    assert!(within(summary.tps(), 150.0, 0.01), "open model at 150/s achieved {}", summary.tps());
+    assert!(
+        within(tps_sold, sold, 0.01),
+        "TPS x duration {tps_sold} vs sold {sold}"
+    );
+    assert!(
+        within(summary.tps(), 150.0, 0.01),
+        "open model at 150/s achieved {}",
+        summary.tps()
+    );
     // The run's files: summary, interval log, goose's own report.
-    for f in ["summary.json", "latency.hlog", "goose-report.html", "goose-report.json"] {
+    for f in [
+        "summary.json",
+        "latency.hlog",
+        "goose-report.html",
+        "goose-report.json",
+    ] {
         let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{f} missing or empty");
     }
@@ -87,38 +132,46 @@ async fn stalling_server(stall_at: u64) -> String {
     let stall_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let count = Arc::clone(&count);
             let stall_until = Arc::clone(&stall_until);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let count = Arc::clone(&count);
-                    let stall_until = Arc::clone(&stall_until);
-                    async move {
-                        let n = count.fetch_add(1, Ordering::SeqCst);
-                        let until = {
-                            let mut s = stall_until.lock().unwrap();
-                            if n == stall_at {
-                                *s = Some(Instant::now() + Duration::from_secs(1));
+                let service = hyper::service::service_fn(
+                    move |req: Request<hyper::body::Incoming>| {
+                        let count = Arc::clone(&count);
+                        let stall_until = Arc::clone(&stall_until);
+                        async move {
+                            let n = count.fetch_add(1, Ordering::SeqCst);
+                            let until = {
+                                let mut s = stall_until.lock().unwrap();
+                                if n == stall_at {
+                                    *s = Some(Instant::now() + Duration::from_secs(1));
+                                }
+                                *s
+                            };
+                            if let Some(until) = until {
+                                if Instant::now() < until {
+                                    tokio::time::sleep_until(until.into()).await;
+                                }
                             }
-                            *s
-                        };
-                        if let Some(until) = until {
-                            if Instant::now() < until {
-                                tokio::time::sleep_until(until.into()).await;
-                            }
+                            let status = if req.uri().path() == "/api/v1/admin/events" {
+                                201
+                            } else {
+                                200
+                            };
+                            let body = r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+                                    .unwrap(),
+                            )
                         }
-                        let status = if req.uri().path() == "/api/v1/admin/events" { 201 } else { 200 };
-                        let body = r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from_static(body.as_bytes())))
-                                .unwrap(),
-                        )
-                    }
-                });
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -145,10 +198,21 @@ async fn corrected_p99_shows_a_one_second_stall_that_raw_hides() {
     assert!(raw < 100.0, "raw P99 {raw} ms should hide the stall");
     // About 200 iterations were due during the pause; measured from their
     // slots, over 1% of them waited more than half a second.
-    assert!(corrected > 500.0, "corrected P99 {corrected} ms should show the stall");
-    assert!(t.corrected.max >= 900_000, "corrected max {} µs", t.corrected.max);
+    assert!(
+        corrected > 500.0,
+        "corrected P99 {corrected} ms should show the stall"
+    );
+    assert!(
+        t.corrected.max >= 900_000,
+        "corrected max {} µs",
+        t.corrected.max
+    );
     let schedule = summary.schedule.unwrap();
-    assert!(schedule.late > 50, "iterations late because every user was busy: {}", schedule.late);
+    assert!(
+        schedule.late > 50,
+        "iterations late because every user was busy: {}",
+        schedule.late
+    );
 }
 
 #[test]

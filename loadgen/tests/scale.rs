@@ -45,13 +45,25 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
     if !real_stack() {
         return;
     }
-    let out = std::env::temp_dir().join(format!("loadgen-scale-{}-{:x}", std::process::id(), rand::random::<u32>()));
+    let out = std::env::temp_dir().join(format!(
+        "loadgen-scale-{}-{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         // The test builds the server in the dev profile, several times
         // slower than release under the same quota: the bound is loosened
         // so every fleet finds a passing rate. This test checks the
         // mechanics; the committed report has the release numbers.
-        .args(["scale", "--quick", "--quiet", "--max-secs", "300", "--p95-bound-ms", "250"])
+        .args([
+            "scale",
+            "--quick",
+            "--quiet",
+            "--max-secs",
+            "300",
+            "--p95-bound-ms",
+            "250",
+        ])
         .arg("--server-bin")
         .arg(server_bin())
         .arg("--out")
@@ -63,14 +75,33 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
     let report = ScaleReport::read(&out.join("scale.json")).unwrap();
     assert!(report.skipped.is_none(), "skipped: {:?}", report.skipped);
     assert_eq!(
-        report.points.iter().map(|p| p.instances).collect::<Vec<_>>(),
+        report
+            .points
+            .iter()
+            .map(|p| p.instances)
+            .collect::<Vec<_>>(),
         [1, 2, 4]
     );
-    assert_ne!(report.quota, loadgen::cgroup::Flavour::None, "the quota was not applied");
-    let one = report.points[0].best.as_ref().expect("a passing rate for 1 instance").tps;
+    assert_ne!(
+        report.quota,
+        loadgen::cgroup::Flavour::None,
+        "the quota was not applied"
+    );
+    let one = report.points[0]
+        .best
+        .as_ref()
+        .expect("a passing rate for 1 instance")
+        .tps;
     for point in &report.points {
-        assert!(point.verify_pass, "{} instances: {}", point.instances, point.verify_headline);
-        let best = point.best.as_ref().unwrap_or_else(|| panic!("no passing rate at {} instances", point.instances));
+        assert!(
+            point.verify_pass,
+            "{} instances: {}",
+            point.instances, point.verify_headline
+        );
+        let best = point
+            .best
+            .as_ref()
+            .unwrap_or_else(|| panic!("no passing rate at {} instances", point.instances));
         // The best step's TPS is what its own load run measured...
         let measured = RunSummary::read(&Path::new(&best.dir).join("summary.json")).unwrap();
         assert!((measured.tps() - best.tps).abs() < 1e-9);
@@ -78,7 +109,10 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
         // ...and efficiency is computed from those measurements.
         let expected = best.tps / (point.instances as f64 * one);
         let efficiency = point.efficiency.expect("efficiency");
-        assert!((efficiency - expected).abs() < 1e-9, "efficiency {efficiency} vs {expected}");
+        assert!(
+            (efficiency - expected).abs() < 1e-9,
+            "efficiency {efficiency} vs {expected}"
+        );
     }
 
     let html_dir = out.join("report");
@@ -106,7 +140,10 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
         non_empty(&html_dir.join(f));
     }
     let html = std::fs::read_to_string(html_dir.join("report.html")).unwrap();
-    assert!(html.contains("plots/scaling.svg"), "the page embeds the scaling plot");
+    assert!(
+        html.contains("plots/scaling.svg"),
+        "the page embeds the scaling plot"
+    );
     let four = report.points[2].efficiency.unwrap();
     assert!(
         html.contains(&format!("{:.0}%", four * 100.0)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use goose::goose::{GooseMethod, GooseUser, TransactionError};
 use rand::Rng;
 
-use super::{call, host_of, Ctx};
+use super::{call, host_of, Ctx, Req};
 
 /// One read; `Ok(true)` when it answered 200.
 pub async fn iteration(
@@ -25,12 +25,14 @@ pub async fn iteration(
         call(
             user,
             ctx,
-            "ticket",
-            GooseMethod::Get,
-            &format!("/api/v1/tickets/{id}"),
-            None,
-            None,
-            lag,
+            Req {
+                name: "ticket",
+                method: GooseMethod::Get,
+                path: &format!("/api/v1/tickets/{id}"),
+                body: None,
+                token: None,
+                lag,
+            },
         )
         .await?
     } else {
@@ -38,12 +40,14 @@ pub async fn iteration(
         call(
             user,
             ctx,
-            "event",
-            GooseMethod::Get,
-            &format!("/api/v1/events/{event}"),
-            None,
-            None,
-            lag,
+            Req {
+                name: "event",
+                method: GooseMethod::Get,
+                path: &format!("/api/v1/events/{event}"),
+                body: None,
+                token: None,
+                lag,
+            },
         )
         .await?
     };

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use goose::goose::{GooseMethod, GooseUser, TransactionError};
 use serde_json::json;
 
-use super::{call, host_of, Ctx, Wait};
+use super::{call, host_of, Ctx, Req, Wait};
 
 /// How long a buyer waits for admission before the iteration fails.
 const ADMISSION_DEADLINE: Duration = Duration::from_secs(30);
@@ -23,12 +23,14 @@ pub async fn iteration(
     let entered = call(
         user,
         ctx,
-        "enter",
-        GooseMethod::Post,
-        "/api/v1/queue/enter",
-        Some(&json!({"eventId": event, "userId": user_id})),
-        None,
-        lag,
+        Req {
+            name: "enter",
+            method: GooseMethod::Post,
+            path: "/api/v1/queue/enter",
+            body: Some(&json!({"eventId": event, "userId": user_id})),
+            token: None,
+            lag,
+        },
     )
     .await?;
     let Some(token) = entered.str("token").map(str::to_owned) else {
@@ -45,12 +47,14 @@ pub async fn iteration(
     let reserved = call(
         user,
         ctx,
-        "reserve",
-        GooseMethod::Post,
-        "/api/v1/tickets/reserve",
-        Some(&json!({"eventId": event, "quantity": 1})),
-        Some(&token),
-        Duration::ZERO,
+        Req {
+            name: "reserve",
+            method: GooseMethod::Post,
+            path: "/api/v1/tickets/reserve",
+            body: Some(&json!({"eventId": event, "quantity": 1})),
+            token: Some(&token),
+            lag: Duration::ZERO,
+        },
     )
     .await?;
     Ok(reserved.ok())
@@ -78,12 +82,14 @@ async fn poll(user: &mut GooseUser, ctx: &Ctx, token: &str) -> Result<bool, Box<
         let status = call(
             user,
             ctx,
-            "status",
-            GooseMethod::Get,
-            "/api/v1/queue/status",
-            None,
-            Some(token),
-            Duration::ZERO,
+            Req {
+                name: "status",
+                method: GooseMethod::Get,
+                path: "/api/v1/queue/status",
+                body: None,
+                token: Some(token),
+                lag: Duration::ZERO,
+            },
         )
         .await?;
         match status.str("status") {

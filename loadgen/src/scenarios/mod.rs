@@ -71,33 +71,10 @@ pub struct Ctx {
     pub wait: Wait,
     /// Unique per run and process, so users never collide across processes.
     pub user_prefix: String,
-    next_user: AtomicU64,
+    pub next_user: AtomicU64,
 }
 
 impl Ctx {
-    pub fn new(
-        kind: Kind,
-        hosts: Vec<String>,
-        prepared: Prepared,
-        recorder: Arc<Recorder>,
-        pacer: Option<Pacer>,
-        duration: Duration,
-        wait: Wait,
-        user_prefix: String,
-    ) -> Self {
-        Ctx {
-            kind,
-            hosts,
-            prepared,
-            recorder,
-            pacer,
-            deadline: Instant::now() + duration,
-            wait,
-            user_prefix,
-            next_user: AtomicU64::new(0),
-        }
-    }
-
     pub fn next_user_id(&self) -> String {
         let n = self.next_user.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.user_prefix)
@@ -149,19 +126,34 @@ impl Reply {
     }
 }
 
+/// One request of an iteration.
+pub struct Req<'a> {
+    /// Its transaction name (goose's and ours).
+    pub name: &'static str,
+    pub method: GooseMethod,
+    pub path: &'a str,
+    pub body: Option<&'a Value>,
+    pub token: Option<&'a str>,
+    /// How late the iteration started (only its first request carries it,
+    /// so each late start counts once).
+    pub lag: Duration,
+}
+
 /// One request, seen by goose (under `name`) and recorded by us: raw from
-/// send to the end of the body, corrected with the iteration's `lag` (only
-/// the iteration's first request carries it, so each late start counts once).
+/// send to the end of the body, corrected with `lag`.
 pub async fn call(
     user: &mut GooseUser,
     ctx: &Ctx,
-    name: &'static str,
-    method: GooseMethod,
-    path: &str,
-    body: Option<&Value>,
-    token: Option<&str>,
-    lag: Duration,
+    req: Req<'_>,
 ) -> Result<Reply, Box<TransactionError>> {
+    let Req {
+        name,
+        method,
+        path,
+        body,
+        token,
+        lag,
+    } = req;
     let mut builder = user.get_request_builder(&method, path)?;
     if let Some(body) = body {
         builder = builder.json(body);

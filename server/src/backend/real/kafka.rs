@@ -104,6 +104,12 @@ pub struct ConsumerSpec {
     pub topic: String,
     pub partitions: i32,
     pub instance: String,
+    /// The consumer's `fetch.wait.max.ms`. tansu answers every fetch only
+    /// after this wait, and a fetch that finds data lists every stored
+    /// batch of the partition (its memory store), so frequent fetches cost
+    /// the broker more as a topic grows: only latency-critical consumers
+    /// should fetch often.
+    pub fetch_wait_ms: u32,
 }
 
 /// Consumes `spec.topic` on the partitions this instance leases, calling
@@ -130,7 +136,7 @@ pub async fn run_leased<F, Fut>(
         .set("enable.auto.offset.store", "false")
         // Only reached when a stored offset is out of range: read it all.
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "5")
+        .set("fetch.wait.max.ms", spec.fetch_wait_ms.to_string())
         .set("session.timeout.ms", "6000")
         .set("max.poll.interval.ms", "10000")
         .create()

@@ -196,7 +196,7 @@ impl RealBackend {
         tokio::spawn(worker.clone().health_loop(stopped.clone()));
         tokio::spawn(worker.clone().sweep_loop(stopped.clone()));
         tokio::spawn(worker.clone().reconcile_loop(stopped.clone()));
-        let spec = |consumer: &'static str, topic: &str| kafka::ConsumerSpec {
+        let spec = |consumer: &'static str, topic: &str, fetch_wait_ms: u32| kafka::ConsumerSpec {
             brokers: options.kafka_brokers.clone(),
             postgres_url: options.postgres_url.clone(),
             schema: ns.clone(),
@@ -204,10 +204,12 @@ impl RealBackend {
             topic: topic.to_owned(),
             partitions: options.partitions,
             instance: options.instance_id.clone(),
+            fetch_wait_ms,
         };
         {
             let worker = worker.clone();
-            let spec = spec("admission", &queue_topic);
+            // Admission is on every buyer's path: fetch often.
+            let spec = spec("admission", &queue_topic, 5);
             tokio::spawn(kafka::run_leased(
                 spec,
                 pool.clone(),
@@ -220,7 +222,8 @@ impl RealBackend {
         }
         {
             let worker = worker.clone();
-            let spec = spec("persist", &reserved_topic);
+            // Persistence only turns PENDING into CONFIRMED: fetch less.
+            let spec = spec("persist", &reserved_topic, 50);
             tokio::spawn(kafka::run_leased(
                 spec,
                 pool,
