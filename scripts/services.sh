@@ -27,6 +27,8 @@ print_env() {
     echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
     echo "export POSTGRES_URL=postgres://ticketbench:ticketbench@127.0.0.1:$PG_PORT/ticketbench"
     echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    # Read by loadgen's report, which says what the broker was.
+    echo "export KAFKA_BROKER_KIND=tansu-0.6.0-memory"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -22,6 +22,9 @@ enum Command {
     /// Builds the report (plots, HTML, Markdown, JSON) from the outputs of
     /// `run`, `scale` and verify.
     Report {
+        /// Re-render an earlier report.json (the other inputs are ignored).
+        #[arg(long)]
+        from: Option<PathBuf>,
         /// Directories of `loadgen run` (or `merge`) outputs (summary.json).
         #[arg(long = "load")]
         loads: Vec<PathBuf>,
@@ -73,6 +76,21 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", out.join("report.html").display());
         }
         Command::Report {
+            from: Some(from),
+            baseline,
+            out,
+            ..
+        } => {
+            let report = loadgen::report::Report::read(&from)?;
+            let baseline = baseline
+                .as_deref()
+                .map(loadgen::report::Report::read)
+                .transpose()?;
+            loadgen::report::write(&report, &out, baseline.as_ref())?;
+            println!("{}", out.join("report.html").display());
+        }
+        Command::Report {
+            from: None,
             loads,
             scale,
             verify,

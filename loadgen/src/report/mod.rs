@@ -158,6 +158,43 @@ fn rows(report: &Report, baseline: Option<&Report>) -> Vec<Row> {
     rows
 }
 
+/// The closed-model capacity probe of each fleet (the first step).
+fn capacity(p: &crate::scale::Point) -> Option<f64> {
+    p.steps.iter().find(|s| s.rate.is_none()).map(|s| s.tps)
+}
+
+/// Says where scaling stopped being the instances' doing: a fleet whose
+/// closed-model capacity grew much less than its size.
+pub fn scaling_diagnosis(scale: &ScaleReport) -> Option<String> {
+    let first = scale.points.first()?;
+    let base = capacity(first)? / first.instances as f64;
+    let flat: Vec<String> = scale
+        .points
+        .iter()
+        .filter_map(|p| {
+            let c = capacity(p)?;
+            let ratio = c / (base * p.instances as f64);
+            (ratio < 0.75).then(|| {
+                format!(
+                    "{} instances reach {:.0}/s ({:.0}% of {} x one)",
+                    p.instances,
+                    c,
+                    ratio * 100.0,
+                    p.instances
+                )
+            })
+        })
+        .collect();
+    (!flat.is_empty()).then(|| {
+        format!(
+            "Closed-model capacity stops following the instance count: {}. There the limit is outside \
+             the instances (the shared stack and the generator on the same machine), so efficiency \
+             at that size measures the machine rather than the instances.",
+            flat.join("; ")
+        )
+    })
+}
+
 fn change(now: f64, before: Option<f64>) -> String {
     match before {
         Some(b) if b != 0.0 => format!("{:+.1}%", (now - b) / b * 100.0),
@@ -341,7 +378,7 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                     scale.max_error_rate * 100.0,
                     scale.step_secs
                 );
-                h.push_str("<table><tr><th>instances</th><th>TPS</th><th>P95 ms</th><th>efficiency</th><th>over-selling check</th><th>rates tried</th></tr>");
+                h.push_str("<table><tr><th>instances</th><th>TPS</th><th>P95 ms</th><th>efficiency</th><th>closed-model capacity</th><th>over-selling check</th><th>rates tried</th></tr>");
                 for p in &scale.points {
                     let (tps, p95) = p
                         .best
@@ -361,9 +398,10 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                             })
                         })
                         .collect();
+                    let cap = capacity(p).map_or("&ndash;".into(), |c| format!("{c:.0}/s"));
                     let _ = write!(
                         h,
-                        "<tr><td>{}</td><td>{tps}</td><td>{p95}</td><td>{eff}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                        "<tr><td>{}</td><td>{tps}</td><td>{p95}</td><td>{eff}</td><td>{cap}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
                         p.instances,
                         if p.verify_pass { "pass" } else { "fail" },
                         esc(&p.verify_headline),
@@ -371,6 +409,9 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                     );
                 }
                 h.push_str("</table>");
+                if let Some(d) = scaling_diagnosis(scale) {
+                    let _ = write!(h, "<p class=\"note\">{}</p>", esc(&d));
+                }
             }
             if let Some(name) = scaling {
                 let _ = write!(h, "<p><img src=\"plots/{name}.svg\" alt=\"scaling\"></p>");
@@ -500,7 +541,7 @@ fn markdown(
                 let _ = writeln!(md, "**{reason}**\n");
             }
             if !scale.points.is_empty() {
-                md.push_str("| instances | TPS | P95 ms | efficiency | over-selling check |\n|---:|---:|---:|---:|---|\n");
+                md.push_str("| instances | TPS | P95 ms | efficiency | closed-model capacity | over-selling check |\n|---:|---:|---:|---:|---:|---|\n");
                 for p in &scale.points {
                     let (tps, p95) = p.best.as_ref().map_or(("–".into(), "–".into()), |b| {
                         (format!("{:.0}", b.tps), format!("{:.1}", b.p95_ms))
@@ -508,11 +549,15 @@ fn markdown(
                     let eff = p
                         .efficiency
                         .map_or("–".into(), |e| format!("{:.0}%", e * 100.0));
+                    let cap = capacity(p).map_or("–".into(), |c| format!("{c:.0}/s"));
                     let _ = writeln!(
                         md,
-                        "| {} | {tps} | {p95} | {eff} | {} |",
+                        "| {} | {tps} | {p95} | {eff} | {cap} | {} |",
                         p.instances, p.verify_headline
                     );
+                }
+                if let Some(d) = scaling_diagnosis(scale) {
+                    let _ = writeln!(md, "\n{d}");
                 }
             }
             if let Some(name) = scaling {

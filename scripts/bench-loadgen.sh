@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The load generator's own capacity and memory, written to
+# reports/loadgen-capacity.md:
+#  1. requests per second loadgen (closed model, 64 users) drives at a cheap
+#     endpoint of the embedded reference server, beside wrk (1 thread, 64
+#     connections) at the same endpoint; server pinned to CPU 1, generator
+#     to CPU 0, median of 3 runs each;
+#  2. loadgen's resident memory over a long open-model run (default 600 s).
+#   scripts/bench-loadgen.sh [DURATION_SECS] [RSS_SECS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+RSS_SECS=${2:-600}
+SERVER_CPU=${SERVER_CPU:-1}
+GEN_CPU=${GEN_CPU:-0}
+
+if ! command -v wrk >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release --locked -p ticket-server -p loadgen
+BIN=${CARGO_TARGET_DIR:-target}/release
+PORT=18085
+HOST=http://127.0.0.1:$PORT
+OUT=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+taskset -c "$SERVER_CPU" "$BIN/ticket-server" --listen 127.0.0.1:$PORT --admin-token T >/dev/null 2>&1 &
+server=$!
+pids+=("$server")
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+curl -sf -X POST "$HOST/api/v1/admin/events" -H 'Authorization: Bearer T' \
+    -H 'Content-Type: application/json' -d '{"eventId":"bench","stock":100}' >/dev/null
+
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+wrk_runs=() ; lg_runs=() ; lg_cpu=() ; srv_busy=()
+for i in 1 2 3; do
+    wrk_runs+=("$(taskset -c "$GEN_CPU" wrk -t1 -c64 -d"${DURATION}s" "$HOST/api/v1/events/bench" | awk '/Requests\/sec/ {print $2}')")
+    before=$(cpu_secs "$server")
+    taskset -c "$GEN_CPU" "$BIN/loadgen" run --host "$HOST" --admin-token T --scenario browse \
+        --users 64 --duration "$DURATION" --no-goose-report --quiet --out "$OUT/cap$i" >/dev/null
+    after=$(cpu_secs "$server")
+    lg_runs+=("$(python3 -c "import json,sys; s=json.load(open('$OUT/cap$i/summary.json')); print(round(sum(t['count'] for n,t in s['transactions'].items() if n!=s['headline'])/s['durationSecs']))")")
+    lg_cpu+=("$(python3 -c "import json; s=json.load(open('$OUT/cap$i/summary.json')); print(round(100*s['generator']['cpuSeconds']/s['durationSecs']))")")
+    srv_busy+=("$(awk -v a="$after" -v b="$before" -v d="$DURATION" 'BEGIN {printf "%.0f", 100*(a-b)/d}')")
+done
+WRK=$(printf '%s\n' "${wrk_runs[@]}" | median)
+LG=$(printf '%s\n' "${lg_runs[@]}" | median)
+LG_CPU=$(printf '%s\n' "${lg_cpu[@]}" | median)
+SRV=$(printf '%s\n' "${srv_busy[@]}" | median)
+
+echo "loadgen RSS over ${RSS_SECS}s ..." >&2
+"$BIN/loadgen" run --host "$HOST" --admin-token T --scenario browse --rate 1000 \
+    --duration "$RSS_SECS" --no-goose-report --quiet --out "$OUT/rss" >/dev/null
+RSS=$(python3 - "$OUT/rss/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+samples = s["generator"]["samples"]
+after = [x for x in samples if x["t"] >= 10]
+lo = min(x["rssKib"] for x in after); hi = max(x["rssKib"] for x in after)
+pick = lambda t: min(samples, key=lambda x: abs(x["t"] - t))["rssKib"] / 1024
+marks = [10, 60, 300, s["durationSecs"]]
+print("| " + " | ".join(f"{pick(t):.1f}" for t in marks) + f" | {(hi - lo) / 1024:.1f} |")
+PY
+)
+REQS=$(python3 -c "import json; s=json.load(open('$OUT/rss/summary.json')); print(sum(t['count'] for n,t in s['transactions'].items() if n!=s['headline']))")
+
+cat > reports/loadgen-capacity.md <<MD
+# loadgen: the generator's own capacity and memory
+
+Produced by \`scripts/bench-loadgen.sh $DURATION $RSS_SECS\` on $(date -u +%Y-%m-%d): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, kernel $(uname -r).
+Release builds; the embedded reference server pinned to CPU $SERVER_CPU, the generator
+(wrk or loadgen) to CPU $GEN_CPU; median of 3 runs of ${DURATION} s each.
+
+## Requests per second at a cheap endpoint
+
+| generator | model | requests/s | generator CPU | server CPU |
+|---|---|---:|---:|---:|
+| wrk 1 thread, 64 connections | closed | $WRK | (1 core) | |
+| loadgen \`browse\`, 64 goose users | closed | $LG | ${LG_CPU}% | ${SRV}% |
+
+loadgen / wrk = $(awk -v a="$LG" -v b="$WRK" 'BEGIN {printf "%.0f%%", 100*a/b}') (target: at least 50%).
+wrk reads \`GET /api/v1/events/bench\`; loadgen's \`browse\` reads the event three
+times in four and a reservation otherwise, records every request twice (raw and
+corrected HdrHistograms) and feeds goose's own metrics too.
+Which one limits: the generator when its CPU is near 100% of its core (then the
+server is not the bottleneck and a faster generator would show more); the
+server otherwise. Each run's \`summary.json\` says the same in
+\`generator.limitedBy\`.
+
+## Resident memory over a long run
+
+\`loadgen run --scenario browse --rate 1000 --duration $RSS_SECS\` ($REQS requests), RSS
+sampled once a second by the recorder (MiB):
+
+| at 10 s | 60 s | 300 s | end | spread after 10 s |
+|---:|---:|---:|---:|---:|
+$RSS
+
+Target: flat within 10 MB. Histograms are fixed-size and the per-second series
+grows by one small point per transaction per second.
+MD
+cat reports/loadgen-capacity.md
