@@ -5,7 +5,10 @@
 #     endpoint of the embedded reference server, beside wrk (1 thread, 64
 #     connections) at the same endpoint; server pinned to CPU 1, generator
 #     to CPU 0, median of 3 runs each;
-#  2. loadgen's resident memory over a long open-model run (default 600 s).
+#  2. loadgen's resident memory over a long open-model run (default 600 s;
+#     0 keeps the section of the previous report).
+# loadgen runs with one tokio worker thread (TOKIO_WORKER_THREADS=1) on its
+# one core, as wrk runs one thread.
 #   scripts/bench-loadgen.sh [DURATION_SECS] [RSS_SECS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,22 +38,33 @@ curl -sf -X POST "$HOST/api/v1/admin/events" -H 'Authorization: Bearer T' \
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-wrk_runs=() ; lg_runs=() ; lg_cpu=() ; srv_busy=()
+rps_of() { python3 -c "import json; s=json.load(open('$1/summary.json')); print(round(sum(t['count'] for n,t in s['transactions'].items() if n!=s['headline'])/s['durationSecs']))"; }
+cpu_of() { python3 -c "import json; s=json.load(open('$1/summary.json')); print(round(100*s['generator']['cpuSeconds']/s['durationSecs']))"; }
+# One loadgen run: "requests/s generator-cpu% server-cpu%".
+loadgen_run() {
+    local dir=$1; shift
+    local before after
+    before=$(cpu_secs "$server")
+    TOKIO_WORKER_THREADS=1 taskset -c "$GEN_CPU" "$BIN/loadgen" run --host "$HOST" --admin-token T \
+        --scenario browse --users 64 --duration "$DURATION" --no-goose-report --quiet --out "$dir" "$@" >/dev/null
+    after=$(cpu_secs "$server")
+    echo "$(rps_of "$dir") $(cpu_of "$dir") $(awk -v a="$after" -v b="$before" -v d="$DURATION" 'BEGIN {printf "%.0f", 100*(a-b)/d}')"
+}
+wrk_runs=() ; lg=() ; lg_lean=()
 for i in 1 2 3; do
     wrk_runs+=("$(taskset -c "$GEN_CPU" wrk -t1 -c64 -d"${DURATION}s" "$HOST/api/v1/events/bench" | awk '/Requests\/sec/ {print $2}')")
-    before=$(cpu_secs "$server")
-    taskset -c "$GEN_CPU" "$BIN/loadgen" run --host "$HOST" --admin-token T --scenario browse \
-        --users 64 --duration "$DURATION" --no-goose-report --quiet --out "$OUT/cap$i" >/dev/null
-    after=$(cpu_secs "$server")
-    lg_runs+=("$(python3 -c "import json,sys; s=json.load(open('$OUT/cap$i/summary.json')); print(round(sum(t['count'] for n,t in s['transactions'].items() if n!=s['headline'])/s['durationSecs']))")")
-    lg_cpu+=("$(python3 -c "import json; s=json.load(open('$OUT/cap$i/summary.json')); print(round(100*s['generator']['cpuSeconds']/s['durationSecs']))")")
-    srv_busy+=("$(awk -v a="$after" -v b="$before" -v d="$DURATION" 'BEGIN {printf "%.0f", 100*(a-b)/d}')")
+    lg+=("$(loadgen_run "$OUT/cap$i")")
+    lg_lean+=("$(loadgen_run "$OUT/lean$i" -- --no-metrics)")
 done
 WRK=$(printf '%s\n' "${wrk_runs[@]}" | median)
-LG=$(printf '%s\n' "${lg_runs[@]}" | median)
-LG_CPU=$(printf '%s\n' "${lg_cpu[@]}" | median)
-SRV=$(printf '%s\n' "${srv_busy[@]}" | median)
+# The median run by requests/s, with its CPU figures.
+med_run() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+read -r LG LG_CPU SRV <<<"$(med_run "${lg[@]}")"
+read -r LEAN LEAN_CPU LEAN_SRV <<<"$(med_run "${lg_lean[@]}")"
 
+if [ "$RSS_SECS" = 0 ]; then
+    RSS_SECTION=$(sed -n '/^## Resident memory/,$p' reports/loadgen-capacity.md)
+else
 echo "loadgen RSS over ${RSS_SECS}s ..." >&2
 "$BIN/loadgen" run --host "$HOST" --admin-token T --scenario browse --rate 1000 \
     --duration "$RSS_SECS" --no-goose-report --quiet --out "$OUT/rss" >/dev/null
@@ -66,31 +80,7 @@ print("| " + " | ".join(f"{pick(t):.1f}" for t in marks) + f" | {(hi - lo) / 102
 PY
 )
 REQS=$(python3 -c "import json; s=json.load(open('$OUT/rss/summary.json')); print(sum(t['count'] for n,t in s['transactions'].items() if n!=s['headline']))")
-
-cat > reports/loadgen-capacity.md <<MD
-# loadgen: the generator's own capacity and memory
-
-Produced by \`scripts/bench-loadgen.sh $DURATION $RSS_SECS\` on $(date -u +%Y-%m-%d): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, kernel $(uname -r).
-Release builds; the embedded reference server pinned to CPU $SERVER_CPU, the generator
-(wrk or loadgen) to CPU $GEN_CPU; median of 3 runs of ${DURATION} s each.
-
-## Requests per second at a cheap endpoint
-
-| generator | model | requests/s | generator CPU | server CPU |
-|---|---|---:|---:|---:|
-| wrk 1 thread, 64 connections | closed | $WRK | (1 core) | |
-| loadgen \`browse\`, 64 goose users | closed | $LG | ${LG_CPU}% | ${SRV}% |
-
-loadgen / wrk = $(awk -v a="$LG" -v b="$WRK" 'BEGIN {printf "%.0f%%", 100*a/b}') (target: at least 50%).
-wrk reads \`GET /api/v1/events/bench\`; loadgen's \`browse\` reads the event three
-times in four and a reservation otherwise, records every request twice (raw and
-corrected HdrHistograms) and feeds goose's own metrics too.
-Which one limits: the generator when its CPU is near 100% of its core (then the
-server is not the bottleneck and a faster generator would show more); the
-server otherwise. Each run's \`summary.json\` says the same in
-\`generator.limitedBy\`.
-
-## Resident memory over a long run
+RSS_SECTION="## Resident memory over a long run
 
 \`loadgen run --scenario browse --rate 1000 --duration $RSS_SECS\` ($REQS requests), RSS
 sampled once a second by the recorder (MiB):
@@ -100,6 +90,35 @@ sampled once a second by the recorder (MiB):
 $RSS
 
 Target: flat within 10 MB. Histograms are fixed-size and the per-second series
-grows by one small point per transaction per second.
+grows by one small point per transaction per second."
+fi
+
+cat > reports/loadgen-capacity.md <<MD
+# loadgen: the generator's own capacity and memory
+
+Produced by \`scripts/bench-loadgen.sh $DURATION $RSS_SECS\` on $(date -u +%Y-%m-%d): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, kernel $(uname -r).
+Release builds; the embedded reference server pinned to CPU $SERVER_CPU, the generator
+(wrk, or loadgen with one tokio worker thread) to CPU $GEN_CPU; median of 3 runs of ${DURATION} s each.
+
+## Requests per second at a cheap endpoint
+
+| generator | model | requests/s | generator CPU | server CPU |
+|---|---|---:|---:|---:|
+| wrk 1 thread, 64 connections | closed | $WRK | (1 core) | |
+| loadgen \`browse\`, 64 goose users | closed | $LG | ${LG_CPU}% | ${SRV}% |
+| same, goose's own metrics off (\`-- --no-metrics\`) | closed | $LEAN | ${LEAN_CPU}% | ${LEAN_SRV}% |
+
+loadgen / wrk = $(awk -v a="$LG" -v b="$WRK" 'BEGIN {printf "%.0f%%", 100*a/b}'), and $(awk -v a="$LEAN" -v b="$WRK" 'BEGIN {printf "%.0f%%", 100*a/b}') without goose's
+own per-request metrics (our HdrHistogram recording stays on; only goose's
+report loses its numbers). Target: at least 50%.
+wrk reads \`GET /api/v1/events/bench\`; loadgen's \`browse\` reads the event three
+times in four and a reservation otherwise, records every request twice (raw and
+corrected HdrHistograms) and, by default, feeds goose's own metrics too.
+Which one limits: the generator when its CPU is near 100% of its core (then the
+server is not the bottleneck and a faster generator would show more); the
+server otherwise. Each run's \`summary.json\` says the same in
+\`generator.limitedBy\`.
+
+$RSS_SECTION
 MD
 cat reports/loadgen-capacity.md

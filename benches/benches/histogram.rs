@@ -4,7 +4,6 @@
 //!
 //! Run with: `cargo bench -p ticketbench-benches --bench histogram`
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -42,19 +41,23 @@ fn bench(c: &mut Criterion) {
         )
     });
 
-    // A 60-interval log of one transaction, then parsing and merging it.
+    // A 60-interval log (one minute) of one transaction, 5,000 samples a
+    // second, then parsing it back.
     let dir = std::env::temp_dir().join(format!("bench-hlog-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("latency.hlog");
-    let recorder = Arc::new(Recorder::new());
-    let log = recorder
-        .start_log(&path, r#"{"runId":"b","scenario":"browse","headline":"browse","model":{"kind":"closed"},"users":1,"hosts":[],"startedAt":""}"#)
-        .unwrap();
-    for i in 0..300_000u64 {
-        let raw = Duration::from_micros(100 + (i * 7919) % 50_000);
-        recorder.record("browse", raw, raw, true);
-    }
-    log.finish().unwrap();
+    let log = loadgen::merge::ParsedLog {
+        meta: None,
+        intervals: (0..60u64)
+            .map(|second| {
+                let mut txs = std::collections::BTreeMap::new();
+                txs.insert("browse".to_owned(), populated(5_000));
+                (1_800_000_000 + second, txs)
+            })
+            .collect(),
+        span: (1_800_000_000.0, 1_800_000_060.0),
+    };
+    log.write(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     group.throughput(Throughput::Bytes(bytes.len() as u64));
     group.bench_function("parse an interval log", |b| {

@@ -183,6 +183,8 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     // iterations in flight at the end complete.
     config.run_time = Some(format!("{}", duration.as_secs_f64().ceil() as u64 + 1));
     config.no_telnet = true;
+    // Our own API answers uncompressed; skip the gzip layer.
+    config.no_gzip = true;
     if args.quiet {
         config.quiet = config.quiet.max(1);
         config.no_print_metrics = true;

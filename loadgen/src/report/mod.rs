@@ -210,6 +210,9 @@ fn esc(s: &str) -> String {
 }
 
 fn quota_label(scale: &ScaleReport) -> String {
+    if scale.points.is_empty() {
+        return "none (no scaling run)".into();
+    }
     match scale.quota {
         crate::cgroup::Flavour::None => {
             "no CPU quota (--no-cpu-quota): instances share the machine freely".into()

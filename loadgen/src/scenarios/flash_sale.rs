@@ -33,10 +33,10 @@ pub async fn iteration(
         },
     )
     .await?;
-    let Some(token) = entered.str("token").map(str::to_owned) else {
+    let Some(token) = entered.field("token") else {
         return Ok(false);
     };
-    let active = match entered.str("status") {
+    let active = match entered.field("status").as_deref() {
         Some("ACTIVE") => true,
         Some("WAITING") => wait_active(user, ctx, &token).await?,
         _ => false,
@@ -92,7 +92,7 @@ async fn poll(user: &mut GooseUser, ctx: &Ctx, token: &str) -> Result<bool, Box<
             },
         )
         .await?;
-        match status.str("status") {
+        match status.field("status").as_deref() {
             Some("ACTIVE") => return Ok(true),
             Some("WAITING") => tokio::time::sleep(POLL_EVERY).await,
             _ => return Ok(false),

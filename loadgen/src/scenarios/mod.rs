@@ -110,10 +110,11 @@ impl Ctx {
 #[derive(Clone)]
 struct HostIndex(usize);
 
-/// A request's outcome: status (0 when none came back) and JSON body.
+/// A request's outcome: status (0 when none came back) and body (parsed
+/// only when a field is asked for: most replies are only counted).
 pub struct Reply {
     pub status: u16,
-    pub body: Value,
+    pub body: bytes::Bytes,
 }
 
 impl Reply {
@@ -121,8 +122,10 @@ impl Reply {
         (200..300).contains(&self.status)
     }
 
-    pub fn str(&self, field: &str) -> Option<&str> {
-        self.body.get(field).and_then(Value::as_str)
+    /// A string field of the JSON body.
+    pub fn field(&self, field: &str) -> Option<String> {
+        let value: Value = serde_json::from_slice(&self.body).ok()?;
+        value.get(field)?.as_str().map(str::to_owned)
     }
 }
 
@@ -172,15 +175,14 @@ pub async fn call(
     let reply = match response.response {
         Ok(r) => {
             let status = r.status().as_u16();
-            let bytes = r.bytes().await.unwrap_or_default();
             Reply {
                 status,
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                body: r.bytes().await.unwrap_or_default(),
             }
         }
         Err(_) => Reply {
             status: 0,
-            body: Value::Null,
+            body: bytes::Bytes::new(),
         },
     };
     let raw = started.elapsed();
