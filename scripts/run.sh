@@ -4,7 +4,7 @@
 # it can, otherwise falls back to the embedded backend and says so; then
 # verify, a load run and the scaling run (1, 2, 4 instances), reported in
 # reports/<run-id>/ with reports/latest pointing at it.
-#   scripts/run.sh                 # the whole job (about 10 minutes)
+#   scripts/run.sh                 # the whole job (about 6 minutes)
 #   scripts/run.sh --quick         # about 2 minutes
 #   scripts/run.sh --baseline reports/<earlier-run>/report.json
 # Other options: target/release/loadgen job --help

@@ -53,6 +53,18 @@ enum Command {
     },
 }
 
+/// Writes the report into `out`, compared with `baseline` if given.
+fn write_report(
+    report: &loadgen::report::Report,
+    baseline: Option<&std::path::Path>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let baseline = baseline.map(loadgen::report::Report::read).transpose()?;
+    loadgen::report::write(report, out, baseline.as_ref())?;
+    println!("{}", out.join("report.html").display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -82,12 +94,7 @@ async fn main() -> anyhow::Result<()> {
             ..
         } => {
             let report = loadgen::report::Report::read(&from)?;
-            let baseline = baseline
-                .as_deref()
-                .map(loadgen::report::Report::read)
-                .transpose()?;
-            loadgen::report::write(&report, &out, baseline.as_ref())?;
-            println!("{}", out.join("report.html").display());
+            write_report(&report, baseline.as_deref(), &out)?;
         }
         Command::Report {
             from: None,
@@ -124,12 +131,7 @@ async fn main() -> anyhow::Result<()> {
                     .map(|d| loadgen::scale::ScaleReport::read(&d.join("scale.json")))
                     .transpose()?,
             };
-            let baseline = baseline
-                .as_deref()
-                .map(loadgen::report::Report::read)
-                .transpose()?;
-            loadgen::report::write(&report, &out, baseline.as_ref())?;
-            println!("{}", out.join("report.html").display());
+            write_report(&report, baseline.as_deref(), &out)?;
         }
         Command::Merge { logs, out } => {
             let summary = loadgen::merge::run(&logs, &out)?;

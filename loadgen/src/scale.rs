@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{Controller, Flavour};
@@ -54,7 +53,8 @@ pub struct ScaleArgs {
     /// Stop searching (report what was measured) after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub max_secs: u64,
-    /// About a minute: 3 s steps, 3 rates per instance count.
+    /// About a minute and a half: 3 s steps after 2 s of warm-up, 3 rates
+    /// per instance count.
     #[arg(long)]
     pub quick: bool,
     /// The ticket-server binary [default: next to loadgen].
@@ -136,9 +136,7 @@ pub struct ScaleReport {
 
 impl ScaleReport {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        crate::summary::read_json(path)
     }
 
     /// A report for a scaling run that could not take place.
@@ -329,7 +327,7 @@ impl Search<'_> {
             wait: self.args.wait,
             active_capacity: 100_000,
             stock: None,
-            warmup: 3.0,
+            warmup: if self.args.quick { 2.0 } else { 3.0 },
             out: self
                 .args
                 .out

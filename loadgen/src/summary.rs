@@ -205,6 +205,13 @@ pub struct RunSummary {
     pub processes: usize,
 }
 
+/// Reads one of loadgen's JSON files (summary, scale, report).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 fn one() -> usize {
     1
 }
@@ -247,9 +254,7 @@ impl RunSummary {
     }
 
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        crate::summary::read_json(path)
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {

@@ -7,7 +7,6 @@ pub mod plots;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -79,9 +78,7 @@ pub struct Report {
 
 impl Report {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        crate::summary::read_json(path)
     }
 }
 

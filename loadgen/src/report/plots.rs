@@ -59,6 +59,28 @@ fn render(dir: &Path, name: &str, size: (u32, u32), plot: Plot<'_>) -> DrawResul
     Ok(())
 }
 
+/// The series key: a box with the series' labels.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    size: u32,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(err)
+}
+
+/// A series' sample line in the key.
+fn swatch(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    let style: ShapeStyle = style.into();
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style)
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -105,7 +127,7 @@ fn draw_tps<DB: DrawingBackend>(
         ))
         .map_err(err)?
         .label("successful iterations/s (TPS)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        .legend(swatch(BLUE.stroke_width(2)));
     chart
         .draw_series(LineSeries::new(
             series.iter().map(|p| (p.t, p.errors as f64)),
@@ -113,15 +135,8 @@ fn draw_tps<DB: DrawingBackend>(
         ))
         .map_err(err)?
         .label("errors/s")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
+        .legend(swatch(RED.stroke_width(2)));
+    legend(&mut chart, 14, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -172,18 +187,9 @@ fn draw_latency<DB: DrawingBackend>(
                 ))
                 .map_err(err)?
                 .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
+                .legend(swatch(colour.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, 13, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
 }
@@ -244,18 +250,9 @@ fn draw_hdr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, summary: &RunSumm
             ))
             .map_err(err)?
             .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width))
-            });
+            .legend(swatch(colour.stroke_width(width)));
     }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, 14, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -309,7 +306,7 @@ fn draw_scaling<DB: DrawingBackend>(
         .draw_series(LineSeries::new(ideal, BLACK.mix(0.5).stroke_width(1)))
         .map_err(err)?
         .label("N x TPS(1)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+        .legend(swatch(BLACK.mix(0.5)));
     chart
         .draw_series(LineSeries::new(
             ideal.map(|(n, t)| (n, t * 0.9)),
@@ -317,7 +314,7 @@ fn draw_scaling<DB: DrawingBackend>(
         ))
         .map_err(err)?
         .label("90% bar")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+        .legend(swatch(RED.mix(0.6)));
     chart
         .draw_series(LineSeries::new(
             measured.iter().map(|m| (m.0 as f64, m.1)),
@@ -325,7 +322,7 @@ fn draw_scaling<DB: DrawingBackend>(
         ))
         .map_err(err)?
         .label("measured")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        .legend(swatch(BLUE.stroke_width(2)));
     chart
         .draw_series(
             measured
@@ -333,14 +330,7 @@ fn draw_scaling<DB: DrawingBackend>(
                 .map(|m| Circle::new((m.0 as f64, m.1), 5, BLUE.filled())),
         )
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, 12, SeriesLabelPosition::UpperLeft)?;
 
     // P95 against N, with the bound.
     let max_p95 = nice_max(
@@ -370,7 +360,7 @@ fn draw_scaling<DB: DrawingBackend>(
         ))
         .map_err(err)?
         .label("bound")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+        .legend(swatch(RED.mix(0.6)));
     chart
         .draw_series(
             measured
@@ -378,14 +368,7 @@ fn draw_scaling<DB: DrawingBackend>(
                 .map(|m| Circle::new((m.0 as f64, m.2), 5, BLUE.filled())),
         )
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, 12, SeriesLabelPosition::LowerRight)?;
 
     // Efficiency against N.
     let mut chart = ChartBuilder::on(&areas[2])
@@ -409,7 +392,7 @@ fn draw_scaling<DB: DrawingBackend>(
         ))
         .map_err(err)?
         .label("90% bar (seed 000)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+        .legend(swatch(RED.mix(0.6)));
     let eff: Vec<(f64, f64)> = measured
         .iter()
         .filter_map(|m| m.3.map(|e| (m.0 as f64, e * 100.0)))
@@ -418,30 +401,30 @@ fn draw_scaling<DB: DrawingBackend>(
         .draw_series(LineSeries::new(eff.iter().copied(), BLUE.stroke_width(2)))
         .map_err(err)?
         .label("measured")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        .legend(swatch(BLUE.stroke_width(2)));
     chart
         .draw_series(
             eff.iter()
                 .map(|&(n, e)| Circle::new((n, e), 5, BLUE.filled())),
         )
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerLeft)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, 12, SeriesLabelPosition::LowerLeft)?;
     Ok(())
 }
 
 /// The load run's plots: `tps`, `latency`, `hdr` (png and svg) in `dir`.
 pub fn load_plots(dir: &Path, prefix: &str, summary: &RunSummary) -> anyhow::Result<Vec<String>> {
-    let series = summary
+    // The measured window only: the last interval holds the stragglers
+    // completing after the schedule ended, whose rate is not the run's.
+    let series: Vec<SeriesPoint> = summary
         .series
         .get(&summary.headline)
-        .cloned()
+        .map(|s| {
+            s.iter()
+                .filter(|p| p.t <= summary.duration_secs + 0.5)
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let title = format!(
         "Throughput: {} ({})",
