@@ -113,6 +113,19 @@ fn timed(msg: impl Into<String>, secs: f64) -> ProgressBar {
 }
 
 pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        args.rate > 0.0 && args.rate.is_finite(),
+        "--rate must be a positive number"
+    );
+    anyhow::ensure!(
+        args.duration > 0.0 && args.duration.is_finite(),
+        "--duration must be a positive number of seconds"
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    anyhow::ensure!(
+        args.cpus_per_instance > 0.0 && args.cpus_per_instance <= cores,
+        "--cpus-per-instance must be above 0 and at most the {cores} CPUs of this machine"
+    );
     let run_id = args.run_id.clone().unwrap_or_else(run::default_run_id);
     let out = args.reports_dir.join(&run_id);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

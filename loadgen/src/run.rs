@@ -75,6 +75,31 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Refuses bad options before anything is sent or written.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.hosts.is_empty(), "at least one --host is needed");
+        if let Some(rate) = self.rate {
+            anyhow::ensure!(
+                rate > 0.0 && rate.is_finite(),
+                "--rate must be a positive number"
+            );
+        }
+        anyhow::ensure!(
+            self.duration > 0.0 && self.duration.is_finite(),
+            "--duration must be a positive number of seconds"
+        );
+        anyhow::ensure!(
+            self.warmup >= 0.0 && self.warmup.is_finite(),
+            "--warmup must be zero or a positive number of seconds"
+        );
+        anyhow::ensure!(self.users != Some(0), "--users must be at least 1");
+        anyhow::ensure!(
+            self.active_capacity >= 1,
+            "--active-capacity must be at least 1"
+        );
+        Ok(())
+    }
+
     pub fn users(&self) -> usize {
         self.users.unwrap_or(match self.rate {
             Some(rate) => ((rate / 10.0).ceil() as usize).clamp(16, 2000),
@@ -121,13 +146,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
 }
 
 async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
-    if args.hosts.is_empty() {
-        anyhow::bail!("at least one --host is needed");
-    }
-    if let Some(rate) = args.rate {
-        anyhow::ensure!(rate > 0.0 && rate.is_finite(), "--rate must be positive");
-    }
-    anyhow::ensure!(args.duration > 0.0, "--duration must be positive");
+    args.validate()?;
     let hosts: Vec<String> = args
         .hosts
         .iter()

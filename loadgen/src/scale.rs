@@ -72,6 +72,37 @@ pub struct ScaleArgs {
 }
 
 impl ScaleArgs {
+    /// Refuses bad options before any instance is started.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        anyhow::ensure!(
+            !self.instances.is_empty() && self.instances.iter().all(|&n| n >= 1),
+            "--instances must list counts of at least 1"
+        );
+        anyhow::ensure!(
+            self.cpus_per_instance > 0.0 && self.cpus_per_instance <= cores,
+            "--cpus-per-instance must be above 0 and at most the {cores} CPUs of this machine"
+        );
+        anyhow::ensure!(
+            self.p95_bound_ms > 0.0 && self.p95_bound_ms.is_finite(),
+            "--p95-bound-ms must be a positive number"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.max_error_rate),
+            "--max-error-rate must be a fraction between 0 and 1"
+        );
+        anyhow::ensure!(
+            self.min_achieved > 0.0 && self.min_achieved <= 1.0,
+            "--min-achieved must be a fraction above 0 and at most 1"
+        );
+        anyhow::ensure!(
+            self.step_secs > 0.0 && self.step_secs.is_finite(),
+            "--step-secs must be a positive number"
+        );
+        anyhow::ensure!(self.max_steps >= 1, "--max-steps must be at least 1");
+        Ok(())
+    }
+
     fn effective(&self) -> (f64, usize, f64) {
         if self.quick {
             (3.0, 3.min(self.max_steps), 2.0)
@@ -174,6 +205,7 @@ fn now_rfc3339() -> String {
 
 /// Runs the scaling run; `progress` hears each step.
 pub async fn run(args: &ScaleArgs, progress: &dyn Fn(&str)) -> anyhow::Result<ScaleReport> {
+    args.validate()?;
     let started = Instant::now();
     let run_id = args.run_id.clone().unwrap_or_else(run::default_run_id);
     let controller = match Controller::detect() {
