@@ -208,23 +208,15 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         ),
         duration + 1.0,
     );
-    let load_args = RunArgs {
-        hosts: vec![host.clone()],
-        admin_token: ADMIN.into(),
-        scenario: Kind::FlashSale,
-        rate: Some(args.rate),
-        users: None,
-        duration,
-        wait: Wait::Sse,
-        active_capacity: 5000,
-        stock: None,
-        warmup: 0.0,
-        out: out.join(Kind::FlashSale.name()),
-        run_id: Some(format!("{run_id}-load")),
-        no_goose_report: false,
-        quiet: true,
-        goose: Vec::new(),
-    };
+    let mut load_args = RunArgs::new(
+        vec![host.clone()],
+        ADMIN,
+        Kind::FlashSale,
+        out.join(Kind::FlashSale.name()),
+    );
+    load_args.rate = Some(args.rate);
+    load_args.duration = duration;
+    load_args.run_id = Some(format!("{run_id}-load"));
     let load = Box::pin(run::run(&load_args)).await;
     fleet.stop().await;
     let load = load.context("load run")?;

@@ -74,7 +74,25 @@ pub struct RunArgs {
     pub goose: Vec<String>,
 }
 
+/// `RunArgs` as the command line defines them.
+#[derive(Parser)]
+struct RunCli {
+    #[command(flatten)]
+    args: RunArgs,
+}
+
 impl RunArgs {
+    /// The command line's defaults for a run against `hosts` (quiet); set
+    /// the other fields as needed.
+    pub fn new(hosts: Vec<String>, admin_token: &str, scenario: Kind, out: PathBuf) -> Self {
+        let mut args = RunCli::parse_from(["loadgen", "--admin-token", admin_token]).args;
+        args.hosts = hosts;
+        args.scenario = scenario;
+        args.out = out;
+        args.quiet = true;
+        args
+    }
+
     /// Refuses bad options before anything is sent or written.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.hosts.is_empty(), "at least one --host is needed");

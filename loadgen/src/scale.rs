@@ -345,31 +345,27 @@ impl Search<'_> {
     ) -> anyhow::Result<(Step, Option<u64>)> {
         let fleet = self.fleet(n, &format!("s{k}")).await?;
         let label = rate.map_or("probe".to_owned(), |r| format!("{r:.0}"));
-        let args = RunArgs {
-            hosts: fleet.hosts(),
-            admin_token: self.args.admin_token.clone(),
-            scenario: self.args.scenario,
-            rate,
-            users: rate.map_or(Some(16 * n), |_| None),
-            duration: if rate.is_some() {
-                self.step_secs
-            } else {
-                self.probe_secs
-            },
-            wait: self.args.wait,
-            active_capacity: 100_000,
-            stock: None,
-            warmup: if self.args.quick { 2.0 } else { 3.0 },
-            out: self
-                .args
+        let mut args = RunArgs::new(
+            fleet.hosts(),
+            &self.args.admin_token,
+            self.args.scenario,
+            self.args
                 .out
                 .join(format!("n{n}"))
                 .join(format!("step{k}-{label}")),
-            run_id: Some(format!("{}-n{n}-s{k}", self.run_id)),
-            no_goose_report: true,
-            quiet: true,
-            goose: Vec::new(),
+        );
+        args.rate = rate;
+        args.users = rate.map_or(Some(16 * n), |_| None);
+        args.duration = if rate.is_some() {
+            self.step_secs
+        } else {
+            self.probe_secs
         };
+        args.wait = self.args.wait;
+        args.active_capacity = 100_000;
+        args.warmup = if self.args.quick { 2.0 } else { 3.0 };
+        args.run_id = Some(format!("{}-n{n}-s{k}", self.run_id));
+        args.no_goose_report = true;
         let summary = Box::pin(run::run(&args)).await;
         let throttled = fleet
             .instances

@@ -10,16 +10,13 @@ use serde_json::{json, Value};
 /// What set-up made, per host index.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
+    /// The run's event, on every host.
     pub event_id: String,
     /// Reservation ids readable on each host.
     pub reservations: Vec<Vec<String>>,
 }
 
 impl Prepared {
-    pub fn event_for(&self, _host: usize) -> &str {
-        &self.event_id
-    }
-
     pub fn reservations(&self, host: usize) -> &[String] {
         self.reservations.get(host).map_or(&[], Vec::as_slice)
     }

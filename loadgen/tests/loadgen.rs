@@ -13,7 +13,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use loadgen::record::{histogram, Recorder};
 use loadgen::run::{run, RunArgs};
-use loadgen::scenarios::{Kind, Wait};
+use loadgen::scenarios::Kind;
 use loadgen::setup::sum_metric;
 use rand::Rng;
 
@@ -28,23 +28,10 @@ fn args(
     duration: f64,
     out: &std::path::Path,
 ) -> RunArgs {
-    RunArgs {
-        hosts: vec![host.to_owned()],
-        admin_token: admin.to_owned(),
-        scenario,
-        rate,
-        users: None,
-        duration,
-        wait: Wait::Sse,
-        active_capacity: 5000,
-        stock: None,
-        warmup: 0.0,
-        out: out.to_owned(),
-        run_id: None,
-        no_goose_report: false,
-        quiet: true,
-        goose: Vec::new(),
-    }
+    let mut a = RunArgs::new(vec![host.to_owned()], admin, scenario, out.to_owned());
+    a.rate = rate;
+    a.duration = duration;
+    a
 }
 
 fn within(a: f64, b: f64, share: f64) -> bool {

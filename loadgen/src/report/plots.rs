@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::anyhow;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -81,6 +82,40 @@ fn swatch(style: impl Into<ShapeStyle>) -> impl Fn((i32, i32)) -> PathElement<(i
     move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style)
 }
 
+/// A chart with f64 axes and its mesh drawn: `whole` for a plot of its own,
+/// otherwise a panel of a split plot (smaller type).
+#[allow(clippy::too_many_arguments)]
+fn linear_chart<'a, DB: DrawingBackend + 'a>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    whole: bool,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    x_desc: &str,
+    y_desc: &str,
+) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let (caption_size, margin, y_area, label_size) = if whole {
+        (22, 14, 70, 14)
+    } else {
+        (18, 12, 60, 13)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, caption_size))
+        .margin(margin)
+        .x_label_area_size(40)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(x, y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, label_size))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -106,20 +141,15 @@ fn draw_tps<DB: DrawingBackend>(
             .map(|p| p.tps.max(p.errors as f64))
             .fold(0.0, f64::max),
     );
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..max_t, 0.0..max_y)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("per second")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
+    let mut chart = linear_chart(
+        root,
+        title,
+        true,
+        0.0..max_t,
+        0.0..max_y,
+        "seconds since start",
+        "per second",
+    )?;
     chart
         .draw_series(LineSeries::new(
             series.iter().map(|p| (p.t, p.tps)),
@@ -161,20 +191,15 @@ fn draw_latency<DB: DrawingBackend>(
         } else {
             "raw (as the requests saw it)"
         };
-        let mut chart = ChartBuilder::on(&area)
-            .caption(format!("Latency, {title}"), (FONT, 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..max_t, 0.0..max_y)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since start")
-            .y_desc("ms")
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(err)?;
+        let mut chart = linear_chart(
+            &area,
+            &format!("Latency, {title}"),
+            false,
+            0.0..max_t,
+            0.0..max_y,
+            "seconds since start",
+            "ms",
+        )?;
         for (i, name) in ["P50", "P95", "P99"].iter().enumerate() {
             let colour = colours[i];
             chart
@@ -287,20 +312,15 @@ fn draw_scaling<DB: DrawingBackend>(
 
     // TPS against N.
     let max_tps = nice_max(measured.iter().map(|m| m.1).fold(one * max_n, f64::max));
-    let mut chart = ChartBuilder::on(&areas[0])
-        .caption("TPS by instances", (FONT, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range.clone(), 0.0..max_tps)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("instances")
-        .y_desc("TPS")
-        .label_style((FONT, 13))
-        .draw()
-        .map_err(err)?;
+    let mut chart = linear_chart(
+        &areas[0],
+        "TPS by instances",
+        false,
+        x_range.clone(),
+        0.0..max_tps,
+        "instances",
+        "TPS",
+    )?;
     let ideal = [(1.0, one), (max_n, one * max_n)];
     chart
         .draw_series(LineSeries::new(ideal, BLACK.mix(0.5).stroke_width(1)))
@@ -339,20 +359,15 @@ fn draw_scaling<DB: DrawingBackend>(
             .map(|m| m.2)
             .fold(scale.p95_bound_ms, f64::max),
     );
-    let mut chart = ChartBuilder::on(&areas[1])
-        .caption("P95 at that rate (corrected)", (FONT, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range.clone(), 0.0..max_p95)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("instances")
-        .y_desc("ms")
-        .label_style((FONT, 13))
-        .draw()
-        .map_err(err)?;
+    let mut chart = linear_chart(
+        &areas[1],
+        "P95 at that rate (corrected)",
+        false,
+        x_range.clone(),
+        0.0..max_p95,
+        "instances",
+        "ms",
+    )?;
     chart
         .draw_series(LineSeries::new(
             [(0.5, scale.p95_bound_ms), (max_n + 0.5, scale.p95_bound_ms)],
@@ -371,20 +386,15 @@ fn draw_scaling<DB: DrawingBackend>(
     legend(&mut chart, 12, SeriesLabelPosition::LowerRight)?;
 
     // Efficiency against N.
-    let mut chart = ChartBuilder::on(&areas[2])
-        .caption("Efficiency = TPS(N) / (N x TPS(1))", (FONT, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range, 0.0..120.0)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("instances")
-        .y_desc("%")
-        .label_style((FONT, 13))
-        .draw()
-        .map_err(err)?;
+    let mut chart = linear_chart(
+        &areas[2],
+        "Efficiency = TPS(N) / (N x TPS(1))",
+        false,
+        x_range,
+        0.0..120.0,
+        "instances",
+        "%",
+    )?;
     chart
         .draw_series(LineSeries::new(
             [(0.5, 90.0), (max_n + 0.5, 90.0)],

@@ -36,7 +36,7 @@ pub async fn iteration(
         )
         .await?
     } else {
-        let event = ctx.prepared.event_for(host);
+        let event = &ctx.prepared.event_id;
         call(
             user,
             ctx,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use goose::goose::{GooseMethod, GooseUser, TransactionError};
 use serde_json::json;
 
-use super::{call, host_of, Ctx, Req, Wait};
+use super::{call, Ctx, Req, Wait};
 
 /// How long a buyer waits for admission before the iteration fails.
 const ADMISSION_DEADLINE: Duration = Duration::from_secs(30);
@@ -18,7 +18,7 @@ pub async fn iteration(
     ctx: &Ctx,
     lag: Duration,
 ) -> Result<bool, Box<TransactionError>> {
-    let event = ctx.prepared.event_for(host_of(user)).to_owned();
+    let event = ctx.prepared.event_id.clone();
     let user_id = ctx.next_user_id();
     let entered = call(
         user,
@@ -33,10 +33,11 @@ pub async fn iteration(
         },
     )
     .await?;
-    let Some(token) = entered.field("token") else {
+    let entered = entered.json();
+    let Some(token) = entered["token"].as_str().map(str::to_owned) else {
         return Ok(false);
     };
-    let active = match entered.field("status").as_deref() {
+    let active = match entered["status"].as_str() {
         Some("ACTIVE") => true,
         Some("WAITING") => wait_active(user, ctx, &token).await?,
         _ => false,

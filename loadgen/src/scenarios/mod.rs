@@ -122,10 +122,14 @@ impl Reply {
         (200..300).contains(&self.status)
     }
 
+    /// The JSON body (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
     /// A string field of the JSON body.
     pub fn field(&self, field: &str) -> Option<String> {
-        let value: Value = serde_json::from_slice(&self.body).ok()?;
-        value.get(field)?.as_str().map(str::to_owned)
+        self.json().get(field)?.as_str().map(str::to_owned)
     }
 }
 
