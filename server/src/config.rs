@@ -79,6 +79,16 @@ pub struct Config {
     #[arg(long, env = "UNSAFE_FIFO")]
     pub unsafe_fifo: bool,
 
+    /// NEGATIVE CONTROL ONLY: make a seat hold read the seat, yield, then
+    /// write, so that two users hold one seat.
+    #[arg(long, env = "UNSAFE_HOLD")]
+    pub unsafe_hold: bool,
+
+    /// How long an unpaid seat hold lasts: seconds, or with a unit
+    /// (`300`, `300s`, `1500ms`, `5m`), 100 ms ..= 24 h.
+    #[arg(long, env = "HOLD_TTL", default_value = "300", value_parser = parse_hold_ttl)]
+    pub hold_ttl: std::time::Duration,
+
     /// NEGATIVE CONTROL ONLY: let SSE streams show positions that go up.
     #[arg(long, env = "UNSAFE_SSE")]
     pub unsafe_sse: bool,
@@ -114,6 +124,51 @@ impl Config {
     }
 }
 
+impl Config {
+    pub fn hold_ttl_ms(&self) -> u64 {
+        self.hold_ttl.as_millis() as u64
+    }
+}
+
+/// `300`, `300s`, `1500ms` or `5m`, between 100 ms and 24 h.
+fn parse_hold_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (s, 1000)
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 300, 300s, 1500ms or 5m"))?;
+    let ms = n.saturating_mul(unit_ms);
+    if !(100..=86_400_000).contains(&ms) {
+        return Err(format!("{s:?} is outside 100ms ..= 24h"));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
 pub(crate) fn random_hex() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hold_ttl;
+    use std::time::Duration;
+
+    #[test]
+    fn hold_ttl_takes_seconds_or_a_unit() {
+        assert_eq!(parse_hold_ttl("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_hold_ttl("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_hold_ttl("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_hold_ttl("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_hold_ttl("50ms").is_err());
+        assert!(parse_hold_ttl("25h").is_err());
+        assert!(parse_hold_ttl("-1").is_err());
+        assert!(parse_hold_ttl("soon").is_err());
+    }
 }

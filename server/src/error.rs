@@ -23,6 +23,12 @@ pub enum Error {
     LimitExceeded { limit: u32, held: u32 },
     #[error("{0}")]
     AlreadyExists(String),
+    #[error("{0}")]
+    SeatTaken(String),
+    #[error("{0}")]
+    HoldExpired(String),
+    #[error("balance {balance} is below the price {price}")]
+    InsufficientPoints { balance: u64, price: u64 },
     #[error("request body is larger than 16 KiB")]
     PayloadTooLarge,
     #[error("rate limit reached, retry after {retry_after_secs} s")]
@@ -43,9 +49,12 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::NotActive(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::SoldOut { .. } | Error::LimitExceeded { .. } | Error::AlreadyExists(_) => {
-                StatusCode::CONFLICT
-            }
+            Error::SoldOut { .. }
+            | Error::LimitExceeded { .. }
+            | Error::AlreadyExists(_)
+            | Error::SeatTaken(_) => StatusCode::CONFLICT,
+            Error::HoldExpired(_) => StatusCode::GONE,
+            Error::InsufficientPoints { .. } => StatusCode::PAYMENT_REQUIRED,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -64,6 +73,9 @@ impl Error {
             Error::SoldOut { .. } => "SOLD_OUT",
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::AlreadyExists(_) => "ALREADY_EXISTS",
+            Error::SeatTaken(_) => "SEAT_TAKEN",
+            Error::HoldExpired(_) => "HOLD_EXPIRED",
+            Error::InsufficientPoints { .. } => "INSUFFICIENT_POINTS",
             Error::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Unavailable(_) => "UNAVAILABLE",

@@ -15,6 +15,7 @@
 //! `127.0.0.1:0`, pass the listener and any future as the shutdown signal.
 
 pub mod backend;
+pub mod concert;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -61,6 +62,9 @@ pub async fn run(
     if config.unsafe_fifo {
         warn!("UNSAFE FIFO MODE: the newest waiting entry is admitted first. Negative control for the verifier only.");
     }
+    if config.unsafe_hold {
+        warn!("UNSAFE HOLD MODE: a seat hold reads the seat, yields, then writes. Two users WILL hold one seat. Negative control for the verifier only.");
+    }
     if config.unsafe_sse {
         warn!("UNSAFE SSE MODE: streams show positions that go up. Negative control for the verifier only.");
     }
@@ -69,6 +73,8 @@ pub async fn run(
         BackendOptions {
             unsafe_race: config.unsafe_race,
             unsafe_fifo: config.unsafe_fifo,
+            unsafe_hold: config.unsafe_hold,
+            hold_ttl: Duration::from_millis(config.hold_ttl_ms()),
             real: Some(backend::real::RealOptions {
                 redis_url: config.redis_url.clone(),
                 kafka_brokers: config.kafka_brokers.clone(),

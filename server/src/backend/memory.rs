@@ -20,7 +20,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::memory_seats::MemorySeats;
 use super::{BackendOptions, QueueWatch};
+use crate::concert::{ConcertSpec, Hold, PayRequest, Payment, ScheduleView, SeatView};
 use crate::error::{Error, Result};
 use crate::model::{
     new_reservation_id, now_rfc3339, now_unix, Entered, EventGauges, EventSpec, EventView,
@@ -52,6 +54,8 @@ struct Shared {
     reservations: Box<[Mutex<HashMap<String, Reservation>>]>,
     /// The reservation event log ("ticket.reserved"): ids not yet persisted.
     log: Mutex<Vec<String>>,
+    /// The concert seat map, points and payments.
+    seats: MemorySeats,
     unsafe_race: bool,
     unsafe_fifo: bool,
 }
@@ -110,6 +114,7 @@ impl MemoryBackend {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             log: Mutex::new(Vec::new()),
+            seats: MemorySeats::new(options.hold_ttl, options.unsafe_hold),
             unsafe_race: options.unsafe_race,
             unsafe_fifo: options.unsafe_fifo,
         });
@@ -284,6 +289,84 @@ impl MemoryBackend {
             .get(reservation_id)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("reservation {reservation_id} not found")))
+    }
+
+    /// A concert and its waiting line (the queue of the same id, stock 0).
+    pub fn create_concert(&self, spec: &ConcertSpec) -> Result<()> {
+        self.create_event(spec.queue_spec())?;
+        self.shared.seats.create(spec);
+        Ok(())
+    }
+
+    pub fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>> {
+        self.shared.seats.schedules(concert_id)
+    }
+
+    pub fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>> {
+        self.shared.seats.seats(concert_id, schedule_id)
+    }
+
+    pub async fn hold(
+        &self,
+        claims: &Claims,
+        concert_id: &str,
+        schedule_id: &str,
+        seat: u32,
+    ) -> Result<Hold> {
+        self.shared
+            .seats
+            .check_seat(concert_id, schedule_id, seat)?;
+        if claims.event_id != concert_id {
+            return Err(Error::NotActive("queue token was issued for another event"));
+        }
+        super::require_active(self.queue_status(claims)?.status)?;
+        self.shared
+            .seats
+            .hold(concert_id, schedule_id, seat, &claims.user_id)
+            .await
+    }
+
+    pub fn pay(&self, claims: &Claims, request: &PayRequest) -> Result<Payment> {
+        let seats = &self.shared.seats;
+        let user = claims.user_id.as_str();
+        if let Some(done) = seats.replay(user, request)? {
+            return Ok(done);
+        }
+        let target = seats.payment_target(user, &request.reservation_id)?;
+        if claims.event_id != target.concert_id {
+            return Err(Error::NotActive("queue token was issued for another event"));
+        }
+        if let Some(paid) = target.paid {
+            return Ok(paid);
+        }
+        if let Err(e) = super::require_active(self.queue_status(claims)?.status) {
+            // A concurrent retry may have paid and used the token meanwhile.
+            return match seats.payment_target(user, &request.reservation_id)?.paid {
+                Some(paid) => Ok(paid),
+                None => Err(e),
+            };
+        }
+        let payment = seats.pay(user, request)?;
+        // The token is used: DONE, and its slot goes to the next in line.
+        let cell = self.cell(&claims.event_id)?;
+        let mut st = cell.lock();
+        let seq = st.entry_of(claims)?;
+        if matches!(st.entries[seq as usize].state, EntryState::Active) {
+            cell.complete_purchase(&mut st, seq, 0);
+        }
+        Ok(payment)
+    }
+
+    pub fn points(&self, user_id: &str) -> u64 {
+        self.shared.seats.points(user_id)
+    }
+
+    pub fn charge(&self, user_id: &str, amount: u64) -> Result<u64> {
+        self.shared.seats.charge(user_id, amount)
+    }
+
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.shared.seats.events.register(registry);
     }
 
     pub fn gauges(&self) -> Vec<EventGauges> {
@@ -511,6 +594,7 @@ async fn sweep(shared: Weak<Shared>) {
             let events = shared.events.read().expect("events lock poisoned");
             events.values().cloned().collect()
         };
+        shared.seats.sweep();
         drop(shared);
         let now = Instant::now();
         for cell in cells {

@@ -5,12 +5,18 @@
 //! PostgreSQL) is one more variant that the HTTP layer never sees.
 
 pub mod memory;
+mod memory_seats;
 pub mod real;
+
+use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::error::Result;
-use crate::model::{Entered, EventGauges, EventSpec, EventView, QueueView, Reservation};
+use crate::concert::{ConcertSpec, Hold, PayRequest, Payment, ScheduleView, SeatView};
+use crate::error::{Error, Result};
+use crate::model::{
+    Entered, EventGauges, EventSpec, EventView, QueueStatus, QueueView, Reservation,
+};
 use crate::token::Claims;
 
 /// Which backend to run, chosen at start.
@@ -22,15 +28,44 @@ pub enum BackendKind {
     Real,
 }
 
+/// How long a seat hold lasts unless the server is told otherwise.
+pub const DEFAULT_HOLD_TTL: Duration = Duration::from_secs(300);
+
 /// Options every backend understands.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BackendOptions {
     /// Negative control for the verifier: read stock, yield, write.
     pub unsafe_race: bool,
     /// Negative control for the verifier: admit the newest entry first.
     pub unsafe_fifo: bool,
+    /// Negative control for the verifier: read a seat, yield, write a hold.
+    pub unsafe_hold: bool,
+    /// How long an unpaid seat hold lasts.
+    pub hold_ttl: Duration,
     /// Where the real stack is (used by `BackendKind::Real` only).
     pub real: Option<real::RealOptions>,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            unsafe_race: false,
+            unsafe_fifo: false,
+            unsafe_hold: false,
+            hold_ttl: DEFAULT_HOLD_TTL,
+            real: None,
+        }
+    }
+}
+
+/// Holds and payments need the token ACTIVE; the error says why it is not.
+pub(crate) fn require_active(status: QueueStatus) -> Result<()> {
+    match status {
+        QueueStatus::Active => Ok(()),
+        QueueStatus::Waiting => Err(Error::NotActive("queue token is still waiting")),
+        QueueStatus::Done => Err(Error::NotActive("queue token was already used")),
+        QueueStatus::Expired => Err(Error::NotActive("active time of this token ran out")),
+    }
 }
 
 /// A live view of one queue entry for the SSE stream: the receiver yields
@@ -61,13 +96,15 @@ impl Backend {
             BackendKind::Memory => Ok(Backend::Memory(memory::MemoryBackend::start(options))),
             BackendKind::Real => {
                 anyhow::ensure!(
-                    !options.unsafe_race && !options.unsafe_fifo,
+                    !options.unsafe_race && !options.unsafe_fifo && !options.unsafe_hold,
                     "the unsafe negative controls exist only on the memory backend"
                 );
                 let real = options.real.ok_or_else(|| {
                     anyhow::anyhow!("the real backend needs its stack's addresses")
                 })?;
-                Ok(Backend::Real(real::RealBackend::start(real).await?))
+                Ok(Backend::Real(
+                    real::RealBackend::start(real, options.hold_ttl).await?,
+                ))
             }
         }
     }
@@ -126,6 +163,61 @@ impl Backend {
         }
     }
 
+    pub async fn create_concert(&self, spec: ConcertSpec) -> Result<()> {
+        match self {
+            Backend::Memory(b) => b.create_concert(&spec),
+            Backend::Real(b) => b.create_concert(&spec).await,
+        }
+    }
+
+    pub async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>> {
+        match self {
+            Backend::Memory(b) => b.schedules(concert_id),
+            Backend::Real(b) => b.schedules(concert_id).await,
+        }
+    }
+
+    pub async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>> {
+        match self {
+            Backend::Memory(b) => b.seats(concert_id, schedule_id),
+            Backend::Real(b) => b.seats(concert_id, schedule_id).await,
+        }
+    }
+
+    pub async fn hold(
+        &self,
+        claims: &Claims,
+        concert_id: &str,
+        schedule_id: &str,
+        seat: u32,
+    ) -> Result<Hold> {
+        match self {
+            Backend::Memory(b) => b.hold(claims, concert_id, schedule_id, seat).await,
+            Backend::Real(b) => b.hold(claims, concert_id, schedule_id, seat).await,
+        }
+    }
+
+    pub async fn pay(&self, claims: &Claims, request: &PayRequest) -> Result<Payment> {
+        match self {
+            Backend::Memory(b) => b.pay(claims, request),
+            Backend::Real(b) => b.pay(claims, request).await,
+        }
+    }
+
+    pub async fn points(&self, user_id: &str) -> Result<u64> {
+        match self {
+            Backend::Memory(b) => Ok(b.points(user_id)),
+            Backend::Real(b) => b.points(user_id).await,
+        }
+    }
+
+    pub async fn charge(&self, user_id: &str, amount: u64) -> Result<u64> {
+        match self {
+            Backend::Memory(b) => b.charge(user_id, amount),
+            Backend::Real(b) => b.charge(user_id, amount).await,
+        }
+    }
+
     pub async fn health(&self) -> Vec<ComponentHealth> {
         match self {
             Backend::Memory(_) => vec![ComponentHealth {
@@ -139,7 +231,7 @@ impl Backend {
     /// Lets a backend add metrics of its own to `/metrics`.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         match self {
-            Backend::Memory(_) => {}
+            Backend::Memory(b) => b.register_metrics(registry),
             Backend::Real(b) => b.register_metrics(registry),
         }
     }

@@ -1,7 +1,9 @@
 //! One module per group of operations, dispatched from one place: `Route`.
 
 mod admin;
+mod concerts;
 mod ops;
+mod payments;
 mod queue;
 mod stream;
 mod tickets;
@@ -23,6 +25,14 @@ pub enum Route {
     QueueStream,
     Reserve,
     GetReservation(String),
+    CreateConcert,
+    Schedules(String),
+    /// Concert id, schedule id.
+    Seats(String, String),
+    Hold(String),
+    Pay,
+    Points,
+    ChargePoints,
     Health,
     Metrics,
     OpenApi,
@@ -37,6 +47,10 @@ impl Route {
             "/api/v1/queue/status" => (Route::QueueStatus, Method::GET),
             "/api/v1/queue/stream" => (Route::QueueStream, Method::GET),
             "/api/v1/tickets/reserve" => (Route::Reserve, Method::POST),
+            "/api/v1/admin/concerts" => (Route::CreateConcert, Method::POST),
+            "/api/v1/payments" => (Route::Pay, Method::POST),
+            "/api/v1/points" => (Route::Points, Method::GET),
+            "/api/v1/points/charge" => (Route::ChargePoints, Method::POST),
             "/actuator/health" => (Route::Health, Method::GET),
             "/metrics" => (Route::Metrics, Method::GET),
             "/openapi.yaml" => (Route::OpenApi, Method::GET),
@@ -45,6 +59,19 @@ impl Route {
                     (Route::GetEvent(id.to_owned()), Method::GET)
                 } else if let Some(id) = single_segment(path, "/api/v1/tickets/") {
                     (Route::GetReservation(id.to_owned()), Method::GET)
+                } else if let Some(rest) = path.strip_prefix("/api/v1/concerts/") {
+                    let parts: Vec<&str> = rest.split('/').collect();
+                    if parts.iter().any(|p| p.is_empty()) {
+                        return None;
+                    }
+                    match parts.as_slice() {
+                        [c, "schedules"] => (Route::Schedules((*c).to_owned()), Method::GET),
+                        [c, "schedules", s, "seats"] => {
+                            (Route::Seats((*c).to_owned(), (*s).to_owned()), Method::GET)
+                        }
+                        [c, "reservations"] => (Route::Hold((*c).to_owned()), Method::POST),
+                        _ => return None,
+                    }
                 } else {
                     return None;
                 }
@@ -63,6 +90,13 @@ impl Route {
             Route::QueueStream => "GET /api/v1/queue/stream",
             Route::Reserve => "POST /api/v1/tickets/reserve",
             Route::GetReservation(_) => "GET /api/v1/tickets/{reservationId}",
+            Route::CreateConcert => "POST /api/v1/admin/concerts",
+            Route::Schedules(_) => "GET /api/v1/concerts/{concertId}/schedules",
+            Route::Seats(..) => "GET /api/v1/concerts/{concertId}/schedules/{scheduleId}/seats",
+            Route::Hold(_) => "POST /api/v1/concerts/{concertId}/reservations",
+            Route::Pay => "POST /api/v1/payments",
+            Route::Points => "GET /api/v1/points",
+            Route::ChargePoints => "POST /api/v1/points/charge",
             Route::Health => "GET /actuator/health",
             Route::Metrics => "GET /metrics",
             Route::OpenApi => "GET /openapi.yaml",
@@ -83,6 +117,13 @@ impl Route {
             Route::QueueStream => stream::stream(app, req).await,
             Route::Reserve => tickets::reserve(app, req).await,
             Route::GetReservation(id) => tickets::get(app, &id).await,
+            Route::CreateConcert => concerts::create(app, req).await,
+            Route::Schedules(c) => concerts::schedules(app, &c).await,
+            Route::Seats(c, s) => concerts::seats(app, &c, &s).await,
+            Route::Hold(c) => concerts::hold(app, &c, req).await,
+            Route::Pay => payments::pay(app, req).await,
+            Route::Points => payments::points(app, req).await,
+            Route::ChargePoints => payments::charge(app, req).await,
             Route::Health => ops::health(app).await,
             Route::Metrics => ops::metrics(app).await,
             Route::OpenApi => ops::openapi(),
@@ -114,6 +155,20 @@ mod tests {
             Route::resolve("/api/v1/tickets/reserve").map(|r| r.0),
             Some(Route::Reserve)
         );
+        assert_eq!(
+            Route::resolve("/api/v1/concerts/c1/schedules/s1/seats"),
+            Some((Route::Seats("c1".into(), "s1".into()), Method::GET))
+        );
+        assert_eq!(
+            Route::resolve("/api/v1/concerts/c1/reservations"),
+            Some((Route::Hold("c1".into()), Method::POST))
+        );
+        assert_eq!(Route::resolve("/api/v1/concerts//schedules"), None);
+        assert_eq!(Route::resolve("/api/v1/concerts/c1/schedules/s1"), None);
+        assert_eq!(
+            Route::resolve("/api/v1/concerts/c1/schedules/s1/seats/"),
+            None
+        );
         assert_eq!(Route::resolve("/api/v1/events/"), None);
         assert_eq!(Route::resolve("/api/v1/events/a/b"), None);
         assert_eq!(Route::resolve("/nope"), None);
@@ -130,6 +185,13 @@ mod tests {
             Route::QueueStream,
             Route::Reserve,
             Route::GetReservation(String::new()),
+            Route::CreateConcert,
+            Route::Schedules(String::new()),
+            Route::Seats(String::new(), String::new()),
+            Route::Hold(String::new()),
+            Route::Pay,
+            Route::Points,
+            Route::ChargePoints,
             Route::Health,
             Route::Metrics,
             Route::OpenApi,

@@ -19,6 +19,7 @@
 pub mod kafka;
 pub mod pg;
 pub mod scripts;
+mod seats;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{ComponentHealth, QueueWatch};
+use crate::concert::{SeatEvent, SeatEventCounts};
 use crate::error::{Error, Result};
 use crate::model::{
     new_reservation_id, now_rfc3339, now_unix, Entered, EventGauges, EventSpec, EventView,
@@ -125,7 +127,7 @@ const PLACE_DEADLINE: Duration = Duration::from_secs(10);
 const RECONCILE_AFTER_MS: i64 = 3000;
 
 impl RealBackend {
-    pub async fn start(options: RealOptions) -> anyhow::Result<Self> {
+    pub async fn start(options: RealOptions, hold_ttl: Duration) -> anyhow::Result<Self> {
         let ns = options.namespace.clone();
         anyhow::ensure!(
             !ns.is_empty()
@@ -158,8 +160,11 @@ impl RealBackend {
         };
         let queue_topic = format!("{prefix}ticket.queue");
         let reserved_topic = format!("{prefix}ticket.reserved");
+        let seat_topics = SeatEvent::ALL.map(|e| format!("{prefix}{}", e.topic()));
         let admin = Arc::new(kafka::admin(&options.kafka_brokers).map_err(anyhow::Error::msg)?);
-        kafka::create_topics(&admin, &[&queue_topic, &reserved_topic], options.partitions)
+        let mut all_topics = vec![queue_topic.as_str(), reserved_topic.as_str()];
+        all_topics.extend(seat_topics.iter().map(String::as_str));
+        kafka::create_topics(&admin, &all_topics, options.partitions)
             .await
             .map_err(anyhow::Error::msg)?;
         let producer = kafka::producer(&options.kafka_brokers).map_err(anyhow::Error::msg)?;
@@ -184,6 +189,9 @@ impl RealBackend {
             metrics,
             partitions: options.partitions,
             persist_delay: options.persist_delay,
+            hold_ttl,
+            seat_topics,
+            seat_events: SeatEventCounts::default(),
         };
         let backend = RealBackend {
             shared: Arc::new(Shared {
@@ -196,6 +204,7 @@ impl RealBackend {
         tokio::spawn(worker.clone().health_loop(stopped.clone()));
         tokio::spawn(worker.clone().sweep_loop(stopped.clone()));
         tokio::spawn(worker.clone().reconcile_loop(stopped.clone()));
+        tokio::spawn(worker.clone().hold_sweep_loop(stopped.clone()));
         let spec = |consumer: &'static str, topic: &str, fetch_wait_ms: u32| kafka::ConsumerSpec {
             brokers: options.kafka_brokers.clone(),
             postgres_url: options.postgres_url.clone(),
@@ -255,6 +264,7 @@ impl RealBackend {
             "Accepted reservations re-published by the reconciler",
             m.republished.clone(),
         );
+        self.shared.stack.seat_events.register(registry);
     }
 
     fn require(&self, components: &[Component]) -> Result<()> {
@@ -871,9 +881,28 @@ struct Worker {
     metrics: StackMetrics,
     partitions: i32,
     persist_delay: Duration,
+    /// How long an unpaid seat hold lasts.
+    hold_ttl: Duration,
+    /// `reservation.created`, `payment.completed`, `reservation.expired`.
+    seat_topics: [String; 3],
+    seat_events: SeatEventCounts,
 }
 
 impl Worker {
+    fn all_topics(&self) -> Vec<String> {
+        let mut topics = vec![self.queue_topic.clone(), self.reserved_topic.clone()];
+        topics.extend(self.seat_topics.iter().cloned());
+        topics
+    }
+
+    fn seat_topic(&self, event: SeatEvent) -> String {
+        let i = SeatEvent::ALL
+            .iter()
+            .position(|e| *e == event)
+            .expect("every event is in ALL");
+        self.seat_topics[i].clone()
+    }
+
     /// The admission consumer: places queue entries in offset order.
     async fn admit(
         &self,
@@ -983,7 +1012,7 @@ impl Worker {
             // Whole-cluster metadata: asking librdkafka about one topic that
             // a restarted broker no longer has has crashed it (metadata cache).
             let producer = self.producer.clone();
-            let topics = [self.queue_topic.clone(), self.reserved_topic.clone()];
+            let topics = self.all_topics();
             let (kafka_up, topics_present) = tokio::task::spawn_blocking(move || {
                 match producer
                     .client()
@@ -1017,13 +1046,9 @@ impl Worker {
             }
             if kafka_up && !topics_present {
                 // A broker without durable storage comes back empty.
-                if let Err(e) = kafka::create_topics(
-                    &self.admin,
-                    &[&self.queue_topic, &self.reserved_topic],
-                    self.partitions,
-                )
-                .await
-                {
+                let topics = self.all_topics();
+                let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+                if let Err(e) = kafka::create_topics(&self.admin, &topics, self.partitions).await {
                     warn!(error = %e, "recreating topics");
                 }
             }

@@ -48,6 +48,65 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (consumer, instance_id)
     );
     "#,
+    // 2: the concert seat map (seeds 001-003): concerts, schedules, seats,
+    // holds (seat_reservations), points and payments.
+    r#"
+    CREATE TABLE concerts (
+        concert_id text PRIMARY KEY,
+        name text,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE schedules (
+        concert_id text NOT NULL REFERENCES concerts,
+        schedule_id text NOT NULL,
+        date date NOT NULL,
+        seat_count int NOT NULL CHECK (seat_count >= 1),
+        price bigint NOT NULL CHECK (price >= 0),
+        PRIMARY KEY (concert_id, schedule_id)
+    );
+    CREATE TABLE seats (
+        concert_id text NOT NULL,
+        schedule_id text NOT NULL,
+        seat_number int NOT NULL CHECK (seat_number >= 1),
+        status text NOT NULL DEFAULT 'AVAILABLE'
+            CHECK (status IN ('AVAILABLE', 'HELD', 'CONFIRMED')),
+        reservation_id text,
+        hold_expires_at timestamptz,
+        PRIMARY KEY (concert_id, schedule_id, seat_number),
+        FOREIGN KEY (concert_id, schedule_id) REFERENCES schedules
+    );
+    CREATE TABLE seat_reservations (
+        reservation_id text PRIMARY KEY,
+        concert_id text NOT NULL,
+        schedule_id text NOT NULL,
+        seat_number int NOT NULL,
+        user_id text NOT NULL,
+        price bigint NOT NULL CHECK (price >= 0),
+        status text NOT NULL CHECK (status IN ('HELD', 'CONFIRMED', 'EXPIRED')),
+        expires_at timestamptz NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        FOREIGN KEY (concert_id, schedule_id, seat_number) REFERENCES seats
+    );
+    -- The last line of defence: one active (HELD or CONFIRMED) hold per seat.
+    CREATE UNIQUE INDEX seat_reservations_one_active
+        ON seat_reservations (concert_id, schedule_id, seat_number)
+        WHERE status IN ('HELD', 'CONFIRMED');
+    CREATE INDEX seat_reservations_lapsing ON seat_reservations (expires_at)
+        WHERE status = 'HELD';
+    CREATE TABLE points (
+        user_id text PRIMARY KEY,
+        balance bigint NOT NULL CHECK (balance >= 0) CHECK (balance <= 1000000000000)
+    );
+    CREATE TABLE payments (
+        payment_id text PRIMARY KEY,
+        reservation_id text NOT NULL UNIQUE REFERENCES seat_reservations,
+        user_id text NOT NULL,
+        amount bigint NOT NULL CHECK (amount >= 0),
+        balance_after bigint NOT NULL CHECK (balance_after >= 0),
+        idempotency_key text UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    "#,
 ];
 
 /// A pool whose connections use `schema` (created if missing) as search_path.

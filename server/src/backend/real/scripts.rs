@@ -158,6 +158,23 @@ tick(now)
 return {'OK', tostring(remaining - qty)}
 "#;
 
+/// A token used by a completed payment: ACTIVE -> DONE, and its slot goes
+/// to the next in line. ARGV: seq, userId. Returns {status before}.
+const COMPLETE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_FOUND'} end
+local now = now_ms()
+local head = tick(now)
+local seq = tonumber(ARGV[1])
+if redis.call('HGET', KEYS[4], seq) ~= ARGV[2] then return {'UNKNOWN_ENTRY'} end
+local st = entry_status(seq, head)
+if st == 'ACTIVE' then
+  redis.call('ZREM', KEYS[5], seq)
+  redis.call('SADD', KEYS[6], seq)
+  tick(now)
+end
+return {st}
+"#;
+
 /// Expiry and admission for an event nobody is touching. Returns the head,
 /// or -1 for an unknown event.
 const TICK: &str = r#"
@@ -171,6 +188,7 @@ pub struct Scripts {
     pub register: Script,
     pub view: Script,
     pub reserve: Script,
+    pub complete: Script,
     pub tick: Script,
 }
 
@@ -182,6 +200,7 @@ impl Scripts {
             register: with_prelude(REGISTER),
             view: with_prelude(VIEW),
             reserve: with_prelude(RESERVE),
+            complete: with_prelude(COMPLETE),
             tick: with_prelude(TICK),
         }
     }
