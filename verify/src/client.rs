@@ -239,6 +239,85 @@ impl Client {
         .await
     }
 
+    pub async fn create_concert(&self, body: Value) -> Call {
+        let req = self
+            .http
+            .post(self.url("/api/v1/admin/concerts"))
+            .bearer_auth(&*self.admin)
+            .json(&body);
+        self.send("admin", "create-concert", body, req).await
+    }
+
+    pub async fn seats(&self, process: &str, concert_id: &str, schedule_id: &str) -> Call {
+        let path = format!("/api/v1/concerts/{concert_id}/schedules/{schedule_id}/seats");
+        let req = self.http.get(self.url_for(process, &path));
+        self.send(
+            process,
+            "read-seats",
+            json!({"concertId": concert_id, "scheduleId": schedule_id}),
+            req,
+        )
+        .await
+    }
+
+    pub async fn hold(
+        &self,
+        process: &str,
+        token: &str,
+        concert_id: &str,
+        schedule_id: &str,
+        seat: u32,
+    ) -> Call {
+        let body = json!({"scheduleId": schedule_id, "seatNumber": seat});
+        let req = self
+            .http
+            .post(self.url_for(
+                process,
+                &format!("/api/v1/concerts/{concert_id}/reservations"),
+            ))
+            .header("X-Queue-Token", token)
+            .json(&body);
+        self.send(process, "hold", body, req).await
+    }
+
+    pub async fn pay(
+        &self,
+        process: &str,
+        token: &str,
+        reservation_id: &str,
+        idempotency_key: Option<&str>,
+    ) -> Call {
+        let body = json!({"reservationId": reservation_id});
+        let mut req = self
+            .http
+            .post(self.url_for(process, "/api/v1/payments"))
+            .header("X-Queue-Token", token)
+            .json(&body);
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let args = json!({"reservationId": reservation_id, "idempotencyKey": idempotency_key});
+        self.send(process, "pay", args, req).await
+    }
+
+    pub async fn charge(&self, process: &str, user_id: &str, amount: u64) -> Call {
+        let body = json!({"userId": user_id, "amount": amount});
+        let req = self
+            .http
+            .post(self.url_for(process, "/api/v1/points/charge"))
+            .json(&body);
+        self.send(process, "charge", body, req).await
+    }
+
+    pub async fn points(&self, process: &str, user_id: &str) -> Call {
+        let req = self
+            .http
+            .get(self.url_for(process, "/api/v1/points"))
+            .query(&[("userId", user_id)]);
+        self.send(process, "read-points", json!({"userId": user_id}), req)
+            .await
+    }
+
     /// Opens the SSE stream of `token`. The stream itself is not subject to
     /// the request timeout; `SseStream::next` takes its own.
     pub async fn stream(

@@ -27,7 +27,7 @@ pub mod verdict;
 use std::time::{Duration, Instant};
 
 pub use history::History;
-pub use options::{CheckName, Options};
+pub use options::{CheckName, Options, DEFAULT_HOLD_TTL_MS};
 pub use target::Target;
 pub use verdict::{CheckReport, Verdict};
 
@@ -60,7 +60,8 @@ pub struct Outcome {
 /// in-process reference server when none is).
 pub async fn run(options: &Options) -> Result<Outcome, RunError> {
     let target = if options.target.is_empty() {
-        Target::embedded(&[]).await?
+        let ttl = format!("{}ms", options.hold_ttl_ms);
+        Target::embedded(&["--hold-ttl", &ttl]).await?
     } else {
         Target::external_many(&options.target, options.admin_token.as_deref())?
     };
@@ -166,6 +167,24 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
             .await?;
             reports.push(checks::tokens::judge(&tokens));
         }
+        if options.runs(CheckName::Seatmap) {
+            let spec = scenarios::seatmap::SeatSpec {
+                users: options.seat_users,
+                seats: options.seats,
+                hot: options.hot_seats,
+                ttl: Duration::from_millis(options.hold_ttl_ms),
+                tolerance: Duration::from_millis(options.expiry_tolerance_ms),
+            };
+            let seats = scenarios::seatmap::run(
+                &client,
+                spec,
+                format!("verify-{nonce}-seats"),
+                watch,
+                &progress,
+            )
+            .await?;
+            reports.push(checks::seatmap::judge(&seats));
+        }
         Ok(())
     }
     .await;
@@ -231,6 +250,15 @@ fn validate(options: &Options) -> Result<(), RunError> {
     }
     if options.queue_users < 2 || options.fifo_capacity == 0 {
         return bad("--queue-users must be at least 2 and --fifo-capacity at least 1");
+    }
+    if options.seat_users == 0 || options.seats == 0 || options.seats > 1000 {
+        return bad("--seat-users must be at least 1 and --seats 1..=1000");
+    }
+    if options.hot_seats == 0 || options.hot_seats > options.seats {
+        return bad("--hot-seats must be 1..=--seats");
+    }
+    if !(100..=600_000).contains(&options.hold_ttl_ms) {
+        return bad("--hold-ttl-ms must be 100..=600000");
     }
     if options.checks.is_empty() {
         return bad("--checks selects nothing");

@@ -15,10 +15,16 @@ pub enum CheckName {
     Display,
     /// 5: no, forged, waiting, used and foreign tokens are refused.
     Tokens,
+    /// 6: the concert seat map: no seat held by two users at once, holds
+    /// lapse within TTL + tolerance, no late payment, exact balances.
+    Seatmap,
     /// 2: nothing lost between Redis, Kafka and PostgreSQL (the reference
     /// server's real stack; needs --redis-url, --kafka-brokers, --postgres-url).
     Stores,
 }
+
+/// The embedded target's hold TTL, and what check 6 expects by default.
+pub const DEFAULT_HOLD_TTL_MS: u64 = 2000;
 
 /// Verify that a ticketing server does not over-sell, admits fairly and
 /// enforces its token rules, through the HTTP contract alone.
@@ -78,9 +84,31 @@ pub struct Options {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "oversell,fifo,display,tokens"
+        default_value = "oversell,fifo,display,tokens,seatmap"
     )]
     pub checks: Vec<CheckName>,
+
+    /// Check 6: users racing for the seats.
+    #[arg(long, default_value_t = 200)]
+    pub seat_users: usize,
+
+    /// Check 6: seats of the concert's schedule.
+    #[arg(long, default_value_t = 50)]
+    pub seats: u32,
+
+    /// Check 6: seats most users want (the first ones).
+    #[arg(long, default_value_t = 10)]
+    pub hot_seats: u32,
+
+    /// Check 6: the target's seat hold TTL in ms (its `--hold-ttl`); the
+    /// embedded target is started with it. The check waits this long for
+    /// holds to lapse, so give servers under test a short one.
+    #[arg(long, default_value_t = DEFAULT_HOLD_TTL_MS)]
+    pub hold_ttl_ms: u64,
+
+    /// Check 6: how late after its TTL a hold may lapse, in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub expiry_tolerance_ms: u64,
 
     /// Seconds before one request counts as timed out (an `info` outcome).
     #[arg(long, default_value_t = 30)]

@@ -48,7 +48,8 @@ impl Target {
     }
 
     /// The reference server in process, on 127.0.0.1 and a free port, with
-    /// extra `ticket-server` flags (tests pass the unsafe modes here).
+    /// extra `ticket-server` flags (tests pass the unsafe modes here);
+    /// `--hold-ttl` defaults to check 6's default TTL.
     /// `--admin-token` and `--token-secret` among the flags are used as
     /// given (instances sharing a stack need the same), else made up.
     pub async fn embedded(extra_flags: &[&str]) -> Result<Self, RunError> {
@@ -68,6 +69,12 @@ impl Target {
         }
         if given("--token-secret").is_none() {
             args.extend(["--token-secret", &secret]);
+        }
+        // Check 6 waits for holds to lapse: unless told, the embedded server
+        // uses the TTL the check expects by default.
+        let ttl = format!("{}ms", crate::DEFAULT_HOLD_TTL_MS);
+        if !extra_flags.contains(&"--hold-ttl") {
+            args.extend(["--hold-ttl", &ttl]);
         }
         args.extend_from_slice(extra_flags);
         let config = ticket_server::Config::try_parse_from(args)

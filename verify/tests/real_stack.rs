@@ -1,4 +1,4 @@
-//! Checks 1 and 2 against two reference-server instances sharing the real
+//! Checks 1, 2 and 6 against two reference-server instances sharing the real
 //! stack (Redis, Kafka, PostgreSQL from `scripts/services.sh`), buyers
 //! spread over both; and check 2 failing when the stores lack the sales.
 
@@ -139,4 +139,23 @@ async fn check_2_fails_when_the_stores_lack_the_sales() {
         "{:?}",
         stores.witness
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_pass_the_seat_map_check() {
+    let ns = format!("v{:012x}", rand::random::<u64>() >> 16);
+    let Some((a, b, both, _)) = two_instances(&ns).await else {
+        return;
+    };
+    let verdict = run_against(&both, &options(&[CheckName::Seatmap]))
+        .await
+        .unwrap()
+        .verdict;
+    a.stop().await;
+    b.stop().await;
+    assert!(verdict.pass, "{}", verdict.human());
+    let d = &verdict.checks[0].details;
+    for key in ["paid", "lapsed", "seatTaken", "balancesExact"] {
+        assert!(d[key].as_u64().unwrap() > 0, "{key} was 0: {d}");
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod queue;
 pub mod race;
+pub mod seatmap;
 pub mod tokens;
 
 use std::time::Duration;
