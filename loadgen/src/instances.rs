@@ -111,6 +111,8 @@ impl Fleet {
                 .args(["--token-secret", &spec.token_secret])
                 .args(["--namespace", &spec.namespace])
                 .args(["--instance-id", &format!("{label}-{i}")])
+                // verify's seat-map check expects its default hold TTL.
+                .args(["--hold-ttl", &format!("{}ms", verify::DEFAULT_HOLD_TTL_MS)])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(log)

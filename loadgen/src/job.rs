@@ -35,9 +35,13 @@ pub struct JobArgs {
     /// Offered rate of the load run (iterations per second, open model).
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
-    /// Seconds of the load run.
+    /// Seconds of each load run.
     #[arg(long, default_value_t = 20.0)]
     pub duration: f64,
+    /// Offered rate of the seat-map load run (`hold_and_pay` iterations
+    /// per second: charge, enter, seat map, hold, pay).
+    #[arg(long, default_value_t = 50.0)]
+    pub seat_rate: f64,
     /// A short job: 10 s load run and `scale --quick`.
     #[arg(long)]
     pub quick: bool,
@@ -114,7 +118,10 @@ fn timed(msg: impl Into<String>, secs: f64) -> ProgressBar {
 
 pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
-        args.rate > 0.0 && args.rate.is_finite(),
+        args.rate > 0.0
+            && args.rate.is_finite()
+            && args.seat_rate > 0.0
+            && args.seat_rate.is_finite(),
         "--rate must be a positive number"
     );
     anyhow::ensure!(
@@ -182,7 +189,7 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     let host = fleet.hosts()[0].clone();
     done(&bar, format!("reference server on {host}"));
 
-    let bar = spinner("verify: over-selling, FIFO, display, tokens");
+    let bar = spinner("verify: over-selling, FIFO, display, tokens, seat map");
     let verdict = verify_target(&host, backend, &spec.namespace, &out.join("verify")).await;
     let verify = match verdict {
         Ok(v) => {
@@ -218,14 +225,47 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     load_args.duration = duration;
     load_args.run_id = Some(format!("{run_id}-load"));
     let load = Box::pin(run::run(&load_args)).await;
-    fleet.stop().await;
-    let load = load.context("load run")?;
+    let load = match load.context("load run") {
+        Ok(load) => load,
+        Err(e) => {
+            fleet.stop().await;
+            return Err(e);
+        }
+    };
     done(
         &bar,
         format!(
             "load run: {:.0} TPS, P95 {:.1} ms corrected",
             load.tps(),
             load.p95_corrected_ms()
+        ),
+    );
+
+    let bar = timed(
+        format!(
+            "seat-map run: hold_and_pay at {:.0}/s for {duration:.0} s",
+            args.seat_rate
+        ),
+        duration + 1.0,
+    );
+    let mut seat_args = RunArgs::new(
+        vec![host.clone()],
+        ADMIN,
+        Kind::HoldAndPay,
+        out.join(Kind::HoldAndPay.name()),
+    );
+    seat_args.rate = Some(args.seat_rate);
+    seat_args.duration = duration;
+    seat_args.run_id = Some(format!("{run_id}-seats"));
+    let seats = Box::pin(run::run(&seat_args)).await;
+    fleet.stop().await;
+    let seats = seats.context("seat-map load run")?;
+    done(
+        &bar,
+        format!(
+            "seat-map run: {:.0} paid or abandoned holds/s, P95 {:.1} ms corrected",
+            seats.tps(),
+            seats.p95_corrected_ms()
         ),
     );
 
@@ -301,7 +341,7 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         backend: backend.flag().into(),
         notes,
         verify,
-        loads: vec![load],
+        loads: vec![load, seats],
         scale,
     };
     let baseline = args.baseline.as_deref().map(Report::read).transpose()?;

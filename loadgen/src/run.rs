@@ -190,7 +190,8 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         &run_id,
         args.stock.unwrap_or(purchases) + warmup_stock,
         args.active_capacity,
-        args.scenario != Kind::FlashSale,
+        matches!(args.scenario, Kind::Browse | Kind::Mixed),
+        (args.scenario == Kind::HoldAndPay).then_some(purchases.min(100_000)),
     )
     .await?;
     if args.warmup > 0.0 {

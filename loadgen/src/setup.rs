@@ -14,6 +14,37 @@ pub struct Prepared {
     pub event_id: String,
     /// Reservation ids readable on each host.
     pub reservations: Vec<Vec<String>>,
+    /// The run's concert (`hold_and_pay` only).
+    pub concert: Option<ConcertPlan>,
+}
+
+/// A concert made for `hold_and_pay`: enough seats for every planned
+/// purchase, spread over schedules.
+#[derive(Debug, Clone, Default)]
+pub struct ConcertPlan {
+    pub concert_id: String,
+    pub schedules: Vec<String>,
+    pub seats_per_schedule: u32,
+    pub price: u64,
+}
+
+impl ConcertPlan {
+    /// Schedules of 200 seats (up to 1000 when 100 schedules are not
+    /// enough), one seat per planned purchase.
+    pub fn sized(concert_id: String, seats: u64) -> Self {
+        let per = seats.div_ceil(100).clamp(200, 1000) as u32;
+        let count = seats.div_ceil(u64::from(per)).clamp(1, 100);
+        ConcertPlan {
+            concert_id,
+            schedules: (0..count).map(|i| format!("s{i}")).collect(),
+            seats_per_schedule: per,
+            price: 100,
+        }
+    }
+
+    pub fn seats(&self) -> u64 {
+        self.schedules.len() as u64 * u64::from(self.seats_per_schedule)
+    }
 }
 
 impl Prepared {
@@ -113,6 +144,44 @@ impl Admin {
         Ok(())
     }
 
+    /// Creates the concert on every host (ALREADY_EXISTS after the first on
+    /// a shared stack is fine).
+    pub async fn create_concert(
+        &self,
+        hosts: &[String],
+        plan: &ConcertPlan,
+        active_capacity: u32,
+    ) -> anyhow::Result<()> {
+        let schedules: Vec<Value> = plan
+            .schedules
+            .iter()
+            .map(|id| {
+                json!({"scheduleId": id, "date": "2026-12-24",
+                       "seatCount": plan.seats_per_schedule, "price": plan.price})
+            })
+            .collect();
+        for host in hosts {
+            let body = json!({
+                "concertId": plan.concert_id,
+                "name": "loadgen",
+                "activeCapacity": active_capacity,
+                "schedules": schedules,
+            });
+            match self
+                .post(format!("{host}/api/v1/admin/concerts"), body, None)
+                .await?
+            {
+                (201, _) => {}
+                (409, b) if b["error"] == "ALREADY_EXISTS" => {}
+                (status, b) => bail!(
+                    "creating concert {} on {host}: {status} {b}",
+                    plan.concert_id
+                ),
+            }
+        }
+        Ok(())
+    }
+
     /// One purchase outside the measurement (for `browse`'s reads).
     pub async fn purchase(
         &self,
@@ -198,6 +267,7 @@ pub async fn prepare(
     stock: u64,
     active_capacity: u32,
     with_reservations: bool,
+    concert_seats: Option<u64>,
 ) -> anyhow::Result<Prepared> {
     let event_id = format!("lg-{run_id}");
     let extra = if with_reservations {
@@ -227,8 +297,34 @@ pub async fn prepare(
         }
         reservations.push(ids);
     }
+    let concert = match concert_seats {
+        Some(seats) => {
+            let plan = ConcertPlan::sized(format!("lgc-{run_id}"), seats);
+            admin.create_concert(hosts, &plan, active_capacity).await?;
+            Some(plan)
+        }
+        None => None,
+    };
     Ok(Prepared {
         event_id,
         reservations,
+        concert,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConcertPlan;
+
+    #[test]
+    fn a_concert_has_a_seat_for_every_planned_purchase() {
+        for seats in [1, 150, 4_900, 20_000, 20_001, 99_999] {
+            let plan = ConcertPlan::sized("c".into(), seats);
+            assert!(plan.seats() >= seats, "{seats}: {plan:?}");
+            assert!((200..=1000).contains(&plan.seats_per_schedule));
+            assert!((1..=100).contains(&plan.schedules.len()));
+        }
+        // Beyond 100 x 1000 seats the plan is as large as the contract allows.
+        assert_eq!(ConcertPlan::sized("c".into(), 500_000).seats(), 100_000);
+    }
 }

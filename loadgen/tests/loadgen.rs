@@ -109,6 +109,63 @@ async fn counts_and_tps_match_the_servers_metrics() {
     target.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_pay_counts_match_the_servers_seat_events() {
+    let _one = GOOSE.lock().await;
+    // verify's embedded target holds seats for 2 s: abandoned holds lapse
+    // within the run.
+    let target = verify::Target::embedded(&[]).await.unwrap();
+    let out = tempdir("seats");
+    let summary = run(&args(
+        &target.base,
+        &target.admin_token,
+        Kind::HoldAndPay,
+        Some(60.0),
+        4.0,
+        &out,
+    ))
+    .await
+    .unwrap();
+    let tx = |name: &str| summary.transactions.get(name).map_or(0, |t| t.count);
+    let ok = |name: &str| {
+        summary
+            .transactions
+            .get(name)
+            .map_or(0, |t| t.count - t.errors)
+    };
+    assert!(
+        tx("hold_and_pay") >= 200,
+        "too few iterations: {}",
+        tx("hold_and_pay")
+    );
+    // Every hold and every payment the generator saw succeed is one event.
+    let text = reqwest::get(format!("{}/metrics", target.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = |topic: &str| {
+        sum_metric(
+            &text,
+            "seat_events_published_total",
+            &[&format!("topic=\"{topic}\"")],
+        ) as u64
+    };
+    assert_eq!(ok("hold"), events("reservation.created"));
+    assert_eq!(ok("pay"), events("payment.completed"));
+    // Some users abandon: fewer payments than holds, and they lapsed.
+    assert!(
+        ok("pay") < ok("hold"),
+        "pay {} hold {}",
+        ok("pay"),
+        ok("hold")
+    );
+    assert!(events("reservation.expired") > 0, "no hold lapsed: {text}");
+    assert_eq!(summary.transactions["pay"].errors, 0);
+    target.stop().await;
+}
+
 /// A server that answers every contract call at once, except that all
 /// requests arriving in one second (starting with the `stall_at`-th) wait
 /// until that second is over: a one-off 1 s pause, like a GC or failover.

@@ -31,6 +31,7 @@ pub async fn iteration(
                 path: &format!("/api/v1/tickets/{id}"),
                 body: None,
                 token: None,
+                key: None,
                 lag,
             },
         )
@@ -46,6 +47,7 @@ pub async fn iteration(
                 path: &format!("/api/v1/events/{event}"),
                 body: None,
                 token: None,
+                key: None,
                 lag,
             },
         )

@@ -29,6 +29,7 @@ pub async fn iteration(
             path: "/api/v1/queue/enter",
             body: Some(&json!({"eventId": event, "userId": user_id})),
             token: None,
+            key: None,
             lag,
         },
     )
@@ -54,6 +55,7 @@ pub async fn iteration(
             path: "/api/v1/tickets/reserve",
             body: Some(&json!({"eventId": event, "quantity": 1})),
             token: Some(&token),
+            key: None,
             lag: Duration::ZERO,
         },
     )
@@ -62,7 +64,7 @@ pub async fn iteration(
 }
 
 /// Waits for admission; recorded as the `wait` transaction.
-async fn wait_active(
+pub(super) async fn wait_active(
     user: &mut GooseUser,
     ctx: &Ctx,
     token: &str,
@@ -89,6 +91,7 @@ async fn poll(user: &mut GooseUser, ctx: &Ctx, token: &str) -> Result<bool, Box<
                 path: "/api/v1/queue/status",
                 body: None,
                 token: Some(token),
+                key: None,
                 lag: Duration::ZERO,
             },
         )

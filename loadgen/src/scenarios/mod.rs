@@ -4,6 +4,7 @@
 
 pub mod browse;
 pub mod flash_sale;
+pub mod hold_and_pay;
 pub mod mixed;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,9 @@ pub enum Kind {
     Browse,
     /// One purchase in five, reads otherwise.
     Mixed,
+    /// The concert seat map: charge points, enter, hold a random free
+    /// seat, pay (some users abandon the hold instead).
+    HoldAndPay,
 }
 
 impl Kind {
@@ -35,6 +39,7 @@ impl Kind {
             Kind::FlashSale => "flash_sale",
             Kind::Browse => "browse",
             Kind::Mixed => "mixed",
+            Kind::HoldAndPay => "hold_and_pay",
         }
     }
 
@@ -44,6 +49,7 @@ impl Kind {
             Kind::FlashSale => 1.0,
             Kind::Browse => 0.0,
             Kind::Mixed => mixed::PURCHASE_SHARE,
+            Kind::HoldAndPay => 1.0,
         }
     }
 }
@@ -141,6 +147,8 @@ pub struct Req<'a> {
     pub path: &'a str,
     pub body: Option<&'a Value>,
     pub token: Option<&'a str>,
+    /// `Idempotency-Key` header (payments).
+    pub key: Option<&'a str>,
     /// How late the iteration started (only its first request carries it,
     /// so each late start counts once).
     pub lag: Duration,
@@ -159,6 +167,7 @@ pub async fn call(
         path,
         body,
         token,
+        key,
         lag,
     } = req;
     let mut builder = user.get_request_builder(&method, path)?;
@@ -167,6 +176,9 @@ pub async fn call(
     }
     if let Some(token) = token {
         builder = builder.header("X-Queue-Token", token);
+    }
+    if let Some(key) = key {
+        builder = builder.header("Idempotency-Key", key);
     }
     let request = GooseRequest::builder()
         .method(method)
@@ -230,6 +242,7 @@ pub fn scenario(ctx: Arc<Ctx>) -> Scenario {
                     Kind::FlashSale => flash_sale::iteration(user, &ctx, slot.lag).await?,
                     Kind::Browse => browse::iteration(user, &ctx, slot.lag).await?,
                     Kind::Mixed => mixed::iteration(user, &ctx, slot.lag).await?,
+                    Kind::HoldAndPay => hold_and_pay::iteration(user, &ctx, slot.lag).await?,
                 };
                 ctx.finish(&slot, started, ok);
                 Ok(())
