@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use rdkafka::producer::FutureRecord;
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
@@ -181,7 +182,7 @@ impl RealBackend {
             .await
             .map_err(pg_down)?;
         if rows.is_empty() {
-            return Err(self.missing(concert_id, schedule_id).await);
+            return Err(Self::missing(&client, concert_id, schedule_id).await);
         }
         Ok(rows
             .iter()
@@ -198,18 +199,15 @@ impl RealBackend {
     }
 
     /// 404 naming what is missing: the concert or its schedule.
-    async fn missing(&self, concert_id: &str, schedule_id: &str) -> Error {
-        let concert = match self.pg().await {
-            Ok(c) => c
-                .query_opt(
-                    "SELECT 1 FROM concerts WHERE concert_id = $1",
-                    &[&concert_id],
-                )
-                .await
-                .ok()
-                .flatten(),
-            Err(e) => return e,
-        };
+    async fn missing(c: &impl GenericClient, concert_id: &str, schedule_id: &str) -> Error {
+        let concert = c
+            .query_opt(
+                "SELECT 1 FROM concerts WHERE concert_id = $1",
+                &[&concert_id],
+            )
+            .await
+            .ok()
+            .flatten();
         if concert.is_none() {
             not_found_concert(concert_id)
         } else {
@@ -249,7 +247,7 @@ impl RealBackend {
                     Some(_) => {
                         Error::not_found(format!("seat {seat} of schedule {schedule_id} not found"))
                     }
-                    None => self.missing(concert_id, schedule_id).await,
+                    None => Self::missing(&client, concert_id, schedule_id).await,
                 });
             }
         }
@@ -425,26 +423,7 @@ impl RealBackend {
     /// The payment a key already made; 400 when the key was used for
     /// another reservation or by another user.
     async fn replay(&self, user: &str, request: &PayRequest) -> Result<Option<Payment>> {
-        let Some(key) = &request.idempotency_key else {
-            return Ok(None);
-        };
-        let client = self.pg().await?;
-        let row = client
-            .query_opt(
-                "SELECT payment_id, reservation_id, amount, balance_after, user_id
-                 FROM payments WHERE idempotency_key = $1",
-                &[key],
-            )
-            .await
-            .map_err(pg_down)?;
-        let Some(row) = row else { return Ok(None) };
-        let payment = payment_of(&row);
-        if payment.reservation_id != request.reservation_id || row.get::<_, &str>(4) != user {
-            return Err(Error::bad_request(
-                "Idempotency-Key was already used for another payment",
-            ));
-        }
-        Ok(Some(payment))
+        replay_on(&self.pg().await?, user, request).await
     }
 
     /// The reservation's concert and its payment, if made: 404 when the
@@ -454,25 +433,7 @@ impl RealBackend {
         user: &str,
         reservation_id: &str,
     ) -> Result<(String, Option<Payment>)> {
-        let client = self.pg().await?;
-        let row = client
-            .query_opt(
-                "SELECT r.concert_id, p.payment_id, p.reservation_id, p.amount, p.balance_after
-                 FROM seat_reservations r LEFT JOIN payments p USING (reservation_id)
-                 WHERE r.reservation_id = $1 AND r.user_id = $2",
-                &[&reservation_id, &user],
-            )
-            .await
-            .map_err(pg_down)?
-            .ok_or_else(|| not_found_reservation(reservation_id))?;
-        let paid = row.get::<_, Option<String>>(1).map(|payment_id| Payment {
-            payment_id,
-            reservation_id: row.get(2),
-            amount: row.get::<_, i64>(3) as u64,
-            balance: row.get::<_, i64>(4) as u64,
-            status: "COMPLETED",
-        });
-        Ok((row.get(0), paid))
+        payment_target_on(&self.pg().await?, user, reservation_id).await
     }
 
     /// The payment transaction. Returns the payment and, when this call
@@ -501,8 +462,11 @@ impl RealBackend {
         let valid: bool = r.get(5);
         if status == "CONFIRMED" {
             // A concurrent request paid it while we waited for the lock.
-            drop(tx);
-            let paid = self.payment_target(user, &request.reservation_id).await?.1;
+            // (Read on this connection: a second one from the pool could
+            // wait for ever when every connection is such a waiter.)
+            let paid = payment_target_on(&tx, user, &request.reservation_id)
+                .await?
+                .1;
             return paid
                 .map(|p| (p, None))
                 .ok_or_else(|| Error::Internal("confirmed reservation without payment".into()));
@@ -544,9 +508,9 @@ impl RealBackend {
             }
             Err(e) if e.code() == Some(&SqlState::CHECK_VIOLATION) => {
                 // CHECK (balance >= 0) refused the debit.
-                drop(tx);
+                tx.rollback().await.map_err(pg_down)?;
                 return Err(Error::InsufficientPoints {
-                    balance: self.points(user).await?,
+                    balance: balance_on(&client, user).await?,
                     price: price as u64,
                 });
             }
@@ -583,8 +547,8 @@ impl RealBackend {
             Ok(_) => {}
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 // The key was taken by a concurrent payment meanwhile.
-                drop(tx);
-                return match self.replay(user, request).await? {
+                tx.rollback().await.map_err(pg_down)?;
+                return match replay_on(&client, user, request).await? {
                     Some(p) => Ok((p, None)),
                     None => Err(pg_down(e)),
                 };
@@ -597,12 +561,7 @@ impl RealBackend {
 
     pub async fn points(&self, user_id: &str) -> Result<u64> {
         self.require(&[Component::Postgres])?;
-        let client = self.pg().await?;
-        let row = client
-            .query_opt("SELECT balance FROM points WHERE user_id = $1", &[&user_id])
-            .await
-            .map_err(pg_down)?;
-        Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+        balance_on(&self.pg().await?, user_id).await
     }
 
     pub async fn charge(&self, user_id: &str, amount: u64) -> Result<u64> {
@@ -711,6 +670,70 @@ impl Worker {
             })
             .collect())
     }
+}
+
+/// A user's balance (0 without an account).
+async fn balance_on(c: &impl GenericClient, user_id: &str) -> Result<u64> {
+    let row = c
+        .query_opt("SELECT balance FROM points WHERE user_id = $1", &[&user_id])
+        .await
+        .map_err(pg_down)?;
+    Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+}
+
+/// The payment a key already made; 400 when the key was used for another
+/// reservation or by another user.
+async fn replay_on(
+    c: &impl GenericClient,
+    user: &str,
+    request: &PayRequest,
+) -> Result<Option<Payment>> {
+    let Some(key) = &request.idempotency_key else {
+        return Ok(None);
+    };
+    let row = c
+        .query_opt(
+            "SELECT payment_id, reservation_id, amount, balance_after, user_id
+             FROM payments WHERE idempotency_key = $1",
+            &[key],
+        )
+        .await
+        .map_err(pg_down)?;
+    let Some(row) = row else { return Ok(None) };
+    let payment = payment_of(&row);
+    if payment.reservation_id != request.reservation_id || row.get::<_, &str>(4) != user {
+        return Err(Error::bad_request(
+            "Idempotency-Key was already used for another payment",
+        ));
+    }
+    Ok(Some(payment))
+}
+
+/// The reservation's concert and its payment, if made: 404 when the
+/// reservation is unknown or not the user's.
+async fn payment_target_on(
+    c: &impl GenericClient,
+    user: &str,
+    reservation_id: &str,
+) -> Result<(String, Option<Payment>)> {
+    let row = c
+        .query_opt(
+            "SELECT r.concert_id, p.payment_id, p.reservation_id, p.amount, p.balance_after
+             FROM seat_reservations r LEFT JOIN payments p USING (reservation_id)
+             WHERE r.reservation_id = $1 AND r.user_id = $2",
+            &[&reservation_id, &user],
+        )
+        .await
+        .map_err(pg_down)?
+        .ok_or_else(|| not_found_reservation(reservation_id))?;
+    let paid = row.get::<_, Option<String>>(1).map(|payment_id| Payment {
+        payment_id,
+        reservation_id: row.get(2),
+        amount: row.get::<_, i64>(3) as u64,
+        balance: row.get::<_, i64>(4) as u64,
+        status: "COMPLETED",
+    });
+    Ok((row.get(0), paid))
 }
 
 fn payment_of(row: &tokio_postgres::Row) -> Payment {
