@@ -2,7 +2,8 @@
 # The main job, one command: provisions the local real stack with the same
 # script as the tests (scripts/services.sh: Redis, PostgreSQL, tansu) where
 # it can, otherwise falls back to the embedded backend and says so; then
-# verify, a load run and the scaling run (1, 2, 4 instances), reported in
+# verify, the flash_sale and hold_and_pay load runs and the scaling run
+# (1, 2, 4 instances), reported in
 # reports/<run-id>/ with reports/latest pointing at it.
 #   scripts/run.sh                 # the whole job (about 6 minutes)
 #   scripts/run.sh --quick         # about 2 minutes
