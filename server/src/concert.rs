@@ -109,6 +109,30 @@ pub struct PayRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// What a payment needs to know about its reservation before it runs.
+#[derive(Debug, Clone)]
+pub struct PaymentTarget {
+    pub concert_id: String,
+    /// The payment already made for this reservation, if any.
+    pub paid: Option<Payment>,
+}
+
+pub fn seat_taken(schedule_id: &str, seat: u32) -> crate::error::Error {
+    crate::error::Error::SeatTaken(format!(
+        "seat {seat} of schedule {schedule_id} is held or confirmed"
+    ))
+}
+
+pub fn hold_expired(reservation_id: &str) -> crate::error::Error {
+    crate::error::Error::HoldExpired(format!(
+        "the hold of reservation {reservation_id} has expired"
+    ))
+}
+
+pub fn not_found_reservation(reservation_id: &str) -> crate::error::Error {
+    crate::error::Error::not_found(format!("reservation {reservation_id} not found"))
+}
+
 /// The seat-map events (Kafka topics on the real stack).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SeatEvent {

@@ -22,7 +22,9 @@ use tokio::time::Instant;
 
 use super::memory_seats::MemorySeats;
 use super::{BackendOptions, QueueWatch};
-use crate::concert::{ConcertSpec, Hold, PayRequest, Payment, ScheduleView, SeatView};
+use crate::concert::{
+    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatView,
+};
 use crate::error::{Error, Result};
 use crate::model::{
     new_reservation_id, now_rfc3339, now_unix, Entered, EventGauges, EventSpec, EventView,
@@ -306,55 +308,44 @@ impl MemoryBackend {
         self.shared.seats.seats(concert_id, schedule_id)
     }
 
-    pub async fn hold(
+    pub fn check_seat(&self, concert_id: &str, schedule_id: &str, seat: u32) -> Result<()> {
+        self.shared.seats.check_seat(concert_id, schedule_id, seat)
+    }
+
+    pub async fn hold_seat(
         &self,
-        claims: &Claims,
         concert_id: &str,
         schedule_id: &str,
         seat: u32,
+        user_id: &str,
     ) -> Result<Hold> {
         self.shared
             .seats
-            .check_seat(concert_id, schedule_id, seat)?;
-        if claims.event_id != concert_id {
-            return Err(Error::NotActive("queue token was issued for another event"));
-        }
-        super::require_active(self.queue_status(claims)?.status)?;
-        self.shared
-            .seats
-            .hold(concert_id, schedule_id, seat, &claims.user_id)
+            .hold(concert_id, schedule_id, seat, user_id)
             .await
     }
 
-    pub fn pay(&self, claims: &Claims, request: &PayRequest) -> Result<Payment> {
-        let seats = &self.shared.seats;
-        let user = claims.user_id.as_str();
-        if let Some(done) = seats.replay(user, request)? {
-            return Ok(done);
-        }
-        let target = seats.payment_target(user, &request.reservation_id)?;
-        if claims.event_id != target.concert_id {
-            return Err(Error::NotActive("queue token was issued for another event"));
-        }
-        if let Some(paid) = target.paid {
-            return Ok(paid);
-        }
-        if let Err(e) = super::require_active(self.queue_status(claims)?.status) {
-            // A concurrent retry may have paid and used the token meanwhile.
-            return match seats.payment_target(user, &request.reservation_id)?.paid {
-                Some(paid) => Ok(paid),
-                None => Err(e),
-            };
-        }
-        let payment = seats.pay(user, request)?;
-        // The token is used: DONE, and its slot goes to the next in line.
+    pub fn replay(&self, user_id: &str, request: &PayRequest) -> Result<Option<Payment>> {
+        self.shared.seats.replay(user_id, request)
+    }
+
+    pub fn payment_target(&self, user_id: &str, reservation_id: &str) -> Result<PaymentTarget> {
+        self.shared.seats.payment_target(user_id, reservation_id)
+    }
+
+    pub fn settle(&self, user_id: &str, request: &PayRequest) -> Result<Payment> {
+        self.shared.seats.pay(user_id, request)
+    }
+
+    /// The token is used: DONE, and its slot goes to the next in line.
+    pub fn finish_token(&self, claims: &Claims) -> Result<()> {
         let cell = self.cell(&claims.event_id)?;
         let mut st = cell.lock();
         let seq = st.entry_of(claims)?;
         if matches!(st.entries[seq as usize].state, EntryState::Active) {
             cell.complete_purchase(&mut st, seq, 0);
         }
-        Ok(payment)
+        Ok(())
     }
 
     pub fn points(&self, user_id: &str) -> u64 {

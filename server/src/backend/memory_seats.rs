@@ -17,8 +17,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::concert::{
-    new_payment_id, rfc3339_after, ConcertSpec, Hold, PayRequest, Payment, ScheduleView, SeatEvent,
-    SeatEventCounts, SeatStatus, SeatView, MAX_BALANCE,
+    hold_expired, new_payment_id, not_found_reservation, rfc3339_after, seat_taken, ConcertSpec,
+    Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatEvent, SeatEventCounts, SeatStatus,
+    SeatView, MAX_BALANCE,
 };
 use crate::error::{Error, Result};
 use crate::model::new_reservation_id;
@@ -80,13 +81,6 @@ struct SeatReservation {
     state: HoldState,
     until: Instant,
     payment_id: Option<String>,
-}
-
-/// What a payment needs to know about its reservation before it runs.
-pub struct PaymentTarget {
-    pub concert_id: String,
-    /// The payment already made for this reservation, if any.
-    pub paid: Option<Payment>,
 }
 
 impl Seat {
@@ -341,10 +335,7 @@ impl MemorySeats {
         let seat = &store.concerts[&r.concert_id].schedules[r.schedule].seats[r.seat as usize - 1];
         let holds_seat = matches!(seat, Seat::Held { reservation, .. } if *reservation == request.reservation_id);
         if r.state != HoldState::Held || r.until <= now || !holds_seat {
-            return Err(Error::HoldExpired(format!(
-                "the hold of reservation {} has expired",
-                request.reservation_id
-            )));
+            return Err(hold_expired(&request.reservation_id));
         }
         let balance = store.points.get(user_id).copied().unwrap_or(0);
         if balance < r.price {
@@ -465,14 +456,4 @@ fn seat_index(schedule: &Schedule, seat: u32) -> Result<usize> {
             schedule.seats.len()
         )))
     }
-}
-
-fn seat_taken(schedule_id: &str, seat: u32) -> Error {
-    Error::SeatTaken(format!(
-        "seat {seat} of schedule {schedule_id} is held or confirmed"
-    ))
-}
-
-fn not_found_reservation(reservation_id: &str) -> Error {
-    Error::not_found(format!("reservation {reservation_id} not found"))
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::concert::{ConcertSpec, Hold, PayRequest, Payment, ScheduleView, SeatView};
+use crate::concert::{
+    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatView,
+};
 use crate::error::{Error, Result};
 use crate::model::{
     Entered, EventGauges, EventSpec, EventView, QueueStatus, QueueView, Reservation,
@@ -184,6 +186,8 @@ impl Backend {
         }
     }
 
+    /// A seat hold: the seat must exist (404), the token be ACTIVE for
+    /// this concert (403), then the backend holds it atomically.
     pub async fn hold(
         &self,
         claims: &Claims,
@@ -192,15 +196,63 @@ impl Backend {
         seat: u32,
     ) -> Result<Hold> {
         match self {
-            Backend::Memory(b) => b.hold(claims, concert_id, schedule_id, seat).await,
-            Backend::Real(b) => b.hold(claims, concert_id, schedule_id, seat).await,
+            Backend::Memory(b) => b.check_seat(concert_id, schedule_id, seat)?,
+            Backend::Real(b) => b.check_seat(concert_id, schedule_id, seat).await?,
+        }
+        if claims.event_id != concert_id {
+            return Err(Error::NotActive("queue token was issued for another event"));
+        }
+        require_active(self.queue_status(claims).await?.status)?;
+        let user = claims.user_id.as_str();
+        match self {
+            Backend::Memory(b) => b.hold_seat(concert_id, schedule_id, seat, user).await,
+            Backend::Real(b) => b.hold_seat(concert_id, schedule_id, seat, user).await,
         }
     }
 
+    /// A payment. A repeat of a completed one (same key, or the same
+    /// reservation) returns it without a token check; otherwise the token
+    /// must be ACTIVE for the reservation's concert, the backend debits,
+    /// confirms and records in one step, and the token becomes DONE.
     pub async fn pay(&self, claims: &Claims, request: &PayRequest) -> Result<Payment> {
+        let user = claims.user_id.as_str();
+        if let Some(done) = self.replay(user, request).await? {
+            return Ok(done);
+        }
+        let target = self.payment_target(user, &request.reservation_id).await?;
+        if claims.event_id != target.concert_id {
+            return Err(Error::NotActive("queue token was issued for another event"));
+        }
+        if let Some(paid) = target.paid {
+            return Ok(paid);
+        }
+        if let Err(e) = require_active(self.queue_status(claims).await?.status) {
+            // A concurrent retry may have paid and used the token meanwhile.
+            let again = self.payment_target(user, &request.reservation_id).await?;
+            return again.paid.ok_or(e);
+        }
+        let payment = match self {
+            Backend::Memory(b) => b.settle(user, request)?,
+            Backend::Real(b) => b.settle(user, request).await?,
+        };
         match self {
-            Backend::Memory(b) => b.pay(claims, request),
-            Backend::Real(b) => b.pay(claims, request).await,
+            Backend::Memory(b) => b.finish_token(claims)?,
+            Backend::Real(b) => b.finish_token(claims).await,
+        }
+        Ok(payment)
+    }
+
+    async fn replay(&self, user_id: &str, request: &PayRequest) -> Result<Option<Payment>> {
+        match self {
+            Backend::Memory(b) => b.replay(user_id, request),
+            Backend::Real(b) => b.replay(user_id, request).await,
+        }
+    }
+
+    async fn payment_target(&self, user_id: &str, reservation_id: &str) -> Result<PaymentTarget> {
+        match self {
+            Backend::Memory(b) => b.payment_target(user_id, reservation_id),
+            Backend::Real(b) => b.payment_target(user_id, reservation_id).await,
         }
     }
 

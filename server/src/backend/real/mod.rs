@@ -895,12 +895,9 @@ impl Worker {
         topics
     }
 
-    fn seat_topic(&self, event: SeatEvent) -> String {
-        let i = SeatEvent::ALL
-            .iter()
-            .position(|e| *e == event)
-            .expect("every event is in ALL");
-        self.seat_topics[i].clone()
+    /// `seat_topics` is in `SeatEvent::ALL` order, the enum's own.
+    fn seat_topic(&self, event: SeatEvent) -> &str {
+        &self.seat_topics[event as usize]
     }
 
     /// The admission consumer: places queue entries in offset order.

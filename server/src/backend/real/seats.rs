@@ -29,8 +29,8 @@ use tracing::warn;
 
 use super::{delayed_interval, next_tick, pg_down, Component, RealBackend, Worker};
 use crate::concert::{
-    new_payment_id, ConcertSpec, Hold, PayRequest, Payment, ScheduleView, SeatEvent, SeatStatus,
-    SeatView, MAX_BALANCE,
+    hold_expired, new_payment_id, not_found_reservation, seat_taken, ConcertSpec, Hold, PayRequest,
+    Payment, PaymentTarget, ScheduleView, SeatEvent, SeatStatus, SeatView, MAX_BALANCE,
 };
 use crate::error::{Error, Result};
 use crate::model::new_reservation_id;
@@ -217,13 +217,8 @@ impl RealBackend {
         }
     }
 
-    pub async fn hold(
-        &self,
-        claims: &Claims,
-        concert_id: &str,
-        schedule_id: &str,
-        seat: u32,
-    ) -> Result<Hold> {
+    /// 404 unless the seat exists (naming what is missing).
+    pub async fn check_seat(&self, concert_id: &str, schedule_id: &str, seat: u32) -> Result<()> {
         self.require(&[Component::Redis, Component::Postgres])?;
         let seat_number = seat as i32;
         {
@@ -251,11 +246,18 @@ impl RealBackend {
                 });
             }
         }
-        if claims.event_id != concert_id {
-            return Err(Error::NotActive("queue token was issued for another event"));
-        }
-        super::super::require_active(self.queue_status(claims).await?.status)?;
+        Ok(())
+    }
 
+    /// The hold itself, once the seat and the token were checked.
+    pub async fn hold_seat(
+        &self,
+        concert_id: &str,
+        schedule_id: &str,
+        seat: u32,
+        user_id: &str,
+    ) -> Result<Hold> {
+        let seat_number = seat as i32;
         let reservation_id = new_reservation_id();
         let ttl_ms = self.shared.stack.hold_ttl.as_millis() as f64;
         let mut client = self.pg().await?;
@@ -313,7 +315,7 @@ impl RealBackend {
                     &concert_id,
                     &schedule_id,
                     &seat_number,
-                    &claims.user_id,
+                    &user_id,
                     &price,
                 ],
             )
@@ -340,7 +342,7 @@ impl RealBackend {
                 concert_id: concert_id.to_owned(),
                 schedule_id: schedule_id.to_owned(),
                 seat_number,
-                user_id: claims.user_id.clone(),
+                user_id: user_id.to_owned(),
             },
             None,
         )
@@ -376,34 +378,21 @@ impl RealBackend {
         self.shared.stack.publish(event, held, payment).await;
     }
 
-    pub async fn pay(&self, claims: &Claims, request: &PayRequest) -> Result<Payment> {
-        self.require(&[Component::Redis, Component::Postgres])?;
-        let user = claims.user_id.as_str();
-        if let Some(done) = self.replay(user, request).await? {
-            return Ok(done);
-        }
-        let (concert_id, paid) = self.payment_target(user, &request.reservation_id).await?;
-        if claims.event_id != concert_id {
-            return Err(Error::NotActive("queue token was issued for another event"));
-        }
-        if let Some(paid) = paid {
-            return Ok(paid);
-        }
-        if let Err(e) = super::super::require_active(self.queue_status(claims).await?.status) {
-            // A concurrent retry may have paid and used the token meanwhile.
-            return match self.payment_target(user, &request.reservation_id).await?.1 {
-                Some(paid) => Ok(paid),
-                None => Err(e),
-            };
-        }
+    /// Debit, confirm and record (a replay if a concurrent request won),
+    /// then publish `payment.completed` for a payment this call made.
+    pub async fn settle(&self, user: &str, request: &PayRequest) -> Result<Payment> {
         let (payment, held) = self.pay_tx(user, request).await?;
         if let Some(held) = held {
             self.publish(SeatEvent::PaymentCompleted, &held, Some(&payment))
                 .await;
         }
-        // The token is used: DONE, and its slot goes to the next in line.
-        // The payment is committed whatever Redis says: a failure here
-        // leaves the token ACTIVE until its active time runs out.
+        Ok(payment)
+    }
+
+    /// The token is used: DONE, and its slot goes to the next in line.
+    /// The payment is committed whatever Redis says: a failure here leaves
+    /// the token ACTIVE until its active time runs out.
+    pub async fn finish_token(&self, claims: &Claims) {
         let done: redis::RedisResult<Vec<String>> = self
             .shared
             .stack
@@ -415,24 +404,21 @@ impl RealBackend {
             .invoke_async(&mut self.redis())
             .await;
         if let Err(e) = done {
-            warn!(error = %e, payment = %payment.payment_id, "paid, but the token could not be marked DONE");
+            warn!(error = %e, user = %claims.user_id, "paid, but the token could not be marked DONE");
         }
-        Ok(payment)
     }
 
     /// The payment a key already made; 400 when the key was used for
     /// another reservation or by another user.
-    async fn replay(&self, user: &str, request: &PayRequest) -> Result<Option<Payment>> {
+    pub async fn replay(&self, user: &str, request: &PayRequest) -> Result<Option<Payment>> {
+        self.require(&[Component::Postgres])?;
         replay_on(&self.pg().await?, user, request).await
     }
 
     /// The reservation's concert and its payment, if made: 404 when the
     /// reservation is unknown or not the user's.
-    async fn payment_target(
-        &self,
-        user: &str,
-        reservation_id: &str,
-    ) -> Result<(String, Option<Payment>)> {
+    pub async fn payment_target(&self, user: &str, reservation_id: &str) -> Result<PaymentTarget> {
+        self.require(&[Component::Postgres])?;
         payment_target_on(&self.pg().await?, user, reservation_id).await
     }
 
@@ -466,7 +452,7 @@ impl RealBackend {
             // wait for ever when every connection is such a waiter.)
             let paid = payment_target_on(&tx, user, &request.reservation_id)
                 .await?
-                .1;
+                .paid;
             return paid
                 .map(|p| (p, None))
                 .ok_or_else(|| Error::Internal("confirmed reservation without payment".into()));
@@ -607,7 +593,7 @@ impl Worker {
         match self
             .producer
             .send(
-                FutureRecord::to(&topic)
+                FutureRecord::to(topic)
                     .key(&held.concert_id)
                     .payload(&payload),
                 Duration::from_secs(1),
@@ -715,7 +701,7 @@ async fn payment_target_on(
     c: &impl GenericClient,
     user: &str,
     reservation_id: &str,
-) -> Result<(String, Option<Payment>)> {
+) -> Result<PaymentTarget> {
     let row = c
         .query_opt(
             "SELECT r.concert_id, p.payment_id, p.reservation_id, p.amount, p.balance_after
@@ -733,7 +719,10 @@ async fn payment_target_on(
         balance: row.get::<_, i64>(4) as u64,
         status: "COMPLETED",
     });
-    Ok((row.get(0), paid))
+    Ok(PaymentTarget {
+        concert_id: row.get(0),
+        paid,
+    })
 }
 
 fn payment_of(row: &tokio_postgres::Row) -> Payment {
@@ -748,20 +737,4 @@ fn payment_of(row: &tokio_postgres::Row) -> Payment {
 
 fn not_found_concert(concert_id: &str) -> Error {
     Error::not_found(format!("concert {concert_id} not found"))
-}
-
-fn not_found_reservation(reservation_id: &str) -> Error {
-    Error::not_found(format!("reservation {reservation_id} not found"))
-}
-
-fn seat_taken(schedule_id: &str, seat: u32) -> Error {
-    Error::SeatTaken(format!(
-        "seat {seat} of schedule {schedule_id} is held or confirmed"
-    ))
-}
-
-fn hold_expired(reservation_id: &str) -> Error {
-    Error::HoldExpired(format!(
-        "the hold of reservation {reservation_id} has expired"
-    ))
 }
