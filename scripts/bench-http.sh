@@ -4,6 +4,8 @@
 # reports/server-throughput.md.
 #   scripts/bench-http.sh [DURATION_SECS] [CONNECTIONS]
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
@@ -13,24 +15,13 @@ THREADS=${WRK_THREADS:-1}
 SERVER_CPU=${SERVER_CPU:-1}
 WRK_CPU=${WRK_CPU:-0}
 
-if ! command -v wrk >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
+command -v wrk >/dev/null || apt_install "the HTTP load generator this benchmark measures with" wrk
 cargo build --release --locked -p ticket-server --bin ticket-server --example hello
 TARGET=${CARGO_TARGET_DIR:-target}/release
 HELLO_PORT=18081
 SERVER_PORT=18080
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 never opened" >&2
-    exit 1
-}
+logs=$(mktemp -d)
+on_exit "rm -rf '$logs'"
 
 rps() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '/^ +99%/ {print $2}'; }
@@ -62,10 +53,14 @@ median_of() {
 cpu_per_req() { awk '/^cpu:/ {print $2}'; }
 busy() { awk '/^cpu:/ {print $3}'; }
 
-taskset -c "$SERVER_CPU" "$TARGET/examples/hello" 127.0.0.1:$HELLO_PORT >/dev/null & hello_pid=$!; pids+=($!)
-RUST_LOG=warn taskset -c "$SERVER_CPU" "$TARGET/ticket-server" --listen 127.0.0.1:$SERVER_PORT --admin-token bench >/dev/null & server_pid=$!; pids+=($!)
-wait_port $HELLO_PORT
-wait_port $SERVER_PORT
+taskset -c "$SERVER_CPU" "$TARGET/examples/hello" 127.0.0.1:$HELLO_PORT >"$logs/hello.log" 2>&1 &
+hello_pid=$!
+kill_on_exit $hello_pid
+RUST_LOG=warn taskset -c "$SERVER_CPU" "$TARGET/ticket-server" --listen 127.0.0.1:$SERVER_PORT --admin-token bench >"$logs/ticket-server.log" 2>&1 &
+server_pid=$!
+kill_on_exit $server_pid
+wait_port hello-world $HELLO_PORT "$logs/hello.log"
+wait_port ticket-server $SERVER_PORT "$logs/ticket-server.log"
 curl -sf -X POST "http://127.0.0.1:$SERVER_PORT/api/v1/admin/events" -H 'Authorization: Bearer bench' \
     -H 'Content-Type: application/json' \
     -d '{"eventId":"bench","stock":10000000,"activeCapacity":1000000,"activeTtlSeconds":86400}' >/dev/null
@@ -110,7 +105,7 @@ i.e. $reserve_rps reserves/s. Event after all runs: \`$state\`.
 Which side limits: a server core near 100% busy means the server is the
 bottleneck; well below, wrk (on its own core) is.
 
-Target (issue 2): contract endpoints at least 70% of the hello-world rate.
+Target: contract endpoints at least 70% of the hello-world rate.
 Result: GET event $(ratio "$event" "$hello"), enter+reserve $(ratio "$reserve" "$hello_lua") of the same-script
 baseline: **$(awk -v e="$event" -v h="$hello" -v r="$reserve" -v l="$hello_lua" \
     'BEGIN {print (e/h >= 0.7 && r/l >= 0.7) ? "met" : "missed"}')**.

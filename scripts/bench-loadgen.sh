@@ -11,27 +11,26 @@
 # one core, as wrk runs one thread.
 #   scripts/bench-loadgen.sh [DURATION_SECS] [RSS_SECS]
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 RSS_SECS=${2:-600}
 SERVER_CPU=${SERVER_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
 
-if ! command -v wrk >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
+command -v wrk >/dev/null || apt_install "the HTTP load generator loadgen is compared with" wrk
 cargo build --release --locked -p ticket-server -p loadgen
 BIN=${CARGO_TARGET_DIR:-target}/release
 PORT=18085
 HOST=http://127.0.0.1:$PORT
 OUT=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+on_exit "rm -rf '$OUT'"
 
-taskset -c "$SERVER_CPU" "$BIN/ticket-server" --listen 127.0.0.1:$PORT --admin-token T >/dev/null 2>&1 &
+taskset -c "$SERVER_CPU" "$BIN/ticket-server" --listen 127.0.0.1:$PORT --admin-token T >"$OUT/ticket-server.log" 2>&1 &
 server=$!
-pids+=("$server")
-for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+kill_on_exit "$server"
+wait_port ticket-server $PORT "$OUT/ticket-server.log"
 curl -sf -X POST "$HOST/api/v1/admin/events" -H 'Authorization: Bearer T' \
     -H 'Content-Type: application/json' -d '{"eventId":"bench","stock":100}' >/dev/null
 

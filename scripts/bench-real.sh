@@ -4,27 +4,31 @@
 # (benches' reserve-rate, an open model), and where the time goes: Redis
 # commands per reserve (INFO commandstats), the Kafka send and the lag to
 # CONFIRMED (the server's own histograms). Writes reports/real-stack.md.
+# Starts the components of the stack that are not running, and stops those
+# (and the server) again at exit.
 #   scripts/bench-real.sh [RATE] [SECONDS]
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 RATE=${1:-5000}
 SECONDS_=${2:-10}
 PORT=18480
 
-scripts/services.sh start
+# Starts what is not running; stops at exit only what it started.
+services_start_own
 eval "$(scripts/services.sh env)"
 cargo build --release --locked -p ticket-server --bin ticket-server -p ticketbench-benches --bin reserve-rate
 TARGET=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
+on_exit "rm -rf '$work'"
 ns="bench_$(date +%s)"
 RUST_LOG=warn "$TARGET/ticket-server" --backend real --namespace "$ns" --kafka-partitions 4 \
     --listen 127.0.0.1:$PORT --admin-token bench --token-secret bench >"$work/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/actuator/health" >/dev/null && break
-    sleep 0.1
-done
+kill_on_exit "$server"
+# The port opens before the backend is up: wait for health.
+WAIT_SECS=60 wait_http ticket-server "http://127.0.0.1:$PORT/actuator/health" "$work/server.log"
 
 redis_port=${REDIS_URL##*:}
 "$TARGET/reserve-rate" --target "http://127.0.0.1:$PORT" --admin-token bench \
@@ -83,7 +87,7 @@ then sends one reserve every 1/{rate} s whatever the answers (an open model).
 | latency P50 / P95 / P99, corrected (from the scheduled time) | {lc["p50Ms"]:.1f} / **{lc["p95Ms"]:.1f}** / {lc["p99Ms"]:.1f} ms (max {lc["maxMs"]:.1f}) |
 | latency P50 / P95 / P99, raw (from the actual send) | {lr["p50Ms"]:.1f} / {lr["p95Ms"]:.1f} / {lr["p99Ms"]:.1f} ms (max {lr["maxMs"]:.1f}) |
 
-Target (issue 4): at least 5,000 reserves/s per instance with P95 under 20 ms: **{"met" if met else "missed"}**.
+Target: at least 5,000 reserves/s per instance with P95 under 20 ms: **{"met" if met else "missed"}**.
 
 ## Where the time goes
 

@@ -3,16 +3,16 @@
 # variants) against the in-process reference server, release build, measured
 # with hyperfine. Writes reports/verify-timing.md.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 
-if ! command -v hyperfine >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
-fi
+command -v hyperfine >/dev/null || apt_install "the benchmark runner this measurement uses" hyperfine
 cargo build --release --locked -p verify
 BIN=${CARGO_TARGET_DIR:-target}/release/verify
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+on_exit "rm -rf '$out'"
 
 hyperfine --warmup 2 --runs "$RUNS" --export-json "$out/all.json" \
     "$BIN --quiet --out $out/v1" >/dev/null
@@ -45,7 +45,7 @@ The target is the reference server started in process on the embedded backend
 $(row "$out/all.json" "\`verify\` (all checks: 3 races of 200 buyers, FIFO and display with 40 users, tokens)")
 $(row "$out/race.json" "\`verify --checks oversell --no-variants\` (the 200/100 race alone)")
 
-Target (issue 3): the default 200/100 run finishes in under 2 s wall.
+Target: the default 200/100 run finishes in under 2 s wall.
 
 One of the measured runs, as printed:
 

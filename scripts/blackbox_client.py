@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A black-box buyer crowd that knows only shared/spec/CONTRACT.md.
+"""A black-box buyer crowd that knows only the contract (docs/CONTRACT.md).
 
 Usage: blackbox_client.py BASE_URL ADMIN_TOKEN [BUYERS] [STOCK]
 

@@ -10,6 +10,8 @@
 #   scripts/run.sh --baseline reports/<earlier-run>/report.json
 # Other options: target/release/loadgen job --help
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
@@ -17,18 +19,15 @@ cargo build --release --locked -p ticket-server -p loadgen
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 reason=
-started=
 mkdir -p reports
-if [ "$(scripts/services.sh status | grep -c ' up ')" -lt 3 ]; then
-    started=yes
-fi
-if scripts/services.sh start > reports/.services.log 2>&1; then
+# Starts what is not running; stops at exit (or at once, on failure) only
+# what it started.
+if services_start_own > reports/.services.log 2>&1; then
     eval "$(scripts/services.sh env)"
-    [ -n "$started" ] && trap 'scripts/services.sh stop >/dev/null 2>&1' EXIT
 else
     reason="scripts/services.sh start failed: $(tail -n 1 reports/.services.log)"
     echo "real stack unavailable, using the embedded backend ($reason)" >&2
-    [ -n "$started" ] && scripts/services.sh stop >/dev/null 2>&1 || true
+    services_stop_own
     unset REDIS_URL KAFKA_BROKERS POSTGRES_URL
 fi
 

@@ -14,14 +14,23 @@
 # Ports (override with the variables): REDIS_PORT 16379, PG_PORT 15432,
 # KAFKA_PORT 19092. Data: $TICKETBENCH_SERVICES_DIR (default /tmp/ticketbench-services).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DIR=${TICKETBENCH_SERVICES_DIR:-${TMPDIR:-/tmp}/ticketbench-services}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG_PORT=${PG_PORT:-15432}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 TANSU_VERSION=0.6.0
+COMPONENTS="redis postgres kafka"
 
-say() { echo "services: $*" >&2; }
+port_of() {
+    case $1 in
+        redis) echo "$REDIS_PORT" ;;
+        postgres) echo "$PG_PORT" ;;
+        kafka) echo "$KAFKA_PORT" ;;
+    esac
+}
 
 print_env() {
     echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
@@ -31,36 +40,9 @@ print_env() {
     echo "export KAFKA_BROKER_KIND=tansu-0.6.0-memory"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port() {
-    local name=$1 port=$2 i
-    for i in $(seq 1 300); do
-        port_open "$port" && return 0
-        sleep 0.1
-    done
-    say "$name did not open port $port; see $DIR/$name.log"
-    tail -20 "$DIR/$name.log" >&2 || true
-    exit 1
-}
-
-as_root() { [ "$(id -u)" -eq 0 ]; }
-
-apt_install() {
-    if ! as_root; then
-        say "missing $*: install them (apt-get install $*) or run as root"
-        exit 1
-    fi
-    say "installing $* (apt-get)"
-    if [ ! -f "$DIR/.apt-updated" ]; then
-        apt-get update -qq && mkdir -p "$DIR" && touch "$DIR/.apt-updated"
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
 pg_bin() {
     local b
-    b=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    b=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
     [ -n "$b" ] && [ -x "$b/postgres" ] && echo "$b"
 }
 
@@ -69,8 +51,8 @@ tansu_bin() {
 }
 
 install_missing() {
-    command -v redis-server >/dev/null || apt_install redis-server
-    pg_bin >/dev/null || apt_install postgresql
+    command -v redis-server >/dev/null || apt_install "the real stack's Redis" redis-server
+    pg_bin >/dev/null || apt_install "the real stack's PostgreSQL" postgresql
     if ! tansu_bin >/dev/null; then
         say "installing tansu $TANSU_VERSION (cargo install, 10-15 minutes once)"
         env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
@@ -94,7 +76,7 @@ start_redis() {
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" \
         --save "" --appendonly no --daemonize yes \
         --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
-    wait_port redis "$REDIS_PORT"
+    wait_port redis "$REDIS_PORT" "$DIR/redis.log"
 }
 
 start_postgres() {
@@ -136,13 +118,15 @@ start_kafka() {
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         >"$DIR/kafka.log" 2>&1 &
     echo $! >"$DIR/kafka.pid"
-    wait_port kafka "$KAFKA_PORT"
+    wait_port kafka "$KAFKA_PORT" "$DIR/kafka.log"
 }
 
 # Kills the process named in $DIR/NAME.pid and waits for its port to close.
 stop_pidfile() {
     local name=$1 port=$2
-    [ -f "$DIR/$name.pid" ] && kill "$(cat "$DIR/$name.pid")" 2>/dev/null || true
+    if [ -f "$DIR/$name.pid" ]; then
+        kill "$(cat "$DIR/$name.pid")" 2>/dev/null || true
+    fi
     rm -f "$DIR/$name.pid"
     for _ in $(seq 1 50); do port_open "$port" || return 0; sleep 0.1; done
 }
@@ -152,21 +136,49 @@ stop_redis() { stop_pidfile redis "$REDIS_PORT"; }
 stop_postgres() {
     local bin
     bin=$(pg_bin) || return 0
-    [ -f "$DIR/pg/postmaster.pid" ] && pg_run "$bin/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
+    if [ -f "$DIR/pg/postmaster.pid" ]; then
+        pg_run "$bin/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
+    fi
 }
 
 stop_kafka() { stop_pidfile kafka "$KAFKA_PORT"; }
 
 status() {
-    local s
-    for s in "redis $REDIS_PORT" "postgres $PG_PORT" "kafka $KAFKA_PORT"; do
-        set -- $s
-        if port_open "$2"; then echo "$1 up on 127.0.0.1:$2"; else echo "$1 down"; fi
+    local name port
+    for name in $COMPONENTS; do
+        port=$(port_of "$name")
+        if port_open "$port"; then echo "$name up on 127.0.0.1:$port"; else echo "$name down"; fi
     done
 }
 
-mkdir -p "$DIR"
+# The header comment above, on stderr.
+usage() {
+    awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" >&2
+    exit 2
+}
+
+# The component named by stop-one / start-one, or usage and exit 2.
+component() {
+    local c
+    [ $# -eq 1 ] || usage
+    for c in $COMPONENTS; do
+        [ "$1" = "$c" ] && return 0
+    done
+    say "unknown component '$1' (one of: $COMPONENTS)"
+    usage
+}
+
 case "${1:-}" in
+    start | stop | status | env) [ $# -eq 1 ] || usage ;;
+    stop-one | start-one) component "${@:2}" ;;
+    *)
+        [ $# -gt 0 ] && say "unknown command '$1'"
+        usage
+        ;;
+esac
+
+mkdir -p "$DIR"
+case "$1" in
     start)
         install_missing
         start_redis
@@ -177,7 +189,6 @@ case "${1:-}" in
     stop) stop_kafka; stop_postgres; stop_redis ;;
     status) status ;;
     env) print_env ;;
-    stop-one) "stop_${2:?redis|postgres|kafka}" ;;
-    start-one) "start_${2:?redis|postgres|kafka}" ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    stop-one) "stop_$2" ;;
+    start-one) "start_$2" ;;
 esac
