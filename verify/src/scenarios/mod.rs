@@ -5,11 +5,12 @@ pub mod race;
 pub mod seatmap;
 pub mod tokens;
 
+use std::fmt::Display;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::client::{Client, Reply};
+use crate::client::{Call, Client, Reply};
 use crate::RunError;
 
 /// A position a client was shown, and when.
@@ -110,12 +111,17 @@ pub async fn until_active(
 /// be carried out.
 pub async fn create_event(client: &Client, body: Value) -> Result<(), RunError> {
     let call = client.create_event(body.clone()).await;
+    created(client, &call, format_args!("event {}", body["eventId"]))
+}
+
+/// Whether an admin API creation (of `what`) was answered 201; anything
+/// else means the run cannot be carried out.
+pub(crate) fn created(client: &Client, call: &Call, what: impl Display) -> Result<(), RunError> {
     match &call.reply {
         Reply::Http { status: 201, .. } => Ok(()),
         Reply::Transport(e) => Err(RunError::Unreachable(format!("{}: {e}", client.base()))),
         other => Err(RunError::SetupRefused(format!(
-            "creating event {} answered {} {}",
-            body["eventId"],
+            "creating {what} answered {} {}",
             other.short(),
             other
                 .body()
@@ -123,4 +129,44 @@ pub async fn create_event(client: &Client, body: Value) -> Result<(), RunError> 
                 .unwrap_or(json!(null))
         ))),
     }
+}
+
+/// Why a user never became ACTIVE.
+pub struct NotAdmitted {
+    /// The queue token, when the enter was accepted.
+    pub token: Option<String>,
+    pub why: String,
+}
+
+/// Enters `event_id`'s queue as `user` and waits, for up to a minute, until
+/// ACTIVE; returns the queue token.
+pub async fn enter_active(
+    client: &Client,
+    user: &str,
+    event_id: &str,
+    watch: Watch,
+) -> Result<String, NotAdmitted> {
+    let entered = client.enter(user, event_id, user).await;
+    let Some(token) = entered
+        .reply
+        .str_field("token")
+        .filter(|_| entered.reply.status() == Some(200))
+        .map(str::to_owned)
+    else {
+        return Err(NotAdmitted {
+            token: None,
+            why: format!("enter answered {}", entered.reply.short()),
+        });
+    };
+    if entered.reply.str_field("status") != Some("ACTIVE") {
+        let waited =
+            until_active(client, user, &token, watch, Duration::from_secs(60), |_| {}).await;
+        if let Err(e) = waited {
+            return Err(NotAdmitted {
+                token: Some(token),
+                why: format!("never ACTIVE: {e}"),
+            });
+        }
+    }
+    Ok(token)
 }

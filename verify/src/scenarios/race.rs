@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 
-use super::{create_event, until_active, Watch};
-use crate::client::{Call, Client, Reply};
+use super::{create_event, enter_active, Watch};
+use crate::client::{Call, Client};
 use crate::progress::Progress;
 use crate::RunError;
 
@@ -125,26 +125,12 @@ pub async fn run(
                 reserve: None,
                 resolution: None,
             };
-            let entered = client.enter(&user, &event_id, &user).await;
-            match (&entered.reply, entered.reply.str_field("token")) {
-                (Reply::Http { status: 200, body }, Some(token)) => {
-                    buyer.token = Some(token.to_owned());
-                    if body["status"] != "ACTIVE" {
-                        let waited = until_active(
-                            &client,
-                            &user,
-                            token,
-                            watch,
-                            Duration::from_secs(60),
-                            |_| {},
-                        )
-                        .await;
-                        if let Err(e) = waited {
-                            buyer.stuck = Some(format!("never ACTIVE: {e}"));
-                        }
-                    }
+            match enter_active(&client, &user, &event_id, watch).await {
+                Ok(token) => buyer.token = Some(token),
+                Err(e) => {
+                    buyer.token = e.token;
+                    buyer.stuck = Some(e.why);
                 }
-                (other, _) => buyer.stuck = Some(format!("enter answered {}", other.short())),
             }
             // Everyone reaches the barrier, stuck or not, so nobody waits forever.
             if barrier.wait().await.is_leader() {
