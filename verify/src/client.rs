@@ -175,12 +175,18 @@ impl Client {
     }
 
     pub async fn create_event(&self, body: Value) -> Call {
+        self.admin_create("/api/v1/admin/events", "create-event", body)
+            .await
+    }
+
+    /// A POST to the admin API, recorded as the `admin` process's `op`.
+    async fn admin_create(&self, path: &str, op: &'static str, body: Value) -> Call {
         let req = self
             .http
-            .post(self.url("/api/v1/admin/events"))
+            .post(self.url(path))
             .bearer_auth(&*self.admin)
             .json(&body);
-        self.send("admin", "create-event", body, req).await
+        self.send("admin", op, body, req).await
     }
 
     pub async fn event(&self, process: &str, event_id: &str) -> Call {
@@ -240,12 +246,8 @@ impl Client {
     }
 
     pub async fn create_concert(&self, body: Value) -> Call {
-        let req = self
-            .http
-            .post(self.url("/api/v1/admin/concerts"))
-            .bearer_auth(&*self.admin)
-            .json(&body);
-        self.send("admin", "create-concert", body, req).await
+        self.admin_create("/api/v1/admin/concerts", "create-concert", body)
+            .await
     }
 
     pub async fn seats(&self, process: &str, concert_id: &str, schedule_id: &str) -> Call {
