@@ -21,3 +21,18 @@ pub(crate) fn first<T: ToString>(items: &[T], n: usize) -> Vec<String> {
     }
     out
 }
+
+/// Counts `items`, if there are any, as one failure (worded from their
+/// number by `what`) and adds the first `n` of them to the witness.
+pub(crate) fn fault<T: ToString>(
+    failures: &mut Vec<String>,
+    witness: &mut Vec<String>,
+    items: &[T],
+    n: usize,
+    what: impl FnOnce(usize) -> String,
+) {
+    if !items.is_empty() {
+        failures.push(what(items.len()));
+        witness.extend(first(items, n));
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::json;
 
-use super::{first, ms};
+use super::{fault, first, ms};
 use crate::history::OpKind;
 use crate::scenarios::race::{RaceRun, Resolution};
 use crate::verdict::CheckReport;
@@ -81,18 +81,15 @@ pub fn judge(run: &RaceRun, confirm_deadline_secs: u64) -> CheckReport {
     if sold_out + recovered_fail != expected_refused {
         failures.push(format!("{sold_out} SOLD_OUT, {expected_refused} expected"));
     }
-    if !unresolved.is_empty() {
-        failures.push(format!("{} outcomes stayed unknown", unresolved.len()));
-        witness.extend(first(&unresolved, 3));
-    }
-    if !stuck.is_empty() {
-        failures.push(format!("{} buyers never got to reserve", stuck.len()));
-        witness.extend(first(&stuck, 3));
-    }
-    if !other_fail.is_empty() {
-        failures.push(format!("{} unexpected refusals", other_fail.len()));
-        witness.extend(first(&other_fail, 3));
-    }
+    fault(&mut failures, &mut witness, &unresolved, 3, |k| {
+        format!("{k} outcomes stayed unknown")
+    });
+    fault(&mut failures, &mut witness, &stuck, 3, |k| {
+        format!("{k} buyers never got to reserve")
+    });
+    fault(&mut failures, &mut witness, &other_fail, 3, |k| {
+        format!("{k} unexpected refusals")
+    });
 
     let sold_expected = expected_ok as u64 * q;
     match &run.event_after {
@@ -169,36 +166,23 @@ pub fn judge(run: &RaceRun, confirm_deadline_secs: u64) -> CheckReport {
             )),
         }
     }
-    if !unreadable.is_empty() {
-        failures.push(format!("{} reservations unreadable", unreadable.len()));
-        witness.extend(first(&unreadable, 3));
-    }
-    if !mismatched.is_empty() {
-        failures.push(format!(
-            "{} reservations read back differently",
-            mismatched.len()
-        ));
-        witness.extend(first(&mismatched, 3));
-    }
+    fault(&mut failures, &mut witness, &unreadable, 3, |k| {
+        format!("{k} reservations unreadable")
+    });
+    fault(&mut failures, &mut witness, &mismatched, 3, |k| {
+        format!("{k} reservations read back differently")
+    });
     let over_limit: Vec<String> = per_user
         .iter()
         .filter(|(_, n)| **n > q)
         .map(|(u, n)| format!("{u} holds {n} items, limit {q}"))
         .collect();
-    if !over_limit.is_empty() {
-        failures.push(format!(
-            "{} users over the per-user limit",
-            over_limit.len()
-        ));
-        witness.extend(first(&over_limit, 3));
-    }
-    if !unconfirmed.is_empty() {
-        failures.push(format!(
-            "{} reservations not CONFIRMED within {confirm_deadline_secs} s",
-            unconfirmed.len()
-        ));
-        witness.extend(first(&unconfirmed, 3));
-    }
+    fault(&mut failures, &mut witness, &over_limit, 3, |k| {
+        format!("{k} users over the per-user limit")
+    });
+    fault(&mut failures, &mut witness, &unconfirmed, 3, |k| {
+        format!("{k} reservations not CONFIRMED within {confirm_deadline_secs} s")
+    });
     let confirm_lag_ms: Vec<f64> = run
         .tickets
         .iter()

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::first;
+use super::fault;
 use crate::history::OpKind;
 use crate::scenarios::race::{RaceRun, Resolution};
 use crate::stores::Observed;
@@ -84,53 +84,26 @@ pub fn judge(run: &RaceRun, seen: &Observed, deadline_secs: u64) -> CheckReport 
     if !seen.errors.is_empty() {
         failures.push(format!("{} stores could not be read", seen.errors.len()));
     }
-    if !lost.is_empty() {
-        failures.push(format!(
-            "{} accepted reservations not in PostgreSQL after {deadline_secs} s",
-            lost.len()
-        ));
-        witness.extend(first(
-            &lost
-                .iter()
-                .map(|id| format!("lost: {id}"))
-                .collect::<Vec<_>>(),
-            5,
-        ));
-    }
-    if !pg_dups.is_empty() {
-        failures.push(format!(
-            "{} reservations duplicated in PostgreSQL",
-            pg_dups.len()
-        ));
-        witness.extend(first(&pg_dups, 5));
-    }
-    if !missing_redis.is_empty() {
-        failures.push(format!(
-            "{} accepted reservations not recorded in Redis",
-            missing_redis.len()
-        ));
-        witness.extend(first(&missing_redis, 5));
-    }
-    if !missing_kafka.is_empty() {
-        failures.push(format!(
-            "{} accepted reservations never on Kafka",
-            missing_kafka.len()
-        ));
-        witness.extend(first(&missing_kafka, 5));
-    }
-    if !unexpected.is_empty() {
-        failures.push(format!(
-            "{} reservations in the stores that no client was given",
-            unexpected.len()
-        ));
-        witness.extend(first(
-            &unexpected
-                .iter()
-                .map(|id| format!("unexpected: {id}"))
-                .collect::<Vec<_>>(),
-            5,
-        ));
-    }
+    let lost_witness: Vec<String> = lost.iter().map(|id| format!("lost: {id}")).collect();
+    fault(&mut failures, &mut witness, &lost_witness, 5, |k| {
+        format!("{k} accepted reservations not in PostgreSQL after {deadline_secs} s")
+    });
+    fault(&mut failures, &mut witness, &pg_dups, 5, |k| {
+        format!("{k} reservations duplicated in PostgreSQL")
+    });
+    fault(&mut failures, &mut witness, &missing_redis, 5, |k| {
+        format!("{k} accepted reservations not recorded in Redis")
+    });
+    fault(&mut failures, &mut witness, &missing_kafka, 5, |k| {
+        format!("{k} accepted reservations never on Kafka")
+    });
+    let unexpected_witness: Vec<String> = unexpected
+        .iter()
+        .map(|id| format!("unexpected: {id}"))
+        .collect();
+    fault(&mut failures, &mut witness, &unexpected_witness, 5, |k| {
+        format!("{k} reservations in the stores that no client was given")
+    });
 
     let mut summary = format!(
         "{} accepted: {} in Redis, {} in PostgreSQL{}, {} on Kafka ({} duplicated there); {} lost / {} unexpected / {} recovered",
