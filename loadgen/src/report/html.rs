@@ -1,0 +1,184 @@
+//! The HTML page of a report (`report.html`), which embeds the SVG plots.
+
+use std::fmt::Write as _;
+
+use super::figures::{generator_line, verdict_line, Row};
+use super::plots;
+use super::scaling::{quota_label, scaling_diagnosis, Cells};
+use super::Report;
+
+/// The HTML page: the verdict's banner, the machine, the compared figures,
+/// each load run's plots and the scaling table.
+pub(super) fn page(
+    report: &Report,
+    baseline: Option<&Report>,
+    rows: &[Row],
+    load_plots: &[Vec<String>],
+    scaling: Option<&str>,
+) -> String {
+    let mut h = String::new();
+    let (pass, headline) = verdict_line(report);
+    let m = &report.machine;
+    let _ = write!(
+        h,
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>ticketbench report {id}</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail{{background:#f8d0d0}}
+.banner{{padding:12px;font-size:1.2em;border-radius:4px}}img{{max-width:100%;border:1px solid #eee}}.note{{color:#a40}}</style>
+</head><body><h1>ticketbench report <code>{id}</code></h1>
+<p>{created} &middot; backend <b>{backend}</b></p>
+<div class="banner {cls}">verify: {headline}</div>
+"#,
+        id = esc(&report.run_id),
+        created = esc(&report.created_at),
+        backend = esc(&report.backend),
+        cls = if pass { "pass" } else { "fail" },
+        headline = esc(&headline),
+    );
+    for note in &report.notes {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(note));
+    }
+    let _ = write!(
+        h,
+        "<h2>Machine</h2><table><tr><td>CPU</td><td>{}</td></tr><tr><td>cores</td><td>{}</td></tr>\
+         <tr><td>memory</td><td>{} GiB</td></tr><tr><td>kernel</td><td>{}</td></tr>",
+        esc(&m.cpu_model),
+        m.cores,
+        m.memory_gib,
+        esc(&m.kernel)
+    );
+    if let Some(scale) = &report.scale {
+        let _ = write!(
+            h,
+            "<tr><td>quota</td><td>{}</td></tr>",
+            esc(&quota_label(scale))
+        );
+    }
+    h.push_str("</table>");
+    if let Some(v) = &report.verify {
+        h.push_str("<h2>Verdict</h2><table><tr><th>check</th><th>result</th><th>summary</th></tr>");
+        for c in &v.checks {
+            let _ = write!(
+                h,
+                "<tr class=\"{}\"><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                if c.pass { "pass" } else { "fail" },
+                esc(&c.name),
+                if c.pass { "PASS" } else { "FAIL" },
+                esc(&c.summary)
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h2>Figures</h2><table><tr><th>figure</th><th>this run</th>");
+    if baseline.is_some() {
+        h.push_str("<th>baseline</th><th>change</th>");
+    }
+    h.push_str("</tr>");
+    for r in rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.1} {}</td>",
+            esc(&r.what),
+            r.now,
+            r.unit
+        );
+        if baseline.is_some() {
+            let _ = write!(
+                h,
+                "<td>{}</td><td>{}</td>",
+                r.before_text("&ndash;"),
+                r.change()
+            );
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+    for (load, names) in report.loads.iter().zip(load_plots) {
+        let _ = write!(
+            h,
+            "<h2>Load run: {} ({})</h2><p>{} users, {} host(s), {:.0} s; generator: {}</p>",
+            esc(&load.scenario),
+            esc(&plots::model_label(load)),
+            load.users,
+            load.hosts.len(),
+            load.duration_secs,
+            esc(&generator_line(load)),
+        );
+        for name in names {
+            let _ = write!(h, "<p><img src=\"plots/{name}.svg\" alt=\"{name}\"></p>");
+        }
+    }
+    h.push_str("<h2>Scaling</h2>");
+    match &report.scale {
+        None => h.push_str("<p>not run</p>"),
+        Some(scale) => {
+            if let Some(reason) = &scale.skipped {
+                let _ = write!(h, "<p class=\"note\">{}</p>", esc(reason));
+            }
+            if !scale.points.is_empty() {
+                let _ = write!(
+                    h,
+                    "<p>{}; a rate passes with corrected P95 &le; {} ms, errors &le; {:.2}% and the offered rate achieved; {} s per rate.</p>",
+                    esc(&quota_label(scale)),
+                    scale.p95_bound_ms,
+                    scale.max_error_rate * 100.0,
+                    scale.step_secs
+                );
+                h.push_str("<table><tr><th>instances</th><th>TPS</th><th>P95 ms</th><th>efficiency</th><th>closed-model capacity</th><th>over-selling check</th><th>rates tried</th></tr>");
+                for p in &scale.points {
+                    let Cells {
+                        tps,
+                        p95,
+                        efficiency: eff,
+                        capacity: cap,
+                    } = Cells::of(p, "&ndash;");
+                    let tried: Vec<String> = p
+                        .steps
+                        .iter()
+                        .filter_map(|s| {
+                            s.rate.map(|r| {
+                                format!("{r:.0}{}", if s.pass { "&#10003;" } else { "&#10007;" })
+                            })
+                        })
+                        .collect();
+                    let _ = write!(
+                        h,
+                        "<tr><td>{}</td><td>{tps}</td><td>{p95}</td><td>{eff}</td><td>{cap}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                        p.instances,
+                        if p.verify_pass { "pass" } else { "fail" },
+                        esc(&p.verify_headline),
+                        tried.join(" ")
+                    );
+                }
+                h.push_str("</table>");
+                if let Some(d) = scaling_diagnosis(scale) {
+                    let _ = write!(h, "<p class=\"note\">{}</p>", esc(&d));
+                }
+            }
+            if let Some(name) = scaling {
+                let _ = write!(h, "<p><img src=\"plots/{name}.svg\" alt=\"scaling\"></p>");
+            }
+        }
+    }
+    h.push_str("<h2>Files</h2><p><a href=\"report.json\">report.json</a> (raw; pass it to <code>--baseline</code> later) &middot; <a href=\"report.md\">report.md</a>");
+    for load in &report.loads {
+        for (what, file) in &load.files {
+            let _ = write!(
+                h,
+                " &middot; <a href=\"{0}/{1}\">{0}/{1}</a> ({2})",
+                esc(&load.scenario),
+                esc(file),
+                esc(what)
+            );
+        }
+    }
+    h.push_str("</p></body></html>\n");
+    h
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

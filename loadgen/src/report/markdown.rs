@@ -1,0 +1,130 @@
+//! The Markdown summary of a report (`report.md`), which links the PNG
+//! plots.
+
+use std::fmt::Write as _;
+
+use super::figures::{generator_line, verdict_line, Row};
+use super::plots;
+use super::scaling::{quota_label, scaling_diagnosis, Cells};
+use super::Report;
+
+/// The Markdown summary: the HTML page's content, with each load run's
+/// transactions tabulated and the plots as PNG.
+pub(super) fn page(
+    report: &Report,
+    baseline: Option<&Report>,
+    rows: &[Row],
+    load_plots: &[Vec<String>],
+    scaling: Option<&str>,
+) -> String {
+    let mut md = String::new();
+    let (pass, headline) = verdict_line(report);
+    let m = &report.machine;
+    let _ = writeln!(md, "# ticketbench report `{}`\n", report.run_id);
+    let _ = writeln!(
+        md,
+        "- created: {}\n- backend: {}",
+        report.created_at, report.backend
+    );
+    let _ = writeln!(
+        md,
+        "- verify: **{}** {}",
+        if pass { "PASS" } else { "FAIL" },
+        headline
+    );
+    let _ = writeln!(
+        md,
+        "- machine: {}, {} cores, {} GiB, kernel {}",
+        m.cpu_model, m.cores, m.memory_gib, m.kernel
+    );
+    if let Some(scale) = &report.scale {
+        let _ = writeln!(md, "- quota: {}", quota_label(scale));
+    }
+    for note in &report.notes {
+        let _ = writeln!(md, "- note: {note}");
+    }
+    md.push_str("\n## Figures\n\n");
+    if baseline.is_some() {
+        md.push_str("| figure | this run | baseline | change |\n|---|---:|---:|---:|\n");
+    } else {
+        md.push_str("| figure | this run |\n|---|---:|\n");
+    }
+    for r in rows {
+        if baseline.is_some() {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} {} | {} | {} |",
+                r.what,
+                r.now,
+                r.unit,
+                r.before_text("–"),
+                r.change()
+            );
+        } else {
+            let _ = writeln!(md, "| {} | {:.1} {} |", r.what, r.now, r.unit);
+        }
+    }
+    for (load, names) in report.loads.iter().zip(load_plots) {
+        let _ = writeln!(
+            md,
+            "\n## Load run: {} ({})\n\n{} users, {} host(s), {:.0} s; generator: {}\n",
+            load.scenario,
+            plots::model_label(load),
+            load.users,
+            load.hosts.len(),
+            load.duration_secs,
+            generator_line(load)
+        );
+        md.push_str("| transaction | count | errors | P50 ms | P95 ms | P99 ms | P99 raw ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (name, t) in &load.transactions {
+            let ms = |us: u64| us as f64 / 1000.0;
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                t.count,
+                t.errors,
+                ms(t.corrected.p50),
+                ms(t.corrected.p95),
+                ms(t.corrected.p99),
+                ms(t.raw.p99),
+                ms(t.corrected.max)
+            );
+        }
+        md.push('\n');
+        for name in names {
+            let _ = writeln!(md, "![{name}](plots/{name}.png)");
+        }
+    }
+    md.push_str("\n## Scaling\n\n");
+    match &report.scale {
+        None => md.push_str("not run\n"),
+        Some(scale) => {
+            if let Some(reason) = &scale.skipped {
+                let _ = writeln!(md, "**{reason}**\n");
+            }
+            if !scale.points.is_empty() {
+                md.push_str("| instances | TPS | P95 ms | efficiency | closed-model capacity | over-selling check |\n|---:|---:|---:|---:|---:|---|\n");
+                for p in &scale.points {
+                    let Cells {
+                        tps,
+                        p95,
+                        efficiency: eff,
+                        capacity: cap,
+                    } = Cells::of(p, "–");
+                    let _ = writeln!(
+                        md,
+                        "| {} | {tps} | {p95} | {eff} | {cap} | {} |",
+                        p.instances, p.verify_headline
+                    );
+                }
+                if let Some(d) = scaling_diagnosis(scale) {
+                    let _ = writeln!(md, "\n{d}");
+                }
+            }
+            if let Some(name) = scaling {
+                let _ = writeln!(md, "\n![scaling](plots/{name}.png)");
+            }
+        }
+    }
+    md
+}
