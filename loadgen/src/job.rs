@@ -15,6 +15,7 @@ use crate::report::{self, Report, VerifySummary};
 use crate::run::{self, RunArgs};
 use crate::scale::{self, ScaleArgs, ScaleReport};
 use crate::scenarios::{Kind, Wait};
+use crate::summary::RunSummary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
@@ -79,6 +80,32 @@ pub const TANSU_NOTE: &str = "Kafka here is tansu 0.6.0 with memory storage (scr
 
 /// Ends a step's bar with `msg`; without a terminal (CI logs), where
 /// indicatif draws nothing, the line is printed instead.
+/// One open-model load run of `kind` against `host`, into `out/<kind>`; the
+/// bar is left for the caller to finish with what the run measured.
+async fn load_run(
+    title: &str,
+    host: &str,
+    kind: Kind,
+    rate: f64,
+    duration: f64,
+    run_id: String,
+    out: &Path,
+) -> (ProgressBar, anyhow::Result<RunSummary>) {
+    let bar = timed(
+        format!(
+            "{title}: {} at {rate:.0}/s for {duration:.0} s",
+            kind.name()
+        ),
+        duration + 1.0,
+    );
+    let mut args = RunArgs::new(vec![host.to_owned()], ADMIN, kind, out.join(kind.name()));
+    args.rate = Some(rate);
+    args.duration = duration;
+    args.run_id = Some(run_id);
+    let summary = Box::pin(run::run(&args)).await;
+    (bar, summary)
+}
+
 fn done(bar: &ProgressBar, msg: String) {
     if bar.is_hidden() {
         eprintln!("{msg}");
@@ -208,23 +235,16 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     } else {
         args.duration
     };
-    let bar = timed(
-        format!(
-            "load run: flash_sale at {:.0}/s for {duration:.0} s",
-            args.rate
-        ),
-        duration + 1.0,
-    );
-    let mut load_args = RunArgs::new(
-        vec![host.clone()],
-        ADMIN,
+    let (bar, load) = load_run(
+        "load run",
+        &host,
         Kind::FlashSale,
-        out.join(Kind::FlashSale.name()),
-    );
-    load_args.rate = Some(args.rate);
-    load_args.duration = duration;
-    load_args.run_id = Some(format!("{run_id}-load"));
-    let load = Box::pin(run::run(&load_args)).await;
+        args.rate,
+        duration,
+        format!("{run_id}-load"),
+        &out,
+    )
+    .await;
     let load = match load.context("load run") {
         Ok(load) => load,
         Err(e) => {
@@ -241,23 +261,16 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         ),
     );
 
-    let bar = timed(
-        format!(
-            "seat-map run: hold_and_pay at {:.0}/s for {duration:.0} s",
-            args.seat_rate
-        ),
-        duration + 1.0,
-    );
-    let mut seat_args = RunArgs::new(
-        vec![host.clone()],
-        ADMIN,
+    let (bar, seats) = load_run(
+        "seat-map run",
+        &host,
         Kind::HoldAndPay,
-        out.join(Kind::HoldAndPay.name()),
-    );
-    seat_args.rate = Some(args.seat_rate);
-    seat_args.duration = duration;
-    seat_args.run_id = Some(format!("{run_id}-seats"));
-    let seats = Box::pin(run::run(&seat_args)).await;
+        args.seat_rate,
+        duration,
+        format!("{run_id}-seats"),
+        &out,
+    )
+    .await;
     fleet.stop().await;
     let seats = seats.context("seat-map load run")?;
     done(

@@ -116,6 +116,29 @@ impl Admin {
         }
     }
 
+    /// POSTs `body` to `path` on every host. On a shared stack every host
+    /// after the first answers ALREADY_EXISTS, which is fine; `what` names
+    /// the thing in errors.
+    async fn create_everywhere(
+        &self,
+        hosts: &[String],
+        path: &str,
+        body: &Value,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        for host in hosts {
+            match self
+                .post(format!("{host}{path}"), body.clone(), None)
+                .await?
+            {
+                (201, _) => {}
+                (409, b) if b["error"] == "ALREADY_EXISTS" => {}
+                (status, b) => bail!("creating {what} on {host}: {status} {b}"),
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the event on every host.
     pub async fn create_event(
         &self,
@@ -124,28 +147,23 @@ impl Admin {
         stock: u64,
         active_capacity: u32,
     ) -> anyhow::Result<()> {
-        for host in hosts {
-            let body = json!({
-                "eventId": event_id,
-                "name": "loadgen",
-                "stock": stock,
-                "perUserLimit": 1,
-                "activeCapacity": active_capacity,
-            });
-            match self
-                .post(format!("{host}/api/v1/admin/events"), body, None)
-                .await?
-            {
-                (201, _) => {}
-                (409, b) if b["error"] == "ALREADY_EXISTS" => {}
-                (status, b) => bail!("creating event {event_id} on {host}: {status} {b}"),
-            }
-        }
-        Ok(())
+        let body = json!({
+            "eventId": event_id,
+            "name": "loadgen",
+            "stock": stock,
+            "perUserLimit": 1,
+            "activeCapacity": active_capacity,
+        });
+        self.create_everywhere(
+            hosts,
+            "/api/v1/admin/events",
+            &body,
+            &format!("event {event_id}"),
+        )
+        .await
     }
 
-    /// Creates the concert on every host (ALREADY_EXISTS after the first on
-    /// a shared stack is fine).
+    /// Creates the concert on every host.
     pub async fn create_concert(
         &self,
         hosts: &[String],
@@ -160,26 +178,19 @@ impl Admin {
                        "seatCount": plan.seats_per_schedule, "price": plan.price})
             })
             .collect();
-        for host in hosts {
-            let body = json!({
-                "concertId": plan.concert_id,
-                "name": "loadgen",
-                "activeCapacity": active_capacity,
-                "schedules": schedules,
-            });
-            match self
-                .post(format!("{host}/api/v1/admin/concerts"), body, None)
-                .await?
-            {
-                (201, _) => {}
-                (409, b) if b["error"] == "ALREADY_EXISTS" => {}
-                (status, b) => bail!(
-                    "creating concert {} on {host}: {status} {b}",
-                    plan.concert_id
-                ),
-            }
-        }
-        Ok(())
+        let body = json!({
+            "concertId": plan.concert_id,
+            "name": "loadgen",
+            "activeCapacity": active_capacity,
+            "schedules": schedules,
+        });
+        self.create_everywhere(
+            hosts,
+            "/api/v1/admin/concerts",
+            &body,
+            &format!("concert {}", plan.concert_id),
+        )
+        .await
     }
 
     /// One purchase outside the measurement (for `browse`'s reads).

@@ -20,32 +20,9 @@ pub async fn iteration(
 ) -> Result<bool, Box<TransactionError>> {
     let event = ctx.prepared.event_id.clone();
     let user_id = ctx.next_user_id();
-    let entered = call(
-        user,
-        ctx,
-        Req {
-            name: "enter",
-            method: GooseMethod::Post,
-            path: "/api/v1/queue/enter",
-            body: Some(&json!({"eventId": event, "userId": user_id})),
-            token: None,
-            key: None,
-            lag,
-        },
-    )
-    .await?;
-    let entered = entered.json();
-    let Some(token) = entered["token"].as_str().map(str::to_owned) else {
+    let Some(token) = enter_active(user, ctx, &event, &user_id, lag).await? else {
         return Ok(false);
     };
-    let active = match entered["status"].as_str() {
-        Some("ACTIVE") => true,
-        Some("WAITING") => wait_active(user, ctx, &token).await?,
-        _ => false,
-    };
-    if !active {
-        return Ok(false);
-    }
     let reserved = call(
         user,
         ctx,
@@ -63,8 +40,44 @@ pub async fn iteration(
     Ok(reserved.ok())
 }
 
+/// Enters `event`'s queue as `user_id` and waits for admission: the queue
+/// token once ACTIVE, `None` when the enter was refused or admission never
+/// came.
+pub(super) async fn enter_active(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    event: &str,
+    user_id: &str,
+    lag: Duration,
+) -> Result<Option<String>, Box<TransactionError>> {
+    let entered = call(
+        user,
+        ctx,
+        Req {
+            name: "enter",
+            method: GooseMethod::Post,
+            path: "/api/v1/queue/enter",
+            body: Some(&json!({"eventId": event, "userId": user_id})),
+            token: None,
+            key: None,
+            lag,
+        },
+    )
+    .await?
+    .json();
+    let Some(token) = entered["token"].as_str().map(str::to_owned) else {
+        return Ok(None);
+    };
+    let active = match entered["status"].as_str() {
+        Some("ACTIVE") => true,
+        Some("WAITING") => wait_active(user, ctx, &token).await?,
+        _ => false,
+    };
+    Ok(active.then_some(token))
+}
+
 /// Waits for admission; recorded as the `wait` transaction.
-pub(super) async fn wait_active(
+async fn wait_active(
     user: &mut GooseUser,
     ctx: &Ctx,
     token: &str,

@@ -14,7 +14,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde_json::json;
 
-use super::flash_sale::wait_active;
+use super::flash_sale::enter_active;
 use super::{call, Ctx, Req};
 
 /// Share of users who hold and walk away.
@@ -48,32 +48,10 @@ pub async fn iteration(
     if !charged.ok() {
         return Ok(false);
     }
-    let entered = call(
-        user,
-        ctx,
-        Req {
-            name: "enter",
-            method: GooseMethod::Post,
-            path: "/api/v1/queue/enter",
-            body: Some(&json!({"eventId": plan.concert_id, "userId": user_id})),
-            token: None,
-            key: None,
-            lag: Duration::ZERO,
-        },
-    )
-    .await?
-    .json();
-    let Some(token) = entered["token"].as_str().map(str::to_owned) else {
+    let Some(token) = enter_active(user, ctx, &plan.concert_id, &user_id, Duration::ZERO).await?
+    else {
         return Ok(false);
     };
-    let active = match entered["status"].as_str() {
-        Some("ACTIVE") => true,
-        Some("WAITING") => wait_active(user, ctx, &token).await?,
-        _ => false,
-    };
-    if !active {
-        return Ok(false);
-    }
 
     let schedule = plan
         .schedules
