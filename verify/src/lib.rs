@@ -1,13 +1,14 @@
 //! The verifier: drives any server that speaks the ticketing contract
-//! (`shared/spec/CONTRACT.md`) through HTTP alone, records a Jepsen-style
-//! history, and judges it (`shared/spec/VERIFY.md`).
+//! (`docs/CONTRACT.md`) through HTTP alone, records a Jepsen-style
+//! history, and judges it (`docs/VERIFY.md`).
 //!
 //! Layout:
 //! - [`options`]: the flags.
 //! - [`target`]: a base URL, or the reference server in process.
 //! - [`client`]: the contract as a recording client (and an SSE reader).
 //! - [`history`]: invoke / ok / fail / info operations, written as JSON lines.
-//! - [`scenarios`]: the race, the queue, the token rules: they drive and record.
+//! - [`scenarios`]: the race, the queue, the token rules, the seat map: they
+//!   drive and record.
 //! - [`checks`]: one module per check: they judge and name a witness.
 //! - [`verdict`]: headline, per-check results, `verdict.json`, `junit.xml`.
 //!

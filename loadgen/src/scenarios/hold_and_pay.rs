@@ -1,8 +1,8 @@
-//! `hold_and_pay`: the concert seat map (seeds 001-003). A user charges
-//! points, enters the concert's queue, waits until ACTIVE, reads one
-//! schedule's seat map, holds a random AVAILABLE seat (another one after a
-//! SEAT_TAKEN, a few times) and pays with an `Idempotency-Key`. One user in
-//! ten abandons the hold instead, so holds lapse during the run.
+//! `hold_and_pay`: the concert seat map. A user charges points, enters the
+//! concert's queue, waits until ACTIVE, reads one schedule's seat map,
+//! holds a random AVAILABLE seat (another one after a SEAT_TAKEN, a few
+//! times) and pays with an `Idempotency-Key`. One user in ten abandons the
+//! hold instead, so holds lapse during the run.
 //!
 //! An iteration succeeds when the seat was paid, or held and abandoned on
 //! purpose.

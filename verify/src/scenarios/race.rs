@@ -1,5 +1,6 @@
-//! The race (seed 000's criterion): N buyers enter, wait until ACTIVE, are
-//! released at once by a barrier, and each reserves Q items of S.
+//! The race, where over-selling would show: N buyers enter, wait until
+//! ACTIVE, are released at once by a barrier, and each reserves Q items of
+//! S.
 
 use std::sync::Arc;
 use std::time::Duration;
