@@ -6,7 +6,8 @@
 //! Run with: `cargo bench -p ticketbench-benches --bench redis_reserve`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ticket_server::backend::real::scripts::{event_keys, Scripts};
+use ticket_server::backend::stack::keys::EventKeys;
+use ticket_server::backend::stack::lua::{CreateReply, RedisScripts, RegisterReply, ReserveReply};
 
 fn bench(c: &mut Criterion) {
     let Ok(url) = std::env::var("REDIS_URL") else {
@@ -21,23 +22,23 @@ fn bench(c: &mut Criterion) {
     let mut conn = rt
         .block_on(client.get_multiplexed_async_connection())
         .unwrap();
-    let scripts = Scripts::new();
+    let scripts = RedisScripts::new();
     let namespace = format!("bench{}", std::process::id());
-    let keys = event_keys(&namespace, "lua");
-    let created: i64 = rt
+    let keys = EventKeys::new(&namespace, "lua");
+    let created: CreateReply = rt
         .block_on(
             scripts
                 .create
-                .key(&keys[..])
+                .on(&keys)
                 .arg(10_000_000u64)
                 .arg(1u32)
                 .arg(10_000_000u32)
                 .arg(3600u32)
                 .arg("bench")
-                .invoke_async(&mut conn),
+                .run(&mut conn),
         )
         .unwrap();
-    assert_eq!(created, 1, "bench event already exists");
+    assert!(created.created, "bench event already exists");
 
     let mut group = c.benchmark_group("redis");
     group.throughput(Throughput::Elements(1));
@@ -45,35 +46,30 @@ fn bench(c: &mut Criterion) {
     let mut register = |conn: &mut redis::aio::MultiplexedConnection| -> (u64, String) {
         n += 1;
         let user = format!("u{n}");
-        let reply: Vec<String> = rt
-            .block_on(
-                scripts
-                    .register
-                    .key(&keys[..])
-                    .arg(&user)
-                    .arg(0u64)
-                    .invoke_async(conn),
-            )
+        let reply: RegisterReply = rt
+            .block_on(scripts.register.on(&keys).arg(&user).arg(0u64).run(conn))
             .unwrap();
-        let seq = reply[1].split(':').next().unwrap().parse().unwrap();
+        let RegisterReply::Placed { seq } = reply else {
+            panic!("not placed: {reply:?}")
+        };
         (seq, user)
     };
     let reserve_once = |conn: &mut redis::aio::MultiplexedConnection, seq: u64, user: &str| {
         let rid = format!("r{seq}");
-        let reply: Vec<String> = rt
+        let reply: ReserveReply = rt
             .block_on(
                 scripts
                     .reserve
-                    .key(&keys[..])
+                    .on(&keys)
                     .arg(seq)
                     .arg(user)
                     .arg(1u32)
                     .arg(&rid)
                     .arg("{}")
-                    .invoke_async(conn),
+                    .run(conn),
             )
             .unwrap();
-        assert_eq!(reply[0], "OK", "{reply:?}");
+        assert!(matches!(reply, ReserveReply::Ok { .. }), "{reply:?}");
     };
     group.bench_function("Lua reserve (admitted buyer, one item)", |b| {
         b.iter_batched(
@@ -84,7 +80,11 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
     let _: () = rt
-        .block_on(redis::cmd("DEL").arg(&keys[..]).query_async(&mut conn))
+        .block_on(
+            redis::cmd("DEL")
+                .arg(&keys.for_script()[..])
+                .query_async(&mut conn),
+        )
         .unwrap();
 }
 

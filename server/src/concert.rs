@@ -1,4 +1,4 @@
-//! The concert seat map's domain types (seeds 001-003), shared by the HTTP
+//! The concert seat map's domain types, shared by the HTTP
 //! layer and both backends.
 //!
 //! A concert has schedules (dates); each schedule has seats `1..=seatCount`

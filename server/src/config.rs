@@ -58,40 +58,16 @@ pub struct Config {
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,
 
-    /// TEST HOOK: skip the Kafka send after the reserve script accepted a
-    /// reservation (the path between Redis and Kafka "killed"); the
-    /// reconciler must re-publish it.
-    #[arg(long, hide = true)]
-    pub debug_drop_publish: bool,
+    #[command(flatten)]
+    pub hooks: TestHooks,
 
-    /// TEST HOOK: hold each persistence batch this long before writing it,
-    /// so an instance can be killed mid-consumption.
-    #[arg(long, hide = true, default_value_t = 0)]
-    pub debug_persist_delay_ms: u64,
-
-    /// NEGATIVE CONTROL ONLY: make the reserve path read the stock, yield,
-    /// then write, so that concurrent buyers over-sell.
-    #[arg(long, env = "UNSAFE_RACE")]
-    pub unsafe_race: bool,
-
-    /// NEGATIVE CONTROL ONLY: admit the newest waiting entry first (LIFO),
-    /// breaking FIFO fairness.
-    #[arg(long, env = "UNSAFE_FIFO")]
-    pub unsafe_fifo: bool,
-
-    /// NEGATIVE CONTROL ONLY: make a seat hold read the seat, yield, then
-    /// write, so that two users hold one seat.
-    #[arg(long, env = "UNSAFE_HOLD")]
-    pub unsafe_hold: bool,
+    #[command(flatten)]
+    pub controls: NegativeControls,
 
     /// How long an unpaid seat hold lasts: seconds, or with a unit
     /// (`300`, `300s`, `1500ms`, `5m`), 100 ms ..= 24 h.
     #[arg(long, env = "HOLD_TTL", default_value = "300", value_parser = parse_hold_ttl)]
     pub hold_ttl: std::time::Duration,
-
-    /// NEGATIVE CONTROL ONLY: let SSE streams show positions that go up.
-    #[arg(long, env = "UNSAFE_SSE")]
-    pub unsafe_sse: bool,
 
     /// Queue tokens older than this are refused (401).
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 86_400)]
@@ -109,6 +85,53 @@ pub struct Config {
     /// How long a graceful shutdown waits for in-flight requests.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
+}
+
+/// Deliberate defects, each a negative control the verifier must catch.
+/// Never for real use; the server warns loudly at start when one is on.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NegativeControls {
+    /// NEGATIVE CONTROL ONLY: make the reserve path read the stock, yield,
+    /// then write, so that concurrent buyers over-sell.
+    #[arg(long = "unsafe-race", env = "UNSAFE_RACE")]
+    pub race: bool,
+
+    /// NEGATIVE CONTROL ONLY: admit the newest waiting entry first (LIFO),
+    /// breaking FIFO fairness.
+    #[arg(long = "unsafe-fifo", env = "UNSAFE_FIFO")]
+    pub fifo: bool,
+
+    /// NEGATIVE CONTROL ONLY: make a seat hold read the seat, yield, then
+    /// write, so that two users hold one seat.
+    #[arg(long = "unsafe-hold", env = "UNSAFE_HOLD")]
+    pub hold: bool,
+
+    /// NEGATIVE CONTROL ONLY: let SSE streams show positions that go up.
+    #[arg(long = "unsafe-sse", env = "UNSAFE_SSE")]
+    pub sse: bool,
+}
+
+impl NegativeControls {
+    /// Controls that live in a backend (the SSE one is in the HTTP layer);
+    /// only the embedded backend has them.
+    pub fn any_backend_control(&self) -> bool {
+        self.race || self.fifo || self.hold
+    }
+}
+
+/// Hidden hooks that let failure tests break the shared stack's paths.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TestHooks {
+    /// TEST HOOK: skip the Kafka send after the reserve script accepted a
+    /// reservation (the path between Redis and Kafka "killed"); the
+    /// reconciler must re-publish it.
+    #[arg(long = "debug-drop-publish", hide = true)]
+    pub drop_publish: bool,
+
+    /// TEST HOOK: hold each persistence batch this long before writing it,
+    /// so an instance can be killed mid-consumption.
+    #[arg(long = "debug-persist-delay-ms", hide = true, default_value_t = 0)]
+    pub persist_delay_ms: u64,
 }
 
 impl Config {

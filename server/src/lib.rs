@@ -1,4 +1,4 @@
-//! The reference ticketing server: the contract of `shared/spec/CONTRACT.md`
+//! The reference ticketing server: the contract of `docs/CONTRACT.md`
 //! (waiting queue with signed tokens and a live SSE position, atomic stock,
 //! reservations) over pluggable backends.
 //!
@@ -6,7 +6,8 @@
 //! - [`config`]: command line and environment (clap).
 //! - [`http`]: accept loop, graceful shutdown, the dispatch point, helpers.
 //! - [`routes`]: one module per group of operations.
-//! - [`backend`]: the seam; [`backend::memory`] is the embedded backend.
+//! - [`backend`]: the seam; [`backend::memory`] is the embedded backend,
+//!   [`backend::stack`] the one over Redis, Kafka and PostgreSQL.
 //! - [`token`]: HMAC-signed queue tokens.
 //! - [`validate`], [`error`]: bad input in, the contract's errors out.
 //! - [`metrics`]: Prometheus exposition.
@@ -56,26 +57,13 @@ pub async fn run(
             config::random_hex().into_bytes()
         }
     };
-    if config.unsafe_race {
-        warn!("UNSAFE RACE MODE: the reserve path reads, yields, then writes the stock. Concurrent buyers WILL over-sell. Negative control for the verifier only.");
-    }
-    if config.unsafe_fifo {
-        warn!("UNSAFE FIFO MODE: the newest waiting entry is admitted first. Negative control for the verifier only.");
-    }
-    if config.unsafe_hold {
-        warn!("UNSAFE HOLD MODE: a seat hold reads the seat, yields, then writes. Two users WILL hold one seat. Negative control for the verifier only.");
-    }
-    if config.unsafe_sse {
-        warn!("UNSAFE SSE MODE: streams show positions that go up. Negative control for the verifier only.");
-    }
+    warn_negative_controls(&config.controls);
     let backend = Backend::start(
         config.backend,
         BackendOptions {
-            unsafe_race: config.unsafe_race,
-            unsafe_fifo: config.unsafe_fifo,
-            unsafe_hold: config.unsafe_hold,
-            hold_ttl: Duration::from_millis(config.hold_ttl_ms()),
-            real: Some(backend::real::RealOptions {
+            controls: config.controls.clone(),
+            hold_ttl: config.hold_ttl,
+            stack: Some(backend::stack::StackOptions {
                 redis_url: config.redis_url.clone(),
                 kafka_brokers: config.kafka_brokers.clone(),
                 postgres_url: config.postgres_url.clone(),
@@ -85,10 +73,9 @@ pub async fn run(
                     .instance_id
                     .clone()
                     .unwrap_or_else(|| format!("i-{}", &config::random_hex()[..12])),
-                drop_publish: config.debug_drop_publish,
-                persist_delay: Duration::from_millis(config.debug_persist_delay_ms),
             }),
         },
+        config.hooks.clone(),
     )
     .await?;
     let (stop_streams, stopping) = watch::channel(false);
@@ -100,7 +87,7 @@ pub async fn run(
         config.rate_limit_rps,
         stopping,
     );
-    app.unsafe_sse = config.unsafe_sse;
+    app.unsafe_sse = config.controls.sse;
     let app = Arc::new(app);
     info!(addr = %http::local_addr(&listener), backend = ?config.backend, "listening");
     http::serve(
@@ -112,4 +99,20 @@ pub async fn run(
     )
     .await;
     Ok(())
+}
+
+/// Says loudly, at start, which deliberate defects are on.
+fn warn_negative_controls(controls: &config::NegativeControls) {
+    if controls.race {
+        warn!("UNSAFE RACE MODE: the reserve path reads, yields, then writes the stock. Concurrent buyers WILL over-sell. Negative control for the verifier only.");
+    }
+    if controls.fifo {
+        warn!("UNSAFE FIFO MODE: the newest waiting entry is admitted first. Negative control for the verifier only.");
+    }
+    if controls.hold {
+        warn!("UNSAFE HOLD MODE: a seat hold reads the seat, yields, then writes. Two users WILL hold one seat. Negative control for the verifier only.");
+    }
+    if controls.sse {
+        warn!("UNSAFE SSE MODE: streams show positions that go up. Negative control for the verifier only.");
+    }
 }

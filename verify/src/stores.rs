@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use ticket_server::backend::real::{scripts::event_keys, topics};
+use ticket_server::backend::stack::keys::{EventKeys, Topics};
 
 /// Where the stores are.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl Stores {
         }
         let (brokers, topic, event) = (
             self.kafka_brokers.clone(),
-            topics(&self.namespace)[1].clone(),
+            Topics::new(&self.namespace).reserved,
             event_id.to_owned(),
         );
         match tokio::task::spawn_blocking(move || kafka_ids(&brokers, &topic, &event)).await {
@@ -98,9 +98,9 @@ impl Stores {
     async fn redis_ids(&self, event_id: &str) -> redis::RedisResult<BTreeSet<String>> {
         let client = redis::Client::open(self.redis_url.as_str())?;
         let mut con = client.get_multiplexed_async_connection().await?;
-        let keys = event_keys(&self.namespace, event_id);
+        let keys = EventKeys::new(&self.namespace, event_id);
         redis::cmd("HKEYS")
-            .arg(&keys[7])
+            .arg(&keys.reservations)
             .query_async(&mut con)
             .await
     }

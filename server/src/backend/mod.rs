@@ -1,25 +1,35 @@
 //! The seam between the HTTP layer and where state lives.
 //!
-//! `Backend` is an enum rather than a trait object: dispatch is a match, the
-//! async methods need no boxing, and adding the real stack (Redis, Kafka,
-//! PostgreSQL) is one more variant that the HTTP layer never sees.
+//! What a backend must provide is stated by five traits, one per concern:
+//! [`Queue`] (events and the waiting line), [`Stock`] (reserving items),
+//! [`Seats`] (the concert seat map), [`Payments`] (points and payments) and
+//! [`Operations`] (health, metrics, gauges). [`Store`] is all five. The
+//! embedded backend ([`memory`]) and the backend over the shared stack
+//! ([`stack`]) implement each with the same signatures.
+//!
+//! [`Backend`] is what the HTTP layer holds: an enum over the two, so
+//! dispatch is a match on concrete types (their futures stay `Send` without
+//! boxing), and the rules every backend shares are written once here, above
+//! the traits: a token belongs to one event, a token's status decides
+//! whether it may buy, hold or pay ([`rules`]), and the hold and pay flows.
 
 pub mod memory;
-mod memory_seats;
-pub mod real;
+pub mod rules;
+pub mod stack;
 
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::warn;
 
 use crate::concert::{
     ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatView,
 };
-use crate::error::{Error, Result};
-use crate::model::{
-    Entered, EventGauges, EventSpec, EventView, QueueStatus, QueueView, Reservation,
-};
+use crate::config::{NegativeControls, TestHooks};
+use crate::error::Result;
+use crate::model::{Entered, EventGauges, EventSpec, EventView, QueueView, Reservation};
 use crate::token::Claims;
+use rules::require_active;
 
 /// Which backend to run, chosen at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,37 +46,21 @@ pub const DEFAULT_HOLD_TTL: Duration = Duration::from_secs(300);
 /// Options every backend understands.
 #[derive(Debug, Clone)]
 pub struct BackendOptions {
-    /// Negative control for the verifier: read stock, yield, write.
-    pub unsafe_race: bool,
-    /// Negative control for the verifier: admit the newest entry first.
-    pub unsafe_fifo: bool,
-    /// Negative control for the verifier: read a seat, yield, write a hold.
-    pub unsafe_hold: bool,
+    /// Deliberate defects for the verifier's negative controls.
+    pub controls: NegativeControls,
     /// How long an unpaid seat hold lasts.
     pub hold_ttl: Duration,
-    /// Where the real stack is (used by `BackendKind::Real` only).
-    pub real: Option<real::RealOptions>,
+    /// Where the shared stack is (used by `BackendKind::Real` only).
+    pub stack: Option<stack::StackOptions>,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
         BackendOptions {
-            unsafe_race: false,
-            unsafe_fifo: false,
-            unsafe_hold: false,
+            controls: NegativeControls::default(),
             hold_ttl: DEFAULT_HOLD_TTL,
-            real: None,
+            stack: None,
         }
-    }
-}
-
-/// Holds and payments need the token ACTIVE; the error says why it is not.
-pub(crate) fn require_active(status: QueueStatus) -> Result<()> {
-    match status {
-        QueueStatus::Active => Ok(()),
-        QueueStatus::Waiting => Err(Error::NotActive("queue token is still waiting")),
-        QueueStatus::Done => Err(Error::NotActive("queue token was already used")),
-        QueueStatus::Expired => Err(Error::NotActive("active time of this token ran out")),
     }
 }
 
@@ -86,104 +80,181 @@ pub struct ComponentHealth {
     pub up: bool,
 }
 
+// `async_fn_in_trait` is allowed on these traits: they are only ever called
+// on the concrete backends (through `Backend`'s match), so every future's
+// `Send` is known at its call site, which is the lint's concern.
+
+/// Events and their waiting lines.
+#[allow(async_fn_in_trait)]
+pub trait Queue {
+    /// Creates an event; ALREADY_EXISTS when its id is taken.
+    async fn create_event(&self, spec: EventSpec) -> Result<EventView>;
+    /// The event's numbers; NOT_FOUND when unknown.
+    async fn event(&self, event_id: &str) -> Result<EventView>;
+    /// Puts the user in line, or returns their existing entry (idempotent
+    /// per event and user).
+    async fn enter(&self, event_id: &str, user_id: &str) -> Result<Entered>;
+    /// The entry a token names; UNAUTHORIZED when it names none.
+    async fn queue_status(&self, claims: &Claims) -> Result<QueueView>;
+    /// As `queue_status`, plus a receiver of the event's admission cursor.
+    async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch>;
+}
+
+/// Reserving items of an event's stock.
+#[allow(async_fn_in_trait)]
+pub trait Stock {
+    /// Atomically: the token's entry is ACTIVE, the per-user limit and the
+    /// stock allow `quantity`; then the stock falls, the token becomes DONE
+    /// and a PENDING reservation exists. Reserves in `claims.event_id`.
+    async fn reserve(&self, claims: &Claims, quantity: u32) -> Result<Reservation>;
+    /// A reservation by id, PENDING until persisted, then CONFIRMED.
+    async fn reservation(&self, reservation_id: &str) -> Result<Reservation>;
+}
+
+/// The concert seat map.
+#[allow(async_fn_in_trait)]
+pub trait Seats {
+    /// The concert, its schedules and seats, and its waiting line (a queue
+    /// of the same id).
+    async fn create_concert(&self, spec: &ConcertSpec) -> Result<()>;
+    async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>>;
+    async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>>;
+    /// NOT_FOUND naming what is missing, unless the seat exists.
+    async fn check_seat(&self, concert_id: &str, schedule_id: &str, seat: u32) -> Result<()>;
+    /// AVAILABLE (or HELD and lapsed) -> HELD by `user_id`, atomically;
+    /// SEAT_TAKEN otherwise. The caller has checked the token.
+    async fn hold_seat(
+        &self,
+        concert_id: &str,
+        schedule_id: &str,
+        seat: u32,
+        user_id: &str,
+    ) -> Result<Hold>;
+}
+
+/// Points and payments.
+#[allow(async_fn_in_trait)]
+pub trait Payments {
+    /// The payment an Idempotency-Key already made, if any; BAD_REQUEST
+    /// when the key was used for another reservation or by another user.
+    async fn replay(&self, user_id: &str, request: &PayRequest) -> Result<Option<Payment>>;
+    /// The reservation a payment is for; NOT_FOUND when unknown or not the
+    /// user's.
+    async fn payment_target(&self, user_id: &str, reservation_id: &str) -> Result<PaymentTarget>;
+    /// Debit, confirm the seat and record the payment in one step (a replay
+    /// when a concurrent request with the same key won).
+    async fn settle(&self, user_id: &str, request: &PayRequest) -> Result<Payment>;
+    /// The token is used: DONE, and its slot goes to the next in line.
+    async fn finish_token(&self, claims: &Claims) -> Result<()>;
+    /// A user's balance (0 without an account).
+    async fn points(&self, user_id: &str) -> Result<u64>;
+    /// Adds to a user's balance and returns the new one.
+    async fn charge(&self, user_id: &str, amount: u64) -> Result<u64>;
+}
+
+/// What operators read.
+#[allow(async_fn_in_trait)]
+pub trait Operations {
+    async fn health(&self) -> Vec<ComponentHealth>;
+    /// Adds the backend's own metrics to `/metrics`.
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry);
+    async fn gauges(&self) -> Vec<EventGauges>;
+}
+
+/// Everything a backend provides.
+pub trait Store: Queue + Stock + Seats + Payments + Operations {}
+impl<T: Queue + Stock + Seats + Payments + Operations> Store for T {}
+
 #[derive(Clone)]
 pub enum Backend {
     Memory(memory::MemoryBackend),
-    Real(real::RealBackend),
+    Stack(stack::StackBackend),
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! dispatch {
+    ($self:expr, $b:ident => $call:expr) => {
+        match $self {
+            Backend::Memory($b) => $call,
+            Backend::Stack($b) => $call,
+        }
+    };
 }
 
 impl Backend {
-    pub async fn start(kind: BackendKind, options: BackendOptions) -> anyhow::Result<Self> {
+    pub async fn start(
+        kind: BackendKind,
+        options: BackendOptions,
+        hooks: TestHooks,
+    ) -> anyhow::Result<Self> {
         match kind {
             BackendKind::Memory => Ok(Backend::Memory(memory::MemoryBackend::start(options))),
             BackendKind::Real => {
                 anyhow::ensure!(
-                    !options.unsafe_race && !options.unsafe_fifo && !options.unsafe_hold,
+                    !options.controls.any_backend_control(),
                     "the unsafe negative controls exist only on the memory backend"
                 );
-                let real = options.real.ok_or_else(|| {
+                let stack = options.stack.ok_or_else(|| {
                     anyhow::anyhow!("the real backend needs its stack's addresses")
                 })?;
-                Ok(Backend::Real(
-                    real::RealBackend::start(real, options.hold_ttl).await?,
+                Ok(Backend::Stack(
+                    stack::StackBackend::start(stack, options.hold_ttl, hooks).await?,
                 ))
             }
         }
     }
 
     pub async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
-        match self {
-            Backend::Memory(b) => b.create_event(spec),
-            Backend::Real(b) => b.create_event(spec).await,
-        }
+        dispatch!(self, b => b.create_event(spec).await)
     }
 
     pub async fn event(&self, event_id: &str) -> Result<EventView> {
-        match self {
-            Backend::Memory(b) => b.event(event_id),
-            Backend::Real(b) => b.event(event_id).await,
-        }
+        dispatch!(self, b => b.event(event_id).await)
     }
 
     pub async fn enter(&self, event_id: &str, user_id: &str) -> Result<Entered> {
-        match self {
-            Backend::Memory(b) => b.enter(event_id, user_id),
-            Backend::Real(b) => b.enter(event_id, user_id).await,
-        }
+        dispatch!(self, b => b.enter(event_id, user_id).await)
     }
 
     pub async fn queue_status(&self, claims: &Claims) -> Result<QueueView> {
-        match self {
-            Backend::Memory(b) => b.queue_status(claims),
-            Backend::Real(b) => b.queue_status(claims).await,
-        }
+        dispatch!(self, b => b.queue_status(claims).await)
     }
 
     pub async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
-        match self {
-            Backend::Memory(b) => b.watch_queue(claims),
-            Backend::Real(b) => b.watch_queue(claims).await,
-        }
+        dispatch!(self, b => b.watch_queue(claims).await)
     }
 
+    /// A purchase. A token of another event is refused after the checks a
+    /// request of this event would meet first (the event exists, 404; the
+    /// quantity is within its limit, 400); the backend decides the rest.
     pub async fn reserve(
         &self,
         claims: &Claims,
         event_id: &str,
         quantity: u32,
     ) -> Result<Reservation> {
-        match self {
-            Backend::Memory(b) => b.reserve(claims, event_id, quantity).await,
-            Backend::Real(b) => b.reserve(claims, event_id, quantity).await,
+        if claims.event_id != event_id {
+            let limit = self.event(event_id).await?.per_user_limit;
+            crate::validate::range("quantity", quantity, 1, limit)?;
+            return Err(rules::other_event());
         }
+        dispatch!(self, b => b.reserve(claims, quantity).await)
     }
 
     pub async fn reservation(&self, reservation_id: &str) -> Result<Reservation> {
-        match self {
-            Backend::Memory(b) => b.reservation(reservation_id),
-            Backend::Real(b) => b.reservation(reservation_id).await,
-        }
+        dispatch!(self, b => b.reservation(reservation_id).await)
     }
 
     pub async fn create_concert(&self, spec: ConcertSpec) -> Result<()> {
-        match self {
-            Backend::Memory(b) => b.create_concert(&spec),
-            Backend::Real(b) => b.create_concert(&spec).await,
-        }
+        dispatch!(self, b => b.create_concert(&spec).await)
     }
 
     pub async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>> {
-        match self {
-            Backend::Memory(b) => b.schedules(concert_id),
-            Backend::Real(b) => b.schedules(concert_id).await,
-        }
+        dispatch!(self, b => b.schedules(concert_id).await)
     }
 
     pub async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>> {
-        match self {
-            Backend::Memory(b) => b.seats(concert_id, schedule_id),
-            Backend::Real(b) => b.seats(concert_id, schedule_id).await,
-        }
+        dispatch!(self, b => b.seats(concert_id, schedule_id).await)
     }
 
     /// A seat hold: the seat must exist (404), the token be ACTIVE for
@@ -195,19 +266,13 @@ impl Backend {
         schedule_id: &str,
         seat: u32,
     ) -> Result<Hold> {
-        match self {
-            Backend::Memory(b) => b.check_seat(concert_id, schedule_id, seat)?,
-            Backend::Real(b) => b.check_seat(concert_id, schedule_id, seat).await?,
-        }
+        dispatch!(self, b => b.check_seat(concert_id, schedule_id, seat).await)?;
         if claims.event_id != concert_id {
-            return Err(Error::NotActive("queue token was issued for another event"));
+            return Err(rules::other_event());
         }
         require_active(self.queue_status(claims).await?.status)?;
         let user = claims.user_id.as_str();
-        match self {
-            Backend::Memory(b) => b.hold_seat(concert_id, schedule_id, seat, user).await,
-            Backend::Real(b) => b.hold_seat(concert_id, schedule_id, seat, user).await,
-        }
+        dispatch!(self, b => b.hold_seat(concert_id, schedule_id, seat, user).await)
     }
 
     /// A payment. A repeat of a completed one (same key, or the same
@@ -216,12 +281,12 @@ impl Backend {
     /// confirms and records in one step, and the token becomes DONE.
     pub async fn pay(&self, claims: &Claims, request: &PayRequest) -> Result<Payment> {
         let user = claims.user_id.as_str();
-        if let Some(done) = self.replay(user, request).await? {
+        if let Some(done) = dispatch!(self, b => b.replay(user, request).await)? {
             return Ok(done);
         }
         let target = self.payment_target(user, &request.reservation_id).await?;
         if claims.event_id != target.concert_id {
-            return Err(Error::NotActive("queue token was issued for another event"));
+            return Err(rules::other_event());
         }
         if let Some(paid) = target.paid {
             return Ok(paid);
@@ -231,67 +296,36 @@ impl Backend {
             let again = self.payment_target(user, &request.reservation_id).await?;
             return again.paid.ok_or(e);
         }
-        let payment = match self {
-            Backend::Memory(b) => b.settle(user, request)?,
-            Backend::Real(b) => b.settle(user, request).await?,
-        };
-        match self {
-            Backend::Memory(b) => b.finish_token(claims)?,
-            Backend::Real(b) => b.finish_token(claims).await,
+        let payment = dispatch!(self, b => b.settle(user, request).await)?;
+        // The payment is committed whatever happens to the token: a failure
+        // here leaves it ACTIVE until its active time runs out.
+        if let Err(e) = dispatch!(self, b => b.finish_token(claims).await) {
+            warn!(error = %e, user, "paid, but the token could not be marked DONE");
         }
         Ok(payment)
     }
 
-    async fn replay(&self, user_id: &str, request: &PayRequest) -> Result<Option<Payment>> {
-        match self {
-            Backend::Memory(b) => b.replay(user_id, request),
-            Backend::Real(b) => b.replay(user_id, request).await,
-        }
-    }
-
     async fn payment_target(&self, user_id: &str, reservation_id: &str) -> Result<PaymentTarget> {
-        match self {
-            Backend::Memory(b) => b.payment_target(user_id, reservation_id),
-            Backend::Real(b) => b.payment_target(user_id, reservation_id).await,
-        }
+        dispatch!(self, b => b.payment_target(user_id, reservation_id).await)
     }
 
     pub async fn points(&self, user_id: &str) -> Result<u64> {
-        match self {
-            Backend::Memory(b) => Ok(b.points(user_id)),
-            Backend::Real(b) => b.points(user_id).await,
-        }
+        dispatch!(self, b => b.points(user_id).await)
     }
 
     pub async fn charge(&self, user_id: &str, amount: u64) -> Result<u64> {
-        match self {
-            Backend::Memory(b) => b.charge(user_id, amount),
-            Backend::Real(b) => b.charge(user_id, amount).await,
-        }
+        dispatch!(self, b => b.charge(user_id, amount).await)
     }
 
     pub async fn health(&self) -> Vec<ComponentHealth> {
-        match self {
-            Backend::Memory(_) => vec![ComponentHealth {
-                name: "memory",
-                up: true,
-            }],
-            Backend::Real(b) => b.health(),
-        }
+        dispatch!(self, b => b.health().await)
     }
 
-    /// Lets a backend add metrics of its own to `/metrics`.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
-        match self {
-            Backend::Memory(b) => b.register_metrics(registry),
-            Backend::Real(b) => b.register_metrics(registry),
-        }
+        dispatch!(self, b => b.register_metrics(registry))
     }
 
     pub async fn gauges(&self) -> Vec<EventGauges> {
-        match self {
-            Backend::Memory(b) => b.gauges(),
-            Backend::Real(b) => b.gauges().await,
-        }
+        dispatch!(self, b => b.gauges().await)
     }
 }

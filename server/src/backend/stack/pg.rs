@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use super::error::StackError;
+use super::messages::ReservedEvent;
+
 /// Migrations, in order. Each runs once per namespace, in a transaction.
 const MIGRATIONS: &[&str] = &[
     // 1: events, the stock ledger, reservations, consumer offsets, instances.
@@ -48,7 +51,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (consumer, instance_id)
     );
     "#,
-    // 2: the concert seat map (seeds 001-003): concerts, schedules, seats,
+    // 2: the concert seat map: concerts, schedules, seats,
     // holds (seat_reservations), points and payments.
     r#"
     CREATE TABLE concerts (
@@ -110,10 +113,10 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// A pool whose connections use `schema` (created if missing) as search_path.
-pub async fn connect(url: &str, schema: &str, size: usize) -> Result<Pool, String> {
+pub fn connect(url: &str, schema: &str, size: usize) -> Result<Pool, StackError> {
     let mut config: tokio_postgres::Config = url
         .parse()
-        .map_err(|e| format!("bad --postgres-url: {e}"))?;
+        .map_err(|e| StackError::PoolConfig(format!("bad --postgres-url: {e}")))?;
     config.options(format!("-c search_path={schema}"));
     config.connect_timeout(std::time::Duration::from_secs(3));
     let manager = Manager::from_config(
@@ -129,59 +132,46 @@ pub async fn connect(url: &str, schema: &str, size: usize) -> Result<Pool, Strin
         .create_timeout(Some(std::time::Duration::from_secs(3)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| StackError::PoolConfig(e.to_string()))
 }
 
 /// Creates the schema and applies the migrations not yet applied. Safe to
 /// run from any number of instances at once.
-pub async fn migrate(pool: &Pool, schema: &str) -> Result<(), String> {
-    let mut client = pool.get().await.map_err(|e| e.to_string())?;
-    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+pub async fn migrate(pool: &Pool, schema: &str) -> Result<(), StackError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('ticketbench:migrate:' || $1))",
         &[&schema],
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
          CREATE TABLE IF NOT EXISTS \"{schema}\".schema_migrations (
              version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
     ))
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let applied: i32 = tx
         .query_one(
             &format!("SELECT COALESCE(max(version), 0) FROM \"{schema}\".schema_migrations"),
             &[],
         )
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .get(0);
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         tx.batch_execute(&format!("SET LOCAL search_path = \"{schema}\"; {sql}"))
             .await
-            .map_err(|e| format!("migration {}: {e}", i + 1))?;
+            .map_err(|source| StackError::Migration {
+                version: i + 1,
+                source,
+            })?;
         tx.execute(
             &format!("INSERT INTO \"{schema}\".schema_migrations (version) VALUES ($1)"),
             &[&(i as i32 + 1)],
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
-    tx.commit().await.map_err(|e| e.to_string())
-}
-
-/// One reservation as carried on the `ticket.reserved` topic.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReservedEvent {
-    pub reservation_id: String,
-    pub event_id: String,
-    pub user_id: String,
-    pub quantity: u32,
-    pub created_at: String,
-    pub created_ms: i64,
+    Ok(tx.commit().await?)
 }
 
 /// Writes a batch of reservations and the consumer's next offsets in one
@@ -194,7 +184,7 @@ pub async fn persist(
     topic: &str,
     batch: &[ReservedEvent],
     next_offsets: &BTreeMap<i32, i64>,
-) -> Result<Vec<String>, PgError> {
+) -> Result<Vec<String>, StackError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let ids: Vec<&str> = batch.iter().map(|r| r.reservation_id.as_str()).collect();
@@ -257,7 +247,7 @@ pub async fn reset_offset(
     consumer: &str,
     topic: &str,
     partition: i32,
-) -> Result<(), PgError> {
+) -> Result<(), StackError> {
     let client = pool.get().await?;
     client
         .execute(
@@ -272,7 +262,7 @@ pub async fn load_offsets(
     pool: &Pool,
     consumer: &str,
     topic: &str,
-) -> Result<BTreeMap<i32, i64>, PgError> {
+) -> Result<BTreeMap<i32, i64>, StackError> {
     let client = pool.get().await?;
     let rows = client
         .query(
@@ -284,7 +274,7 @@ pub async fn load_offsets(
 }
 
 /// Reservation ids among `ids` that PostgreSQL holds.
-pub async fn present(pool: &Pool, ids: &[String]) -> Result<Vec<String>, PgError> {
+pub async fn present(pool: &Pool, ids: &[String]) -> Result<Vec<String>, StackError> {
     let client = pool.get().await?;
     let rows = client
         .query(
@@ -297,7 +287,7 @@ pub async fn present(pool: &Pool, ids: &[String]) -> Result<Vec<String>, PgError
 
 /// Records that `instance` is alive and returns how many instances of
 /// `consumer` are.
-pub async fn heartbeat(pool: &Pool, consumer: &str, instance: &str) -> Result<i64, PgError> {
+pub async fn heartbeat(pool: &Pool, consumer: &str, instance: &str) -> Result<i64, StackError> {
     let client = pool.get().await?;
     client
         .execute(
@@ -324,24 +314,5 @@ pub async fn leave(pool: &Pool, consumer: &str, instance: &str) {
                 &[&consumer, &instance],
             )
             .await;
-    }
-}
-
-/// A PostgreSQL failure: no connection from the pool, or the database's.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    #[error("postgres pool: {0}")]
-    Pool(#[from] deadpool_postgres::PoolError),
-    #[error("postgres: {0}")]
-    Db(#[from] tokio_postgres::Error),
-}
-
-impl PgError {
-    /// The SQLSTATE, when the database answered.
-    pub fn code(&self) -> Option<&tokio_postgres::error::SqlState> {
-        match self {
-            PgError::Db(e) => e.code(),
-            PgError::Pool(_) => None,
-        }
     }
 }

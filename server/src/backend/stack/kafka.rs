@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tracing::{debug, info, warn};
 
+use super::error::StackError;
 use super::pg;
 
 /// Most messages handled as one batch.
@@ -39,7 +40,7 @@ const BATCH_LINGER: Duration = Duration::from_millis(1);
 /// How often leases are balanced.
 const LEASE_INTERVAL: Duration = Duration::from_millis(500);
 
-pub fn producer(brokers: &str) -> Result<FutureProducer, String> {
+pub fn producer(brokers: &str) -> Result<FutureProducer, StackError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -48,17 +49,16 @@ pub fn producer(brokers: &str) -> Result<FutureProducer, String> {
         .set("message.timeout.ms", "5000")
         .set("socket.keepalive.enable", "true")
         .create()
-        .map_err(|e| format!("kafka producer: {e}"))
+        .map_err(StackError::from)
 }
 
 /// The admin client. Created once and kept for the backend's lifetime:
 /// librdkafka clients created and dropped while others run have been seen
 /// to crash, so none is dropped at run time.
-pub fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, String> {
-    ClientConfig::new()
+pub fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, StackError> {
+    Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| format!("kafka admin: {e}"))
+        .create()?)
 }
 
 /// Creates the topics if they do not exist yet.
@@ -66,21 +66,18 @@ pub async fn create_topics(
     admin: &AdminClient<DefaultClientContext>,
     topics: &[&str],
     partitions: i32,
-) -> Result<(), String> {
+) -> Result<(), StackError> {
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .create_topics(&new, &options)
-        .await
-        .map_err(|e| format!("creating topics: {e}"))?;
+    let results = admin.create_topics(&new, &options).await?;
     for result in results {
         match result {
             Ok(topic) => info!(%topic, partitions, "topic created"),
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => debug!(%topic, "topic exists"),
-            Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
+            Err((topic, code)) => return Err(StackError::Topic { topic, code }),
         }
     }
     Ok(())
@@ -124,7 +121,7 @@ pub async fn run_leased<F, Fut>(
     handle: F,
 ) where
     F: Fn(Vec<Record>, BTreeMap<i32, i64>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), StackError>>,
 {
     let consumer: StreamConsumer = match ClientConfig::new()
         .set("bootstrap.servers", &spec.brokers)

@@ -1,0 +1,140 @@
+//! The stack's two Kafka consumers, each on the partitions this instance
+//! leases (see [`super::kafka`]): admission gives queue entries their
+//! places in offset order; persistence writes accepted reservations to
+//! PostgreSQL with its offsets, turning PENDING into CONFIRMED.
+
+use std::collections::{BTreeMap, HashSet};
+
+use redis::AsyncCommands;
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::error::StackError;
+use super::keys::EventKeys;
+use super::lua::RegisterReply;
+use super::messages::{QueueEntry, ReservedEvent};
+use super::{kafka, now_ms, pg, Stack, StackOptions};
+
+impl Stack {
+    /// The two leased consumers: admission (queue topic -> places in Redis)
+    /// and persistence (reserved topic -> PostgreSQL).
+    pub(super) fn spawn_consumers(&self, options: &StackOptions, stop: watch::Receiver<bool>) {
+        let spec = |consumer: &'static str, topic: &str, fetch_wait_ms: u32| kafka::ConsumerSpec {
+            brokers: options.kafka_brokers.clone(),
+            postgres_url: options.postgres_url.clone(),
+            schema: self.ns.clone(),
+            consumer,
+            topic: topic.to_owned(),
+            partitions: options.partitions,
+            instance: options.instance_id.clone(),
+            fetch_wait_ms,
+        };
+        let stack = self.clone();
+        // Admission is on every buyer's path: fetch often.
+        tokio::spawn(kafka::run_leased(
+            spec("admission", &self.topics.queue, 5),
+            self.pg.clone(),
+            stop.clone(),
+            move |records, next| {
+                let stack = stack.clone();
+                async move { stack.admit(records, next).await }
+            },
+        ));
+        let stack = self.clone();
+        // Persistence only turns PENDING into CONFIRMED: fetch less.
+        tokio::spawn(kafka::run_leased(
+            spec("persist", &self.topics.reserved, 50),
+            self.pg.clone(),
+            stop,
+            move |records, next| {
+                let stack = stack.clone();
+                async move { stack.persist(records, next).await }
+            },
+        ));
+    }
+
+    /// The admission consumer: places queue entries in offset order.
+    async fn admit(
+        &self,
+        records: Vec<kafka::Record>,
+        next: BTreeMap<i32, i64>,
+    ) -> Result<(), StackError> {
+        let mut redis = self.redis.clone();
+        for r in records {
+            let Ok(entry) = serde_json::from_slice::<QueueEntry>(&r.payload) else {
+                warn!(offset = r.offset, "malformed queue entry skipped");
+                continue;
+            };
+            let placed: RegisterReply = self
+                .scripts
+                .register
+                .on(&EventKeys::new(&self.ns, &entry.event_id))
+                .arg(&entry.user_id)
+                .arg(entry.issued_at)
+                .run(&mut redis)
+                .await?;
+            if matches!(placed, RegisterReply::NotFound) {
+                warn!(event = %entry.event_id, "queue entry for an unknown event skipped");
+            }
+        }
+        let client = self.pg.get().await?;
+        pg::store_offsets(&client, "admission", &self.topics.queue, &next).await?;
+        Ok(())
+    }
+
+    /// The persistence consumer: reservations into PostgreSQL with the
+    /// offsets, then clears them from Redis' pending sets.
+    async fn persist(
+        &self,
+        records: Vec<kafka::Record>,
+        next: BTreeMap<i32, i64>,
+    ) -> Result<(), StackError> {
+        let mut batch: Vec<ReservedEvent> = Vec::with_capacity(records.len());
+        let mut seen = HashSet::new();
+        for r in &records {
+            match serde_json::from_slice::<ReservedEvent>(&r.payload) {
+                // Kafka may carry duplicates (reconciler, retries); one row each.
+                Ok(ev) if seen.insert(ev.reservation_id.clone()) => batch.push(ev),
+                Ok(_) => {}
+                Err(_) => warn!(offset = r.offset, "malformed reservation event skipped"),
+            }
+        }
+        if !self.persist_delay.is_zero() {
+            tokio::time::sleep(self.persist_delay).await;
+        }
+        let new_ids: HashSet<String> =
+            pg::persist(&self.pg, "persist", &self.topics.reserved, &batch, &next)
+                .await
+                .inspect_err(|e| {
+                    if e.sql_state() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) {
+                        tracing::error!(
+                            "PERSISTED SALES WOULD EXCEED STOCK: PostgreSQL refused the batch"
+                        );
+                    }
+                })?
+                .into_iter()
+                .collect();
+        let committed = now_ms();
+        for ev in batch
+            .iter()
+            .filter(|ev| new_ids.contains(&ev.reservation_id))
+        {
+            self.metrics
+                .confirm_lag
+                .observe((committed - ev.created_ms).max(0) as f64 / 1000.0);
+        }
+        let mut by_event: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for ev in &batch {
+            by_event
+                .entry(&ev.event_id)
+                .or_default()
+                .push(&ev.reservation_id);
+        }
+        let mut redis = self.redis.clone();
+        for (event, ids) in by_event {
+            let pending = EventKeys::new(&self.ns, event).pending;
+            let _: redis::RedisResult<()> = redis.srem(&pending, ids).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,388 @@
+//! The Redis scripts of the shared stack: every decision about an event's
+//! line and stock is one Lua script, atomic in Redis.
+//!
+//! Scripts are loaded once and called by SHA (`redis::Script` does EVALSHA,
+//! loading on NOSCRIPT). Time is Redis' own (`TIME`), so every instance
+//! sees one clock. Each script binds its keys to names in a shared prelude
+//! (in [`EventKeys::for_script`] order) and answers one JSON object
+//! (`cjson.encode`) that serde decodes into the reply type named beside it.
+
+use redis::aio::ConnectionLike;
+use redis::{Script, ScriptInvocation, ToRedisArgs};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::error::StackError;
+use super::keys::EventKeys;
+use crate::model::QueueStatus;
+
+/// Names the keys, and the admission step every script shares: expire
+/// ACTIVE entries whose time ran out, then admit from the head of the line
+/// while there is room.
+const PRELUDE: &str = r#"
+local meta, state, entries, seqs, active, done, bought, reservations, pending, admissions =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function tick(now)
+  local cap = tonumber(redis.call('HGET', meta, 'cap'))
+  local ttl = tonumber(redis.call('HGET', meta, 'ttl'))
+  redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
+  local n_active = redis.call('ZCARD', active)
+  local head = tonumber(redis.call('HGET', state, 'head'))
+  local n = tonumber(redis.call('HGET', state, 'n'))
+  local moved = false
+  while n_active < cap and head < n do
+    redis.call('ZADD', active, now + ttl * 1000, head)
+    redis.call('LPUSH', admissions, now)
+    head = head + 1
+    n_active = n_active + 1
+    moved = true
+  end
+  if moved then
+    redis.call('HSET', state, 'head', head)
+    redis.call('LTRIM', admissions, 0, 63)
+  end
+  return head, n_active
+end
+local function entry_status(seq, head)
+  if seq >= head then return 'WAITING' end
+  if redis.call('ZSCORE', active, seq) then return 'ACTIVE' end
+  if redis.call('SISMEMBER', done, seq) == 1 then return 'DONE' end
+  return 'EXPIRED'
+end
+local function reply(t) return cjson.encode(t) end
+"#;
+
+/// ARGV: stock, limit, cap, ttl, name. Answers [`CreateReply`].
+const CREATE: &str = r#"
+if redis.call('EXISTS', meta) == 1 then return reply({created = false}) end
+redis.call('HSET', meta, 'stock', ARGV[1], 'limit', ARGV[2], 'cap', ARGV[3], 'ttl', ARGV[4], 'name', ARGV[5])
+redis.call('HSET', state, 'remaining', ARGV[1], 'sold', 0, 'n', 0, 'head', 0)
+return reply({created = true})
+"#;
+
+/// Run by the admission consumer for each queue entry, in Kafka offset
+/// order. ARGV: userId, issuedAt. Idempotent per user: a redelivered or
+/// duplicate entry keeps its first place. Answers [`RegisterReply`].
+const REGISTER: &str = r#"
+if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
+if redis.call('HEXISTS', entries, ARGV[1]) == 1 then return reply({result = 'DUPLICATE'}) end
+local seq = redis.call('HINCRBY', state, 'n', 1) - 1
+redis.call('HSET', entries, ARGV[1], seq .. ':' .. ARGV[2])
+redis.call('HSET', seqs, seq, ARGV[1])
+tick(now_ms())
+return reply({result = 'PLACED', seq = seq})
+"#;
+
+/// The event's numbers and, when ARGV[1] is a seq, that entry's status.
+/// ARGV: seq or '', userId or ''. Answers [`ViewReply`].
+const VIEW: &str = r#"
+if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
+local now = now_ms()
+local head, n_active = tick(now)
+local m = redis.call('HMGET', meta, 'stock', 'limit', 'cap', 'ttl', 'name')
+local s = redis.call('HMGET', state, 'remaining', 'sold', 'n')
+local status = nil
+if ARGV[1] ~= '' then
+  local seq = tonumber(ARGV[1])
+  if redis.call('HGET', seqs, seq) == ARGV[2] then
+    status = entry_status(seq, head)
+  else
+    status = 'UNKNOWN'
+  end
+end
+local recent = {}
+for i, t in ipairs(redis.call('LRANGE', admissions, 0, 63)) do recent[i] = tonumber(t) end
+return reply({result = 'OK', now = now, head = head, active = n_active,
+  stock = tonumber(m[1]), limit = tonumber(m[2]), cap = tonumber(m[3]), ttl = tonumber(m[4]),
+  name = m[5] or '', remaining = tonumber(s[1]), sold = tonumber(s[2]), entries = tonumber(s[3]),
+  status = status, admissions = recent})
+"#;
+
+/// The reserve decision, all or nothing. ARGV: seq, userId, quantity,
+/// reservationId, reservation JSON. Answers [`ReserveReply`].
+const RESERVE: &str = r#"
+if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
+local now = now_ms()
+local head = tick(now)
+local seq = tonumber(ARGV[1])
+local qty = tonumber(ARGV[3])
+local limit = tonumber(redis.call('HGET', meta, 'limit'))
+if qty < 1 or qty > limit then return reply({result = 'BAD_QUANTITY', limit = limit}) end
+if redis.call('HGET', seqs, seq) ~= ARGV[2] then return reply({result = 'UNKNOWN_ENTRY'}) end
+local st = entry_status(seq, head)
+if st ~= 'ACTIVE' then return reply({result = 'NOT_ACTIVE', status = st}) end
+local had = tonumber(redis.call('HGET', bought, ARGV[2]) or '0')
+if had + qty > limit then
+  return reply({result = 'LIMIT_EXCEEDED', limit = limit, bought = had})
+end
+local remaining = tonumber(redis.call('HGET', state, 'remaining'))
+if remaining < qty then return reply({result = 'SOLD_OUT', remaining = remaining}) end
+redis.call('HINCRBY', state, 'remaining', -qty)
+redis.call('HINCRBY', state, 'sold', qty)
+redis.call('HINCRBY', bought, ARGV[2], qty)
+redis.call('ZREM', active, seq)
+redis.call('SADD', done, seq)
+redis.call('HSET', reservations, ARGV[4], ARGV[5])
+redis.call('SADD', pending, ARGV[4])
+tick(now)
+return reply({result = 'OK', remaining = remaining - qty})
+"#;
+
+/// A token used by a completed payment: ACTIVE -> DONE, and its slot goes
+/// to the next in line. ARGV: seq, userId. Answers [`CompleteReply`].
+const COMPLETE: &str = r#"
+if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
+local now = now_ms()
+local head = tick(now)
+local seq = tonumber(ARGV[1])
+if redis.call('HGET', seqs, seq) ~= ARGV[2] then return reply({result = 'UNKNOWN_ENTRY'}) end
+local st = entry_status(seq, head)
+if st == 'ACTIVE' then
+  redis.call('ZREM', active, seq)
+  redis.call('SADD', done, seq)
+  tick(now)
+end
+return reply({result = 'OK', before = st})
+"#;
+
+/// Expiry and admission for an event nobody is touching. Answers
+/// [`TickReply`].
+const TICK: &str = r#"
+if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
+local head = tick(now_ms())
+return reply({result = 'OK', head = head})
+"#;
+
+/// An entry's status as the scripts name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScriptStatus {
+    Waiting,
+    Active,
+    Done,
+    Expired,
+    /// The seq names no entry of this user.
+    Unknown,
+}
+
+impl ScriptStatus {
+    /// The queue status, unless the token named no entry.
+    pub fn queue_status(self) -> Option<QueueStatus> {
+        match self {
+            ScriptStatus::Waiting => Some(QueueStatus::Waiting),
+            ScriptStatus::Active => Some(QueueStatus::Active),
+            ScriptStatus::Done => Some(QueueStatus::Done),
+            ScriptStatus::Expired => Some(QueueStatus::Expired),
+            ScriptStatus::Unknown => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateReply {
+    pub created: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RegisterReply {
+    NotFound,
+    Duplicate,
+    Placed { seq: u64 },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ViewReply {
+    NotFound,
+    Ok(EventNumbers),
+}
+
+/// An event's numbers as the view script reads them.
+#[derive(Debug, Deserialize)]
+pub struct EventNumbers {
+    /// Redis' clock (ms) when it read them.
+    pub now: i64,
+    pub head: u64,
+    pub active: u64,
+    pub stock: u64,
+    pub limit: u32,
+    pub cap: u32,
+    pub ttl: u32,
+    pub name: String,
+    pub remaining: u64,
+    pub sold: u64,
+    pub entries: u64,
+    /// The asked entry's status (absent when no entry was asked for).
+    pub status: Option<ScriptStatus>,
+    /// Recent admission times (ms), newest first.
+    #[serde(deserialize_with = "list_or_empty_table")]
+    pub admissions: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReserveReply {
+    Ok { remaining: u64 },
+    NotFound,
+    BadQuantity { limit: u32 },
+    UnknownEntry,
+    NotActive { status: ScriptStatus },
+    LimitExceeded { limit: u32, bought: u32 },
+    SoldOut { remaining: u64 },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CompleteReply {
+    NotFound,
+    UnknownEntry,
+    Ok { before: ScriptStatus },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TickReply {
+    NotFound,
+    Ok { head: u64 },
+}
+
+/// Lua has one table type, and cjson encodes an empty one as `{}`.
+fn list_or_empty_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Table {
+        List(Vec<i64>),
+        Empty {},
+    }
+    Ok(match Table::deserialize(d)? {
+        Table::List(v) => v,
+        Table::Empty {} => Vec::new(),
+    })
+}
+
+/// One script, with the name its errors carry.
+pub struct LuaScript {
+    name: &'static str,
+    script: Script,
+}
+
+/// A call being prepared: the event's keys bound, arguments to add.
+pub struct Call<'a> {
+    name: &'static str,
+    invocation: ScriptInvocation<'a>,
+}
+
+impl LuaScript {
+    fn new(name: &'static str, body: &str) -> Self {
+        LuaScript {
+            name,
+            script: Script::new(&format!("{PRELUDE}\n{body}")),
+        }
+    }
+
+    /// A call on one event's keys.
+    pub fn on(&self, keys: &EventKeys) -> Call<'_> {
+        let mut invocation = self.script.prepare_invoke();
+        for key in keys.for_script() {
+            invocation.key(key);
+        }
+        Call {
+            name: self.name,
+            invocation,
+        }
+    }
+}
+
+impl Call<'_> {
+    pub fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+        self.invocation.arg(arg);
+        self
+    }
+
+    /// Runs the script and decodes its JSON reply.
+    pub async fn run<R: DeserializeOwned>(
+        &self,
+        redis: &mut impl ConnectionLike,
+    ) -> Result<R, StackError> {
+        let reply: String = self.invocation.invoke_async(redis).await?;
+        serde_json::from_str(&reply).map_err(|source| StackError::Reply {
+            script: self.name,
+            reply,
+            source,
+        })
+    }
+}
+
+/// The stack's Redis scripts, loaded once per backend.
+pub struct RedisScripts {
+    pub create: LuaScript,
+    pub register: LuaScript,
+    pub view: LuaScript,
+    pub reserve: LuaScript,
+    pub complete: LuaScript,
+    pub tick: LuaScript,
+}
+
+impl RedisScripts {
+    pub fn new() -> Self {
+        RedisScripts {
+            create: LuaScript::new("create", CREATE),
+            register: LuaScript::new("register", REGISTER),
+            view: LuaScript::new("view", VIEW),
+            reserve: LuaScript::new("reserve", RESERVE),
+            complete: LuaScript::new("complete", COMPLETE),
+            tick: LuaScript::new("tick", TICK),
+        }
+    }
+}
+
+impl Default for RedisScripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_decode_into_their_types() {
+        let view: ViewReply = serde_json::from_str(
+            r#"{"result":"OK","now":1700000000123,"head":3,"active":2,"stock":10,"limit":1,
+                "cap":2,"ttl":60,"name":"","remaining":7,"sold":3,"entries":9,
+                "status":"WAITING","admissions":{}}"#,
+        )
+        .unwrap();
+        let ViewReply::Ok(n) = view else {
+            panic!("not OK")
+        };
+        assert_eq!((n.head, n.entries, n.remaining), (3, 9, 7));
+        assert_eq!(n.status, Some(ScriptStatus::Waiting));
+        assert!(
+            n.admissions.is_empty(),
+            "an empty Lua table is no admission"
+        );
+        let with: EventNumbers = serde_json::from_str(
+            r#"{"now":5,"head":0,"active":0,"stock":1,"limit":1,"cap":1,"ttl":1,"name":"x",
+                "remaining":1,"sold":0,"entries":0,"admissions":[4,2]}"#,
+        )
+        .unwrap();
+        assert_eq!((with.admissions, with.status), (vec![4, 2], None));
+        let refused: ReserveReply =
+            serde_json::from_str(r#"{"result":"LIMIT_EXCEEDED","limit":2,"bought":2}"#).unwrap();
+        assert!(matches!(
+            refused,
+            ReserveReply::LimitExceeded {
+                limit: 2,
+                bought: 2
+            }
+        ));
+        assert!(serde_json::from_str::<ReserveReply>(r#"{"result":"MAYBE"}"#).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! The backend over the shared stack: stateless instances over shared
+//! Redis, Kafka and PostgreSQL, any number of them.
+//!
+//! - Redis holds the hot state and makes every decision about a line or a
+//!   stock in one Lua script ([`lua`], keys in [`keys`]).
+//! - Kafka is the waiting stage of the queue (the queue topic, key = event,
+//!   so one partition per event keeps FIFO: the admission consumer assigns
+//!   places in offset order) and the event stream (the reserved topic and
+//!   the seat-map topics) ([`messages`]).
+//! - PostgreSQL is the system of record: the persistence consumer writes
+//!   reservations and its offsets in one transaction, turning PENDING into
+//!   CONFIRMED exactly once in effect ([`pg`], [`consumers`]). It is also
+//!   the authority for the seat map, points and payments ([`seats`],
+//!   [`payments`]).
+//! - A reservation accepted by Redis is recorded there (and marked pending)
+//!   by the same script; if the Kafka send or the process fails right
+//!   after, the reconciler re-publishes what PostgreSQL lacks
+//!   ([`reconcile`]).
+//!
+//! Layout: the operations are [`queue`], [`reserve`], [`seats`],
+//! [`payments`]; the background loops [`consumers`], [`reconcile`],
+//! [`sweepers`], [`health`]; the plumbing [`kafka`] (producer, leased
+//! consumers), [`pg`] (schema, persistence, leases) and [`error`].
+
+pub mod consumers;
+pub mod error;
+pub mod health;
+pub mod kafka;
+pub mod keys;
+pub mod lua;
+pub mod messages;
+pub mod payments;
+pub mod pg;
+pub mod queue;
+pub mod reconcile;
+pub mod reserve;
+pub mod seats;
+pub mod sweepers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::FutureProducer;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::watch;
+use tracing::info;
+
+use super::{ComponentHealth, Operations, Queue};
+use crate::concert::SeatEventCounts;
+use crate::config::TestHooks;
+use crate::error::Result;
+use crate::model::EventGauges;
+use health::{Component, Health};
+use keys::{events_key, EventKeys, Topics};
+use lua::RedisScripts;
+
+/// How the backend reaches its stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub redis_url: String,
+    pub kafka_brokers: String,
+    pub postgres_url: String,
+    pub partitions: i32,
+    /// Isolates a deployment on a shared stack: Redis key prefix,
+    /// PostgreSQL schema, Kafka topic prefix.
+    pub namespace: String,
+    pub instance_id: String,
+}
+
+#[derive(Clone)]
+pub struct StackBackend {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The stack's handles, shared with the background tasks.
+    stack: Stack,
+    /// Test hook: never send the reserved topic's record from the request path.
+    drop_publish: bool,
+    /// One follower of each event's admission cursor, for SSE streams.
+    watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Dropped with the backend: stops every background task.
+    _stop: watch::Sender<bool>,
+}
+
+/// The backend's own metrics: where a reservation's time goes.
+#[derive(Clone)]
+struct StackMetrics {
+    /// Request path: the reserved topic's send, until the broker acked.
+    kafka_send: prometheus_client::metrics::histogram::Histogram,
+    /// From acceptance in Redis to the PostgreSQL commit (CONFIRMED).
+    confirm_lag: prometheus_client::metrics::histogram::Histogram,
+    /// Reservations re-published by the reconciler.
+    republished: prometheus_client::metrics::counter::Counter,
+}
+
+/// The stack's handles. The background tasks hold these, not the backend
+/// itself, so that the backend can drop and its tasks stop.
+#[derive(Clone)]
+pub(crate) struct Stack {
+    ns: String,
+    redis: ConnectionManager,
+    scripts: Arc<RedisScripts>,
+    pg: Pool,
+    producer: FutureProducer,
+    topics: Arc<Topics>,
+    health: Arc<Health>,
+    /// Kept for the backend's lifetime: librdkafka clients created and
+    /// dropped while others run have been seen to crash.
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    metrics: StackMetrics,
+    partitions: i32,
+    /// Test hook: hold each persistence batch this long.
+    persist_delay: Duration,
+    /// How long an unpaid seat hold lasts.
+    hold_ttl: Duration,
+    seat_events: SeatEventCounts,
+}
+
+impl StackBackend {
+    pub async fn start(
+        options: StackOptions,
+        hold_ttl: Duration,
+        hooks: TestHooks,
+    ) -> anyhow::Result<Self> {
+        let ns = options.namespace.clone();
+        anyhow::ensure!(
+            !ns.is_empty()
+                && ns.len() <= 40
+                && ns
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "--namespace must be 1..=40 characters of [a-z0-9_]"
+        );
+        let client = redis::Client::open(options.redis_url.as_str())?;
+        let redis = ConnectionManager::new_with_config(
+            client,
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(2)))
+                .set_number_of_retries(1),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("Redis at {}: {e}", options.redis_url))?;
+        let pool = pg::connect(&options.postgres_url, &ns, 16)?;
+        pg::migrate(&pool, &ns)
+            .await
+            .map_err(|e| anyhow::anyhow!("PostgreSQL migrations: {e}"))?;
+        let topics = Arc::new(Topics::new(&ns));
+        let admin = Arc::new(kafka::admin(&options.kafka_brokers)?);
+        kafka::create_topics(&admin, &topics.all(), options.partitions).await?;
+        let (stop, stopped) = watch::channel(false);
+        let stack = Stack {
+            ns: ns.clone(),
+            redis,
+            scripts: Arc::new(RedisScripts::new()),
+            pg: pool,
+            producer: kafka::producer(&options.kafka_brokers)?,
+            topics,
+            health: Arc::new(Health::all_up()),
+            admin,
+            metrics: StackMetrics {
+                kafka_send: crate::metrics::latency_histogram(),
+                confirm_lag: crate::metrics::latency_histogram(),
+                republished: Default::default(),
+            },
+            partitions: options.partitions,
+            persist_delay: Duration::from_millis(hooks.persist_delay_ms),
+            hold_ttl,
+            seat_events: SeatEventCounts::default(),
+        };
+        tokio::spawn(stack.clone().health_loop(stopped.clone()));
+        tokio::spawn(stack.clone().queue_sweep_loop(stopped.clone()));
+        tokio::spawn(stack.clone().reconcile_loop(stopped.clone()));
+        tokio::spawn(stack.clone().hold_sweep_loop(stopped.clone()));
+        stack.spawn_consumers(&options, stopped);
+        info!(namespace = %ns, instance = %options.instance_id, "stack backend started");
+        Ok(StackBackend {
+            shared: Arc::new(Shared {
+                stack,
+                drop_publish: hooks.drop_publish,
+                watchers: Mutex::new(HashMap::new()),
+                _stop: stop,
+            }),
+        })
+    }
+
+    fn stack(&self) -> &Stack {
+        &self.shared.stack
+    }
+
+    /// UNAVAILABLE naming the first of `components` the health loop saw down.
+    fn require(&self, components: &[Component]) -> Result<()> {
+        self.stack().health.require(components)
+    }
+
+    async fn pg(&self) -> Result<deadpool_postgres::Object> {
+        Ok(self.stack().pg.get().await?)
+    }
+
+    fn redis(&self) -> ConnectionManager {
+        self.stack().redis.clone()
+    }
+
+    fn keys(&self, event_id: &str) -> EventKeys {
+        EventKeys::new(&self.stack().ns, event_id)
+    }
+}
+
+impl Operations for StackBackend {
+    async fn health(&self) -> Vec<ComponentHealth> {
+        self.stack().health.components()
+    }
+
+    fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let m = &self.stack().metrics;
+        registry.register(
+            "kafka_send_seconds",
+            "ticket.reserved send on the reserve path, until acknowledged",
+            m.kafka_send.clone(),
+        );
+        registry.register(
+            "reservation_confirm_lag_seconds",
+            "From acceptance in Redis to the commit in PostgreSQL",
+            m.confirm_lag.clone(),
+        );
+        registry.register(
+            "reservations_republished",
+            "Accepted reservations re-published by the reconciler",
+            m.republished.clone(),
+        );
+        self.stack().seat_events.register(registry);
+    }
+
+    async fn gauges(&self) -> Vec<EventGauges> {
+        let ids: Vec<String> = redis::AsyncCommands::srandmember_multiple(
+            &mut self.redis(),
+            events_key(&self.stack().ns),
+            500,
+        )
+        .await
+        .unwrap_or_default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(v) = self.event(&id).await {
+                out.push(EventGauges {
+                    event_id: v.event_id,
+                    remaining: v.remaining,
+                    waiting: v.waiting,
+                    active: v.active,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// An interval that, when a tick is missed, waits a full period again
+/// rather than bursting to catch up.
+fn delayed_interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// The next tick of a background loop: false once the backend is dropped.
+async fn next_tick(interval: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = stop.changed() => false,
+        _ = interval.tick() => true,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,168 @@
+//! Reserving stock on the shared stack: the reserve script decides in
+//! Redis, all or nothing; the accepted reservation then travels to
+//! PostgreSQL through the reserved topic (or, if that send is lost, through
+//! the reconciler).
+
+use std::time::Duration;
+
+use rdkafka::producer::FutureRecord;
+use redis::AsyncCommands;
+use tracing::warn;
+
+use super::health::Component;
+use super::keys::reservation_index_key;
+use super::lua::ReserveReply;
+use super::messages::ReservedEvent;
+use super::{now_ms, StackBackend};
+use crate::backend::rules::{not_active, unknown_entry};
+use crate::backend::Stock;
+use crate::error::{Error, Result};
+use crate::model::{new_reservation_id, now_rfc3339, Reservation, ReservationStatus};
+use crate::token::Claims;
+
+impl Stock for StackBackend {
+    async fn reserve(&self, claims: &Claims, quantity: u32) -> Result<Reservation> {
+        self.require(&[Component::Redis, Component::Kafka])?;
+        let event_id = claims.event_id.as_str();
+        let event = ReservedEvent {
+            reservation_id: new_reservation_id(),
+            event_id: event_id.to_owned(),
+            user_id: claims.user_id.clone(),
+            quantity,
+            created_at: now_rfc3339(),
+            created_ms: now_ms(),
+        };
+        let record = serde_json::to_string(&event).map_err(|e| Error::Internal(Box::new(e)))?;
+        let reply: ReserveReply = self
+            .stack()
+            .scripts
+            .reserve
+            .on(&self.keys(event_id))
+            .arg(claims.seq)
+            .arg(&claims.user_id)
+            .arg(quantity)
+            .arg(&event.reservation_id)
+            .arg(&record)
+            .run(&mut self.redis())
+            .await?;
+        match reply {
+            ReserveReply::Ok { .. } => {}
+            ReserveReply::NotFound => {
+                return Err(Error::not_found(format!("event {event_id} not found")))
+            }
+            ReserveReply::BadQuantity { limit } => {
+                return Err(crate::validate::range("quantity", quantity, 1, limit).unwrap_err());
+            }
+            ReserveReply::UnknownEntry => return Err(unknown_entry()),
+            ReserveReply::NotActive { status } => {
+                let status = status.queue_status().ok_or_else(unknown_entry)?;
+                return Err(not_active(status));
+            }
+            ReserveReply::LimitExceeded { limit, bought } => {
+                return Err(Error::LimitExceeded {
+                    limit,
+                    held: bought,
+                });
+            }
+            ReserveReply::SoldOut { remaining } => {
+                return Err(Error::SoldOut {
+                    requested: quantity,
+                    remaining,
+                });
+            }
+        }
+        // Accepted: from here on the reservation is in Redis and will reach
+        // PostgreSQL, through Kafka now or through the reconciler later.
+        let _: redis::RedisResult<()> = self
+            .redis()
+            .set(
+                reservation_index_key(&self.stack().ns, &event.reservation_id),
+                event_id,
+            )
+            .await;
+        self.publish_reserved(&event, &record).await;
+        Ok(Reservation {
+            reservation_id: event.reservation_id,
+            event_id: event.event_id,
+            user_id: event.user_id,
+            quantity,
+            status: ReservationStatus::Pending,
+            created_at: event.created_at,
+        })
+    }
+
+    async fn reservation(&self, reservation_id: &str) -> Result<Reservation> {
+        self.require(&[Component::Postgres])?;
+        let client = self.pg().await?;
+        let row = client
+            .query_opt(
+                "SELECT event_id, user_id, quantity,
+                        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+                 FROM reservations WHERE reservation_id = $1",
+                &[&reservation_id],
+            )
+            .await?;
+        if let Some(row) = row {
+            return Ok(Reservation {
+                reservation_id: reservation_id.to_owned(),
+                event_id: row.get(0),
+                user_id: row.get(1),
+                quantity: row.get::<_, i32>(2) as u32,
+                status: ReservationStatus::Confirmed,
+                created_at: row.get(3),
+            });
+        }
+        // Not persisted yet: accepted reservations are in Redis meanwhile.
+        self.require(&[Component::Redis])?;
+        let not_found = || Error::not_found(format!("reservation {reservation_id} not found"));
+        let event: Option<String> = self
+            .redis()
+            .get(reservation_index_key(&self.stack().ns, reservation_id))
+            .await?;
+        let event = event.ok_or_else(not_found)?;
+        let record: Option<String> = self
+            .redis()
+            .hget(&self.keys(&event).reservations, reservation_id)
+            .await?;
+        let r: ReservedEvent = record
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .ok_or_else(not_found)?;
+        Ok(Reservation {
+            reservation_id: r.reservation_id,
+            event_id: r.event_id,
+            user_id: r.user_id,
+            quantity: r.quantity,
+            status: ReservationStatus::Pending,
+            created_at: r.created_at,
+        })
+    }
+}
+
+impl StackBackend {
+    /// Sends an accepted reservation to the reserved topic. A failed send
+    /// is only logged: the reconciler re-publishes what PostgreSQL lacks.
+    async fn publish_reserved(&self, event: &ReservedEvent, record: &str) {
+        if self.shared.drop_publish {
+            warn!(reservation = %event.reservation_id, "test hook: ticket.reserved not sent");
+            return;
+        }
+        let sent = std::time::Instant::now();
+        let result = self
+            .stack()
+            .producer
+            .send(
+                FutureRecord::to(&self.stack().topics.reserved)
+                    .key(&event.event_id)
+                    .payload(record),
+                Duration::from_secs(1),
+            )
+            .await;
+        self.stack()
+            .metrics
+            .kafka_send
+            .observe(sent.elapsed().as_secs_f64());
+        if let Err((e, _)) = result {
+            warn!(error = %e, reservation = %event.reservation_id, "ticket.reserved not sent; the reconciler will re-publish it");
+        }
+    }
+}

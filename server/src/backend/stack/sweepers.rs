@@ -1,0 +1,93 @@
+//! Background sweeps that keep state moving when no request touches it:
+//! queue expiry and admission (so SSE clients see admissions without
+//! traffic), and the release of lapsed seat holds.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use tokio::sync::watch;
+
+use super::error::StackError;
+use super::keys::{events_key, EventKeys};
+use super::lua::TickReply;
+use super::messages::Held;
+use super::{delayed_interval, next_tick, Stack};
+use crate::concert::SeatEvent;
+
+/// How often untouched events get their expiry and admission step.
+const QUEUE_SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// How often the sweeper looks for lapsed holds.
+const HOLD_SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Most holds one sweep releases.
+const HOLD_SWEEP_BATCH: i64 = 500;
+
+impl Stack {
+    /// Expiry and admission for events nobody touches.
+    pub(super) async fn queue_sweep_loop(self, mut stop: watch::Receiver<bool>) {
+        let mut interval = delayed_interval(QUEUE_SWEEP_EVERY);
+        let mut redis = self.redis.clone();
+        while next_tick(&mut interval, &mut stop).await {
+            let ids: Vec<String> = redis
+                .smembers(events_key(&self.ns))
+                .await
+                .unwrap_or_default();
+            for id in ids {
+                let keys = EventKeys::new(&self.ns, &id);
+                let ticked: Result<TickReply, _> =
+                    self.scripts.tick.on(&keys).run(&mut redis).await;
+                if let Err(e) = ticked {
+                    tracing::debug!(error = %e, event = %id, "queue sweep");
+                }
+            }
+        }
+    }
+
+    /// Releases lapsed holds for good, a batch per tick, from any instance.
+    pub(super) async fn hold_sweep_loop(self, mut stop: watch::Receiver<bool>) {
+        let mut interval = delayed_interval(HOLD_SWEEP_EVERY);
+        while next_tick(&mut interval, &mut stop).await {
+            match self.sweep_holds().await {
+                Ok(released) => {
+                    for held in &released {
+                        self.publish_seat_event(SeatEvent::ReservationExpired, held, None)
+                            .await;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "hold sweep"),
+            }
+        }
+    }
+
+    async fn sweep_holds(&self) -> Result<Vec<Held>, StackError> {
+        let client = self.pg.get().await?;
+        let rows = client
+            .query(
+                "WITH lapsed AS (
+                     UPDATE seat_reservations SET status = 'EXPIRED'
+                     WHERE reservation_id IN (
+                         SELECT reservation_id FROM seat_reservations
+                         WHERE status = 'HELD' AND expires_at <= now()
+                         ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+                     RETURNING reservation_id, concert_id, schedule_id, seat_number, user_id),
+                 freed AS (
+                     UPDATE seats s SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
+                     FROM lapsed l
+                     WHERE s.concert_id = l.concert_id AND s.schedule_id = l.schedule_id
+                       AND s.seat_number = l.seat_number AND s.reservation_id = l.reservation_id
+                       AND s.status = 'HELD')
+                 SELECT reservation_id, concert_id, schedule_id, seat_number, user_id FROM lapsed",
+                &[&HOLD_SWEEP_BATCH],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Held {
+                reservation_id: r.get(0),
+                concert_id: r.get(1),
+                schedule_id: r.get(2),
+                seat_number: r.get(3),
+                user_id: r.get(4),
+            })
+            .collect())
+    }
+}
