@@ -109,13 +109,49 @@ pub struct NegativeControls {
     /// NEGATIVE CONTROL ONLY: let SSE streams show positions that go up.
     #[arg(long = "unsafe-sse", env = "UNSAFE_SSE")]
     pub sse: bool,
+
+    /// NEGATIVE CONTROL ONLY: accept a used (DONE) queue token for another
+    /// purchase.
+    #[arg(long = "unsafe-token-reuse", env = "UNSAFE_TOKEN_REUSE")]
+    pub token_reuse: bool,
+
+    /// NEGATIVE CONTROL ONLY: admit up to twice activeCapacity.
+    #[arg(long = "unsafe-capacity", env = "UNSAFE_CAPACITY")]
+    pub capacity: bool,
+
+    /// NEGATIVE CONTROL ONLY: let a WAITING token buy.
+    #[arg(long = "unsafe-early-buy", env = "UNSAFE_EARLY_BUY")]
+    pub early_buy: bool,
+
+    /// NEGATIVE CONTROL ONLY: show a held seat AVAILABLE (and holdable)
+    /// after half its hold time, while the hold is still in force.
+    #[arg(long = "unsafe-early-release", env = "UNSAFE_EARLY_RELEASE")]
+    pub early_release: bool,
+
+    /// NEGATIVE CONTROL ONLY: a payment retried with its Idempotency-Key
+    /// after it completed is charged again, as a new payment.
+    #[arg(long = "unsafe-double-charge", env = "UNSAFE_DOUBLE_CHARGE")]
+    pub double_charge: bool,
+
+    /// NEGATIVE CONTROL ONLY: a payment debits one point more than the
+    /// price it reports.
+    #[arg(long = "unsafe-balance", env = "UNSAFE_BALANCE")]
+    pub balance: bool,
 }
 
 impl NegativeControls {
     /// Controls that live in a backend (the SSE one is in the HTTP layer);
     /// only the embedded backend has them.
     pub fn any_backend_control(&self) -> bool {
-        self.race || self.fifo || self.hold
+        self.race
+            || self.fifo
+            || self.hold
+            || self.token_reuse
+            || self.capacity
+            || self.early_buy
+            || self.early_release
+            || self.double_charge
+            || self.balance
     }
 }
 

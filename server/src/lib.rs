@@ -115,4 +115,25 @@ fn warn_negative_controls(controls: &config::NegativeControls) {
     if controls.sse {
         warn!("UNSAFE SSE MODE: streams show positions that go up. Negative control for the verifier only.");
     }
+    for (on, what) in [
+        (controls.token_reuse, "a used queue token may buy again"),
+        (
+            controls.capacity,
+            "up to twice activeCapacity entries are admitted",
+        ),
+        (controls.early_buy, "a WAITING token may buy"),
+        (
+            controls.early_release,
+            "held seats show AVAILABLE after half their hold time",
+        ),
+        (controls.double_charge, "a retried payment is charged again"),
+        (
+            controls.balance,
+            "payments debit one point more than their price",
+        ),
+    ] {
+        if on {
+            warn!("UNSAFE MODE: {what}. Negative control for the verifier only.");
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! The driver then frees one ACTIVE slot at a time by having one ACTIVE user
 //! buy, and waits for the admission that follows before freeing the next.
 //! Admission order is therefore known exactly (round by round), not guessed
-//! from arrival times, whatever the target's latency.
+//! from arrival times, whatever the target's latency. Before the first
+//! purchase, one WAITING user tries to buy (a correct server refuses).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -171,8 +172,9 @@ pub async fn run(
     let mut stalled = None;
     let mut purchases = 0usize;
     let mut admitted = 0usize;
+    let mut bought_early = 0usize;
     'rounds: loop {
-        let expected = (capacity as usize + purchases).min(with_token);
+        let expected = (capacity as usize + purchases).min(with_token - bought_early);
         while admitted < expected {
             match tokio::time::timeout(ADMISSION_DEADLINE, rx.recv()).await {
                 Ok(Some((idx, seen))) => {
@@ -193,6 +195,9 @@ pub async fn run(
             over_capacity.push(format!(
                 "after {purchases} purchases {admitted} users had been shown ACTIVE; at most {expected} may be (activeCapacity {capacity})"
             ));
+        }
+        if purchases == 0 && early_purchase_probe(client, &event_id, &mut users_out).await {
+            bought_early += 1;
         }
         if let Some(u) = users_out
             .iter()
@@ -245,6 +250,29 @@ pub async fn run(
         over_capacity,
         stalled,
     })
+}
+
+/// Before the first purchase frees a slot (and with an active time far
+/// longer than the run), no WAITING user can have been admitted: the last
+/// such user tries to buy. A correct server refuses (NOT_ACTIVE); a
+/// purchase is recorded, and check 4 reports it as made before ACTIVE was
+/// shown. Returns whether the purchase went through.
+async fn early_purchase_probe(client: &Client, event_id: &str, users: &mut [QueueUser]) -> bool {
+    let Some(waiting) = users
+        .iter_mut()
+        .rev()
+        .find(|u| u.token.is_some() && u.admitted_at.is_none() && u.bought_at.is_none())
+    else {
+        return false;
+    };
+    let token = waiting.token.clone().unwrap_or_default();
+    let call = client
+        .reserve(&waiting.user, Some(&token), event_id, 1)
+        .await;
+    if call.reply.is_success() {
+        waiting.bought_at = Some(call.invoked);
+    }
+    call.reply.is_success()
 }
 
 fn record(user: &mut QueueUser, seen: Result<u64, String>, round: usize, admitted: &mut usize) {

@@ -72,7 +72,7 @@ impl MemoryBackend {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             log: Mutex::new(Vec::new()),
-            seats: MemorySeats::new(options.hold_ttl, options.controls.hold),
+            seats: MemorySeats::new(options.hold_ttl, options.controls.clone()),
             controls: options.controls,
         });
         tokio::spawn(persist(Arc::downgrade(&shared)));

@@ -18,6 +18,7 @@ use crate::backend::rules::{
     estimate_wait_seconds, require_active, unknown_entry, RecentAdmissions,
 };
 use crate::backend::{Queue, QueueWatch, Stock};
+use crate::config::NegativeControls;
 use crate::error::{Error, Result};
 use crate::model::{
     new_reservation_id, now_rfc3339, now_unix, Entered, EventGauges, EventSpec, EventView,
@@ -36,8 +37,8 @@ pub(super) struct EventCell {
     state: Mutex<EventState>,
     /// The admission cursor, for SSE streams. Only ever moves forward.
     cursor: watch::Sender<u64>,
-    /// Negative control: admit the newest waiting entry first.
-    lifo: bool,
+    /// Deliberate defects (negative controls), all off in real use.
+    controls: NegativeControls,
 }
 
 #[derive(Default)]
@@ -101,7 +102,7 @@ impl Queue for MemoryBackend {
                 ..EventState::default()
             }),
             cursor: watch::Sender::new(0),
-            lifo: self.shared.controls.fifo,
+            controls: self.shared.controls.clone(),
             spec,
         });
         let view = cell.view(&cell.lock());
@@ -180,14 +181,14 @@ impl Stock for MemoryBackend {
                 let mut st = cell.lock();
                 cell.tick(&mut st, Instant::now());
                 let seq = st.entry_of(claims)?;
-                st.check_can_buy(seq, quantity, limit)?;
+                st.check_can_buy(seq, quantity, limit, &cell.controls)?;
                 st.remaining
             };
             tokio::time::sleep(UNSAFE_RACE_WINDOW).await;
             let mut st = cell.lock();
             cell.tick(&mut st, Instant::now());
             let seq = st.entry_of(claims)?;
-            st.check_can_buy(seq, quantity, limit)?;
+            st.check_can_buy(seq, quantity, limit, &cell.controls)?;
             if seen < u64::from(quantity) {
                 return Err(Error::SoldOut {
                     requested: quantity,
@@ -201,7 +202,7 @@ impl Stock for MemoryBackend {
             let mut st = cell.lock();
             cell.tick(&mut st, Instant::now());
             let seq = st.entry_of(claims)?;
-            st.check_can_buy(seq, quantity, limit)?;
+            st.check_can_buy(seq, quantity, limit, &cell.controls)?;
             if st.remaining < u64::from(quantity) {
                 return Err(Error::SoldOut {
                     requested: quantity,
@@ -279,9 +280,20 @@ impl EventCell {
             }
         }
         let before = st.admitted;
-        let capacity = u64::from(self.spec.active_capacity);
-        while st.active < capacity && (st.head as usize) < st.entries.len() {
-            let seq = if self.lifo {
+        // Negative control: room for twice as many as allowed.
+        let over = if self.controls.capacity { 2 } else { 1 };
+        let capacity = u64::from(self.spec.active_capacity) * over;
+        loop {
+            // `head` stays "everything before it has left WAITING".
+            while (st.head as usize) < st.entries.len()
+                && !matches!(st.entries[st.head as usize].state, EntryState::Waiting)
+            {
+                st.head += 1;
+            }
+            if st.active >= capacity || st.head as usize >= st.entries.len() {
+                break;
+            }
+            let seq = if self.controls.fifo {
                 st.newest_waiting()
             } else {
                 st.head
@@ -291,12 +303,6 @@ impl EventCell {
             st.active += 1;
             st.admitted += 1;
             st.waiting -= 1;
-            // `head` stays "everything before it has been admitted".
-            while (st.head as usize) < st.entries.len()
-                && !matches!(st.entries[st.head as usize].state, EntryState::Waiting)
-            {
-                st.head += 1;
-            }
             if st.admissions.len() == RATE_WINDOW {
                 st.admissions.pop_front();
             }
@@ -326,8 +332,13 @@ impl EventCell {
         st.sold += u64::from(quantity);
         let entry = &mut st.entries[seq as usize];
         entry.bought += quantity;
-        entry.state = EntryState::Done;
-        st.active -= 1;
+        let was = std::mem::replace(&mut entry.state, EntryState::Done);
+        match was {
+            EntryState::Active => st.active -= 1,
+            // Only the early-buy and token-reuse negative controls get here.
+            EntryState::Waiting => st.waiting -= 1,
+            EntryState::Done | EntryState::Expired => {}
+        }
         // The freed slot goes to the next in line at once.
         self.tick(st, Instant::now());
     }
@@ -396,9 +407,21 @@ impl EventState {
         }
     }
 
-    fn check_can_buy(&self, seq: u64, quantity: u32, limit: u32) -> Result<()> {
+    fn check_can_buy(
+        &self,
+        seq: u64,
+        quantity: u32,
+        limit: u32,
+        controls: &NegativeControls,
+    ) -> Result<()> {
         let entry = &self.entries[seq as usize];
-        require_active(entry.state.status())?;
+        match entry.state {
+            // Negative controls: a used token buys again, unlimited; a
+            // waiting one buys before its turn.
+            EntryState::Done if controls.token_reuse => return Ok(()),
+            EntryState::Waiting if controls.early_buy => {}
+            state => require_active(state.status())?,
+        }
         if entry.bought + quantity > limit {
             return Err(Error::LimitExceeded {
                 limit,

@@ -21,6 +21,7 @@ use crate::concert::{
     Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatEvent, SeatEventCounts, SeatStatus,
     SeatView, MAX_BALANCE,
 };
+use crate::config::NegativeControls;
 use crate::error::{Error, Result};
 use crate::model::new_reservation_id;
 
@@ -30,7 +31,7 @@ const UNSAFE_HOLD_WINDOW: Duration = Duration::from_millis(2);
 pub struct MemorySeats {
     inner: Mutex<Store>,
     ttl: Duration,
-    unsafe_hold: bool,
+    controls: NegativeControls,
     pub events: SeatEventCounts,
 }
 
@@ -95,11 +96,11 @@ impl Seat {
 }
 
 impl MemorySeats {
-    pub fn new(ttl: Duration, unsafe_hold: bool) -> Self {
+    pub fn new(ttl: Duration, controls: NegativeControls) -> Self {
         MemorySeats {
             inner: Mutex::new(Store::default()),
             ttl,
-            unsafe_hold,
+            controls,
             events: SeatEventCounts::default(),
         }
     }
@@ -176,7 +177,7 @@ impl MemorySeats {
         seat: u32,
         user_id: &str,
     ) -> Result<Hold> {
-        if self.unsafe_hold {
+        if self.controls.hold {
             {
                 let store = self.lock();
                 let (_, schedule) = store.schedule(concert_id, schedule_id)?;
@@ -224,9 +225,16 @@ impl MemorySeats {
                 Seat::Held { reservation, .. } => Some(reservation.clone()),
                 _ => None,
             };
+            // Negative control: the seat reads AVAILABLE (and can be held
+            // again) halfway through a hold that is still in force.
+            let shown_until = if self.controls.early_release {
+                now + self.ttl / 2
+            } else {
+                until
+            };
             *slot = Seat::Held {
                 reservation: reservation_id.clone(),
-                until,
+                until: shown_until,
             };
             (ix, schedule.price, previous)
         };
@@ -267,7 +275,8 @@ impl MemorySeats {
         let Some(key) = &request.idempotency_key else {
             return Ok(None);
         };
-        let store = self.lock();
+        let mut store = self.lock();
+        let store = &mut *store;
         let Some(payment) = store
             .payment_by_key
             .get(key)
@@ -283,6 +292,9 @@ impl MemorySeats {
             return Err(Error::bad_request(
                 "Idempotency-Key was already used for another payment",
             ));
+        }
+        if self.controls.double_charge {
+            return Ok(Some(charge_again(store, user_id, payment.clone())));
         }
         Ok(Some(payment.clone()))
     }
@@ -344,11 +356,13 @@ impl MemorySeats {
                 price: r.price,
             });
         }
+        // Negative control: one point more than the price goes.
+        let debit = r.price + u64::from(self.controls.balance && balance > r.price);
         let payment = Payment {
             payment_id: new_payment_id(),
             reservation_id: request.reservation_id.clone(),
             amount: r.price,
-            balance: balance - r.price,
+            balance: balance - debit,
             status: "COMPLETED",
         };
         let (concert_id, schedule, seat_no) = (r.concert_id.clone(), r.schedule, r.seat);
@@ -456,4 +470,23 @@ fn seat_index(schedule: &Schedule, seat: u32) -> Result<usize> {
             schedule.seats.len()
         )))
     }
+}
+
+/// The double-charge negative control: a retry debits the price again and
+/// answers as a new payment.
+fn charge_again(store: &mut Store, user_id: &str, first: Payment) -> Payment {
+    let balance = store.points.get(user_id).copied().unwrap_or(0);
+    if balance < first.amount {
+        return first;
+    }
+    let again = Payment {
+        payment_id: new_payment_id(),
+        balance: balance - first.amount,
+        ..first
+    };
+    store.points.insert(user_id.to_owned(), again.balance);
+    store
+        .payments
+        .insert(again.payment_id.clone(), again.clone());
+    again
 }
