@@ -65,6 +65,56 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Request bodies that are valid, nearly valid (a wrong type, a number
+    /// out of range or a float, an extra field, cut short) or garbage, so
+    /// that both the accepting and the refusing branch are exercised.
+    fn request_body() -> impl Strategy<Value = Vec<u8>> {
+        let valid = any::<u32>().prop_map(|n| format!(r#"{{"quantity":{n}}}"#).into_bytes());
+        let near = prop_oneof![
+            any::<u64>().prop_map(|n| format!(r#"{{"quantity":{n}}}"#)),
+            any::<i32>().prop_map(|n| format!(r#"{{"quantity":{n}}}"#)),
+            (0u32..1000).prop_map(|n| format!(r#"{{"quantity":{n}.5}}"#)),
+            (0u32..1000).prop_map(|n| format!(r#"{{"quantity":"{n}"}}"#)),
+            (0u32..1000).prop_map(|n| format!(r#"{{"quantity":{n},"extra":1}}"#)),
+            Just("{}".to_owned()),
+            Just("[]".to_owned()),
+        ]
+        .prop_map(String::into_bytes);
+        let cut = (any::<u32>(), 0usize..20).prop_map(|(n, keep)| {
+            let body = format!(r#"{{"quantity":{n}}}"#).into_bytes();
+            body[..keep.min(body.len())].to_vec()
+        });
+        let garbage = prop::collection::vec(any::<u8>(), 0..64);
+        prop_oneof![valid, near, cut, garbage]
+    }
+
+    #[test]
+    fn the_body_oracle_sees_both_branches() {
+        // A generator that only ever produced refusals would make the
+        // property above vacuous: both kinds must come out of it.
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Q {
+            quantity: u32,
+        }
+        let mut runner = TestRunner::deterministic();
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..200 {
+            let body = request_body().new_tree(&mut runner).unwrap().current();
+            match json::<Q>(&body) {
+                Ok(_) => accepted += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(
+            accepted >= 20 && refused >= 20,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
     fn id_char() -> impl Strategy<Value = char> {
         prop::sample::select(
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-"
@@ -105,15 +155,27 @@ mod tests {
         }
 
         #[test]
-        fn json_never_panics_and_rejects_garbage(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-            #[derive(serde::Deserialize)]
+        fn json_accepts_exactly_the_documented_shape(body in request_body()) {
+            #[derive(serde::Deserialize, Debug)]
             #[serde(deny_unknown_fields)]
-            #[allow(dead_code)]
             struct Q { quantity: u32 }
-            if let Ok(q) = json::<Q>(&bytes) {
-                // Anything accepted must really be the documented shape.
-                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                prop_assert_eq!(v["quantity"].as_u64(), Some(u64::from(q.quantity)));
+            // The oracle, written independently of serde's derive: one
+            // object with the single key `quantity` holding an integer that
+            // fits u32.
+            let expected = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    let o = v.as_object()?;
+                    (o.len() == 1).then_some(())?;
+                    let n = o.get("quantity")?.as_u64()?;
+                    u32::try_from(n).ok()
+                });
+            match json::<Q>(&body) {
+                Ok(q) => prop_assert_eq!(Some(q.quantity), expected, "accepted {:?}", String::from_utf8_lossy(&body)),
+                Err(e) => {
+                    prop_assert_eq!(expected, None, "refused {:?}", String::from_utf8_lossy(&body));
+                    prop_assert_eq!(e.code(), "BAD_REQUEST");
+                }
             }
         }
 
