@@ -1,13 +1,11 @@
 //! Queue semantics over real HTTP: FIFO admission, the SSE position stream,
 //! Last-Event-ID, heartbeats, and graceful shutdown with open streams.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{SseReader, TestServer};
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::{on_both_stacks, SseReader, TestServer};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 

@@ -1,12 +1,61 @@
 //! The headline property: N concurrent buyers for S items, released at once.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{eventually, race, start, start_on, Outcome, Stack};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
+use testkit::{eventually, split, start, Backend, TestServer};
+
+/// Outcome of one buyer in a race.
+struct Outcome {
+    user: String,
+    status: StatusCode,
+    body: Value,
+}
+
+/// `buyers` users enter (all admitted: the event's capacity must allow it),
+/// then all reserve `quantity` at once, released by a barrier.
+async fn race(server: &TestServer, event: &str, buyers: usize, quantity: u32) -> Vec<Outcome> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(buyers));
+    let mut tasks = Vec::new();
+    for i in 0..buyers {
+        let client = server.client.clone();
+        let base = server.base.clone();
+        let barrier = barrier.clone();
+        let event = event.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("buyer-{i}");
+            let r = client
+                .post(format!("{base}/api/v1/queue/enter"))
+                .json(&json!({"eventId": event, "userId": user}))
+                .send()
+                .await
+                .unwrap();
+            let (status, entered) = split(r).await;
+            assert_eq!(status, StatusCode::OK, "{entered}");
+            assert_eq!(
+                entered["status"], "ACTIVE",
+                "all buyers must be admitted: {entered}"
+            );
+            let token = entered["token"].as_str().unwrap().to_owned();
+            barrier.wait().await;
+            let r = client
+                .post(format!("{base}/api/v1/tickets/reserve"))
+                .header("X-Queue-Token", token)
+                .json(&json!({"eventId": event, "quantity": quantity}))
+                .send()
+                .await
+                .unwrap();
+            let (status, body) = split(r).await;
+            Outcome { user, status, body }
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
 
 fn tally(outcomes: &[Outcome]) -> (usize, usize, Vec<String>) {
     let ok: Vec<String> = outcomes
@@ -27,10 +76,11 @@ fn tally(outcomes: &[Outcome]) -> (usize, usize, Vec<String>) {
     (ok.len(), sold_out, ok)
 }
 
-async fn exact_sale(stack: Stack, buyers: usize, stock: u64, quantity: u32) {
-    let Some(server) = start_on(stack, &[]).await else {
+async fn exact_sale(backend: Option<Backend>, buyers: usize, stock: u64, quantity: u32) {
+    let Some(backend) = backend else {
         return;
     };
+    let server = start(&backend, &[]).await;
     server
         .event(
             "sale",
@@ -73,28 +123,28 @@ async fn exact_sale(stack: Stack, buyers: usize, stock: u64, quantity: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_buyers_one_hundred_items_memory() {
-    exact_sale(Stack::Memory, 200, 100, 1).await;
+    exact_sale(Some(Backend::Memory), 200, 100, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_buyers_one_hundred_items_real() {
-    exact_sale(Stack::Real, 200, 100, 1).await;
+    exact_sale(Backend::real(), 200, 100, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quantity_two_and_a_stock_that_does_not_divide_memory() {
     // 99 items, 2 each: 49 buyers succeed, 1 item stays unsold.
-    exact_sale(Stack::Memory, 200, 99, 2).await;
+    exact_sale(Some(Backend::Memory), 200, 99, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quantity_two_and_a_stock_that_does_not_divide_real() {
-    exact_sale(Stack::Real, 200, 99, 2).await;
+    exact_sale(Backend::real(), 200, 99, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_unsafe_mode_really_over_sells() {
-    let server = start(&["--unsafe-race"]).await;
+    let server = start(&Backend::Memory, &["--unsafe-race"]).await;
     server
         .event("sale", 100, json!({"activeCapacity": 200}))
         .await;

@@ -12,9 +12,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::{assert_error, eventually, namespace, real_flags, start, TestServer};
+use common::active_token;
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::{assert_error, eventually, real_stack, start, Backend, TempDir, TestServer};
 
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -100,28 +101,20 @@ async fn up(s: &TestServer) {
     .await;
 }
 
-async fn active_token(s: &TestServer, event: &str, user: &str) -> String {
-    let e = s.enter(event, user).await;
-    assert_eq!(e["status"], "ACTIVE", "{e}");
-    e["token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_stopped_backend_is_named_refused_and_recovered() {
-    let ns = namespace();
-    let Some(mut flags) = real_flags(&ns) else {
+    let Some(mut stack) = real_stack() else {
         return;
     };
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let dir = std::env::temp_dir().join(format!("ticketbench-own-redis-{ns}"));
-    let redis = OwnRedis::start(port, dir);
-    let i = flags.iter().position(|f| f == "--redis-url").unwrap();
-    flags[i + 1] = format!("redis://127.0.0.1:{port}");
-    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let s = start(&args).await;
+    let redis_dir = TempDir::new("ticketbench-own-redis");
+    let redis = OwnRedis::start(port, redis_dir.to_path_buf());
+    stack.redis_url = format!("redis://127.0.0.1:{port}");
+    let real = Backend::Real(stack);
+    let s = start(&real, &[]).await;
     up(&s).await;
     s.event("e", 10, json!({"activeCapacity": 10})).await;
 
@@ -188,14 +181,13 @@ async fn each_stopped_backend_is_named_refused_and_recovered() {
         503,
         "UNAVAILABLE",
     );
-    let r = s
-        .client
-        .post(s.url("/api/v1/queue/enter"))
-        .json(&json!({"eventId": "e", "userId": "u3"}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(&common::split(r).await, 503, "UNAVAILABLE");
+    let entered = s
+        .post(
+            "/api/v1/queue/enter",
+            json!({"eventId": "e", "userId": "u3"}),
+        )
+        .await;
+    assert_error(&entered, 503, "UNAVAILABLE");
     let v = s.event_state("e").await;
     assert_eq!(
         (v["sold"].as_u64(), v["waiting"].as_u64()),
@@ -204,7 +196,7 @@ async fn each_stopped_backend_is_named_refused_and_recovered() {
     );
     s.stop().await.unwrap();
     services(&["start-one", "kafka"]);
-    let s = start(&args).await;
+    let s = start(&real, &[]).await;
     up(&s).await;
     let v = s.event_state("e").await;
     assert_eq!(

@@ -2,19 +2,17 @@
 //! a killed instance losing nothing, a lost Kafka send recovered by the
 //! reconciler. Each test runs in its own namespace.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, namespace, real_flags, split, start, TestServer};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::{eventually, real_stack, split, start, Backend, TestServer, ADMIN, SECRET};
 
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -130,10 +128,10 @@ fn ids_on_topic(topic: &str, partitions: i32, want: &BTreeSet<String>) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_one_stack_sell_exactly_the_stock() {
-    let ns = namespace();
-    let Some(flags) = real_flags(&ns) else { return };
-    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (a, b) = (start(&args).await, start(&args).await);
+    let Some(stack) = real_stack() else { return };
+    let ns = stack.namespace.clone();
+    let real = Backend::Real(stack);
+    let (a, b) = (start(&real, &[]).await, start(&real, &[]).await);
     a.event("sale", 100, json!({"activeCapacity": 200})).await;
 
     // Enter on one instance, buy on the other: tokens and state are shared.
@@ -190,24 +188,14 @@ async fn two_instances_on_one_stack_sell_exactly_the_stock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_instance_loses_nothing_and_writes_nothing_twice() {
-    let ns = namespace();
-    let Some(flags) = real_flags(&ns) else { return };
+    let Some(stack) = real_stack() else { return };
+    let ns = stack.namespace.clone();
     // Instance A, a real process, holds every batch 2 s before writing it:
     // when it is killed, what it consumed is not yet in PostgreSQL.
     let mut child = Command::new(env!("CARGO_BIN_EXE_ticket-server"))
-        .args(&flags)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-token",
-            "test-admin-token",
-        ])
-        .args([
-            "--token-secret",
-            "test-secret",
-            "--debug-persist-delay-ms",
-            "2000",
-        ])
+        .args(stack.flags())
+        .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .args(["--token-secret", SECRET, "--debug-persist-delay-ms", "2000"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -244,8 +232,7 @@ async fn a_killed_instance_loses_nothing_and_writes_nothing_twice() {
     );
 
     // B takes the partitions over from the offsets stored with the writes.
-    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let b = start(&args).await;
+    let b = start(&Backend::Real(stack), &[]).await;
     let rows = eventually(DEADLINE, "every sale in PostgreSQL", || async {
         let rows = persisted(&db, "sale").await;
         (rows.len() >= 300).then_some(rows)
@@ -269,11 +256,9 @@ async fn a_killed_instance_loses_nothing_and_writes_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn accepted_reservations_reach_postgres_when_the_kafka_send_is_lost() {
-    let ns = namespace();
-    let Some(flags) = real_flags(&ns) else { return };
-    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    args.push("--debug-drop-publish");
-    let s = start(&args).await;
+    let Some(stack) = real_stack() else { return };
+    let ns = stack.namespace.clone();
+    let s = start(&Backend::Real(stack), &["--debug-drop-publish"]).await;
     s.event("sale", 50, json!({"activeCapacity": 50})).await;
     let (ok, _) = buy(&[&s], &[&s], "sale", 50).await;
     assert_eq!(ok.len(), 50);

@@ -1,117 +1,17 @@
 //! The concert seat map over HTTP, on both backends: set-up and reads,
-//! holds, payments with points, expiry, idempotent payment under
-//! concurrent retries, and the unsafe hold's negative control.
+//! holds, payments with points, and expiry. Concurrency is in
+//! `seatmap_races.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{assert_error, split, TestServer, ADMIN};
+use common::{
+    balance, charge, concert, create_concert, hold, hold_seat, pay, seat_status, token, PRICE,
+};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
-
-const PRICE: u64 = 1000;
-
-async fn create_concert(s: &TestServer, body: Value) -> (StatusCode, Value) {
-    let r = s
-        .client
-        .post(s.url("/api/v1/admin/concerts"))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    split(r).await
-}
-
-/// A concert with schedule `s1` (10 seats at PRICE) and `s2` (default 50).
-async fn concert(s: &TestServer, id: &str, capacity: u32) {
-    let got = create_concert(
-        s,
-        json!({"concertId": id, "name": "Winter tour", "activeCapacity": capacity,
-               "schedules": [
-                   {"scheduleId": "s1", "date": "2026-12-24", "seatCount": 10, "price": PRICE},
-                   {"scheduleId": "s2", "date": "2026-12-25", "price": 2 * PRICE}]}),
-    )
-    .await;
-    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
-}
-
-async fn token(s: &TestServer, concert: &str, user: &str) -> String {
-    s.enter(concert, user).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn hold(
-    s: &TestServer,
-    token: Option<&str>,
-    concert: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let mut req = s
-        .client
-        .post(s.url(&format!("/api/v1/concerts/{concert}/reservations")))
-        .json(&body);
-    if let Some(t) = token {
-        req = req.header("X-Queue-Token", t);
-    }
-    split(req.send().await.unwrap()).await
-}
-
-async fn hold_seat(s: &TestServer, token: &str, concert: &str, seat: u32) -> (StatusCode, Value) {
-    hold(
-        s,
-        Some(token),
-        concert,
-        json!({"scheduleId": "s1", "seatNumber": seat}),
-    )
-    .await
-}
-
-async fn pay(
-    s: &TestServer,
-    token: &str,
-    reservation: &Value,
-    key: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut req = s
-        .client
-        .post(s.url("/api/v1/payments"))
-        .header("X-Queue-Token", token)
-        .json(&json!({"reservationId": reservation}));
-    if let Some(k) = key {
-        req = req.header("Idempotency-Key", k);
-    }
-    split(req.send().await.unwrap()).await
-}
-
-async fn charge(s: &TestServer, user: &str, amount: Value) -> (StatusCode, Value) {
-    let r = s
-        .client
-        .post(s.url("/api/v1/points/charge"))
-        .json(&json!({"userId": user, "amount": amount}))
-        .send()
-        .await
-        .unwrap();
-    split(r).await
-}
-
-async fn balance(s: &TestServer, user: &str) -> u64 {
-    let (status, v) = s.get(&format!("/api/v1/points?userId={user}")).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    assert_eq!(v["userId"], user);
-    v["balance"].as_u64().unwrap()
-}
-
-async fn seat_status(s: &TestServer, concert: &str, seat: u32) -> String {
-    let (status, v) = s
-        .get(&format!("/api/v1/concerts/{concert}/schedules/s1/seats"))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    v[seat as usize - 1]["status"].as_str().unwrap().to_owned()
-}
+use serde_json::json;
+use testkit::{assert_error, eventually, on_both_stacks, split};
 
 on_both_stacks!(concert_set_up_and_reads, [], |s| {
     concert(&s, "c1", 100).await;
@@ -357,7 +257,7 @@ on_both_stacks!(
         assert_eq!(status, StatusCode::CREATED, "{held}");
         let started = std::time::Instant::now();
         assert_error(&hold_seat(&s, &b, "c1", 3).await, 409, "SEAT_TAKEN");
-        common::eventually(Duration::from_secs(5), "the hold to lapse", || async {
+        eventually(Duration::from_secs(5), "the hold to lapse", || async {
             (seat_status(&s, "c1", 3).await == "AVAILABLE").then_some(())
         })
         .await;
@@ -382,19 +282,11 @@ on_both_stacks!(
             "HOLD_EXPIRED",
         );
         // reservation.expired was published (counted once it was).
-        common::eventually(
+        eventually(
             Duration::from_secs(5),
             "reservation.expired to be published",
             || async {
-                let text = s
-                    .client
-                    .get(s.url("/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let text = s.metrics().await;
                 text.lines()
                     .any(|l| {
                         l.starts_with("seat_events_published_total{topic=\"reservation.expired\"} ")
@@ -407,108 +299,3 @@ on_both_stacks!(
         s.stop().await.unwrap();
     }
 );
-
-on_both_stacks!(concurrent_retries_charge_once, [], |s| {
-    concert(&s, "c1", 10).await;
-    let a = token(&s, "c1", "alice").await;
-    charge(&s, "alice", json!(5 * PRICE)).await;
-    let (_, held) = hold_seat(&s, &a, "c1", 4).await;
-    let rid = held["reservationId"].clone();
-    let tries = (0..12).map(|i| {
-        let (s, a, rid) = (&s, &a, &rid);
-        // Half carry the key, half retry without one.
-        async move { pay(s, a, rid, (i % 2 == 0).then_some("k-1")).await }
-    });
-    let results = futures_util::future::join_all(tries).await;
-    let ids: std::collections::HashSet<_> = results
-        .iter()
-        .map(|(status, v)| {
-            assert_eq!(*status, StatusCode::OK, "{v}");
-            v["paymentId"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    assert_eq!(ids.len(), 1, "one payment for every retry: {ids:?}");
-    assert_eq!(balance(&s, "alice").await, 4 * PRICE);
-    s.stop().await.unwrap();
-});
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_unsafe_hold_lets_two_users_hold_one_seat() {
-    let s = common::start(&["--unsafe-hold"]).await;
-    concert(&s, "c1", 100).await;
-    let mut tokens = Vec::new();
-    for i in 0..20 {
-        tokens.push(token(&s, "c1", &format!("u{i}")).await);
-    }
-    let tries = tokens.iter().map(|t| hold_seat(&s, t, "c1", 1));
-    let won = futures_util::future::join_all(tries)
-        .await
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::CREATED)
-        .count();
-    assert!(won > 1, "the negative control must double-hold, {won} won");
-    s.stop().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_safe_hold_race_has_one_winner() {
-    let s = common::start(&[]).await;
-    concert(&s, "c1", 100).await;
-    let mut tokens = Vec::new();
-    for i in 0..20 {
-        tokens.push(token(&s, "c1", &format!("u{i}")).await);
-    }
-    let tries = tokens.iter().map(|t| hold_seat(&s, t, "c1", 1));
-    let results = futures_util::future::join_all(tries).await;
-    let won = results
-        .iter()
-        .filter(|(st, _)| *st == StatusCode::CREATED)
-        .count();
-    let taken = results
-        .iter()
-        .filter(|r| r.1["error"] == "SEAT_TAKEN")
-        .count();
-    assert_eq!((won, taken), (1, 19));
-    s.stop().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_on_one_stack_share_the_seat_map() {
-    let ns = common::namespace();
-    let Some(flags) = common::real_flags(&ns) else {
-        return;
-    };
-    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let a = common::start(&args).await;
-    let b = common::start(&args).await;
-    concert(&a, "c1", 100).await;
-    let mut tokens = Vec::new();
-    for i in 0..20 {
-        let on = if i % 2 == 0 { &a } else { &b };
-        tokens.push(token(on, "c1", &format!("u{i}")).await);
-    }
-    let tries = tokens.iter().enumerate().map(|(i, t)| {
-        let on = if i % 2 == 0 { &a } else { &b };
-        async move { (i, hold_seat(on, t, "c1", 7).await) }
-    });
-    let results = futures_util::future::join_all(tries).await;
-    let winners: Vec<_> = results
-        .iter()
-        .filter(|(_, (st, _))| *st == StatusCode::CREATED)
-        .collect();
-    assert_eq!(winners.len(), 1, "one winner across two instances");
-    assert!(results
-        .iter()
-        .all(|(_, (st, v))| *st == StatusCode::CREATED || v["error"] == "SEAT_TAKEN"));
-    // The winner pays through the other instance.
-    let (i, (_, held)) = winners[0];
-    let other = if i % 2 == 0 { &b } else { &a };
-    let user = format!("u{i}");
-    charge(other, &user, json!(PRICE)).await;
-    let (status, paid) = pay(other, &tokens[*i], &held["reservationId"], Some("k")).await;
-    assert_eq!(status, StatusCode::OK, "{paid}");
-    assert_eq!(seat_status(&a, "c1", 7).await, "CONFIRMED");
-    assert_eq!(balance(&a, &user).await, 0);
-    a.stop().await.unwrap();
-    b.stop().await.unwrap();
-}
