@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use verify::Target;
+use testkit::{start, Backend, TempDir};
 
 fn verify(args: &[&str], out: &std::path::Path) -> (i32, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_verify"))
@@ -21,13 +21,9 @@ fn verify(args: &[&str], out: &std::path::Path) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("verify-bin-{name}-{}", std::process::id()))
-}
-
 #[test]
 fn alone_it_passes_against_the_in_process_reference_server() {
-    let out = scratch("default");
+    let out = TempDir::new("verify-bin-default");
     let (code, text) = verify(&[], &out);
     assert_eq!(code, 0, "{text}");
     assert!(
@@ -40,16 +36,15 @@ fn alone_it_passes_against_the_in_process_reference_server() {
             "{file} written"
         );
     }
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_the_unsafe_server_it_fails_with_a_witness_and_exit_1() {
-    let server = Target::embedded(&["--unsafe-race"]).await.unwrap();
-    let out = scratch("unsafe");
+    let server = start(&Backend::Memory, &["--unsafe-race"]).await;
+    let out = TempDir::new("verify-bin-unsafe");
     let (base, token) = (server.base.clone(), server.admin_token.clone());
     let (code, text) = tokio::task::spawn_blocking({
-        let out = out.clone();
+        let out = out.to_path_buf();
         move || {
             verify(
                 &[
@@ -66,18 +61,17 @@ async fn against_the_unsafe_server_it_fails_with_a_witness_and_exit_1() {
     })
     .await
     .unwrap();
-    server.stop().await;
+    server.stop().await.unwrap();
     assert_eq!(code, 1, "{text}");
     assert!(text.starts_with("FAIL oversell: "), "{text}");
     assert!(text.contains("witness: "), "{text}");
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
 fn an_unreachable_target_exits_2_with_a_clear_message() {
-    let out = scratch("unreachable");
+    let out = TempDir::new("verify-bin-unreachable");
     let (code, text) = verify(
         &["--target", "http://127.0.0.1:1", "--admin-token", "T"],
         &out,
@@ -91,7 +85,7 @@ fn an_unreachable_target_exits_2_with_a_clear_message() {
 
 #[test]
 fn a_missing_admin_token_exits_2() {
-    let out = scratch("no-token");
+    let out = TempDir::new("verify-bin-no-token");
     let (code, text) = verify(&["--target", "http://127.0.0.1:1"], &out);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("--admin-token"), "{text}");

@@ -3,12 +3,13 @@
 
 mod common;
 
-use common::{faulty_proxy, options, Fault};
+use common::{embedded, faulty_proxy, options, Fault};
+use testkit::TempDir;
 use verify::{run_against, CheckName, RunError, Target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_instead_of_sse_passes_too() {
-    let target = Target::embedded(&[]).await.unwrap();
+    let (server, target) = embedded(&[]).await;
     let mut opts = options(&[
         CheckName::Oversell,
         CheckName::Fifo,
@@ -18,18 +19,18 @@ async fn polling_instead_of_sse_passes_too() {
     opts.poll = true;
     opts.no_variants = true;
     let verdict = run_against(&target, &opts).await.unwrap().verdict;
-    target.stop().await;
+    server.stop().await.unwrap();
     assert!(verdict.pass, "{}", verdict.human());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeat_reports_every_run_and_one_failure_fails_all() {
-    let target = Target::embedded(&[]).await.unwrap();
+    let (server, target) = embedded(&[]).await;
     let mut opts = options(&[CheckName::Oversell]);
     opts.repeat = 3;
     opts.no_variants = true;
     let verdict = run_against(&target, &opts).await.unwrap().verdict;
-    target.stop().await;
+    server.stop().await.unwrap();
     let names: Vec<_> = verdict.checks.iter().map(|c| c.name.clone()).collect();
     assert_eq!(
         names,
@@ -45,7 +46,7 @@ async fn repeat_reports_every_run_and_one_failure_fails_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answers_are_info_and_resolved_from_the_targets_state() {
-    let target = Target::embedded(&[]).await.unwrap();
+    let (server, target) = embedded(&[]).await;
     let mut opts = options(&[CheckName::Oversell]);
     opts.no_variants = true;
 
@@ -83,7 +84,7 @@ async fn lost_answers_are_info_and_resolved_from_the_targets_state() {
         (Some(20), Some(100)),
         "{d}"
     );
-    target.stop().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -98,10 +99,10 @@ async fn an_unreachable_target_is_a_run_error() {
 
 #[tokio::test]
 async fn a_refused_set_up_is_a_run_error() {
-    let server = Target::embedded(&[]).await.unwrap();
+    let (server, _) = embedded(&[]).await;
     let wrong = Target::external(&server.base, Some("not-the-admin-token")).unwrap();
     let result = run_against(&wrong, &options(&[CheckName::Oversell])).await;
-    server.stop().await;
+    server.stop().await.unwrap();
     match result {
         Err(RunError::SetupRefused(msg)) => assert!(msg.contains("401"), "{msg}"),
         Err(other) => panic!("expected SetupRefused, got {other}"),
@@ -119,12 +120,12 @@ async fn external_targets_need_an_admin_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_is_a_complete_jepsen_style_log() {
-    let target = Target::embedded(&[]).await.unwrap();
+    let (server, target) = embedded(&[]).await;
     let mut opts = options(&[CheckName::Oversell, CheckName::Tokens]);
     opts.no_variants = true;
     let outcome = run_against(&target, &opts).await.unwrap();
-    target.stop().await;
-    let dir = std::env::temp_dir().join(format!("verify-history-{}", std::process::id()));
+    server.stop().await.unwrap();
+    let dir = TempDir::new("verify-history");
     outcome.verdict.write(&dir, &outcome.history).unwrap();
 
     let text = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
@@ -173,5 +174,4 @@ async fn the_history_is_a_complete_jepsen_style_log() {
             && junit.contains("<testsuite name=\"tokens\""),
         "{junit}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,19 +1,32 @@
-//! Test helpers: options for quick runs, and a fault-injecting proxy.
+//! Test helpers: the reference server as verify's target, options for
+//! quick runs, and a fault-injecting proxy.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use verify::{CheckName, Options};
+use testkit::fake::{self, Request, Response, StatusCode};
+use testkit::{start, Backend, TestServer};
+use verify::{CheckName, Options, Target};
+
+/// The reference server in process on `backend`, with extra flags;
+/// `--hold-ttl` defaults to check 6's default TTL.
+pub async fn reference(backend: &Backend, args: &[&str]) -> TestServer {
+    let ttl = format!("{}ms", verify::DEFAULT_HOLD_TTL_MS);
+    let mut args = args.to_vec();
+    if !args.contains(&"--hold-ttl") {
+        args.extend(["--hold-ttl", &ttl]);
+    }
+    start(backend, &args).await
+}
+
+/// The reference server in process on the embedded backend, and verify's
+/// target for it.
+pub async fn embedded(args: &[&str]) -> (TestServer, Target) {
+    let server = reference(&Backend::Memory, args).await;
+    let target = Target::external(&server.base, Some(&server.admin_token)).unwrap();
+    (server, target)
+}
 
 /// Default options, quiet, limited to `checks`.
 pub fn options(checks: &[CheckName]) -> Options {
@@ -36,43 +49,23 @@ pub enum Fault {
 /// A reverse proxy on 127.0.0.1 in front of `upstream` that injects `fault`
 /// into every `every`-th `POST /api/v1/tickets/reserve`. Returns its base URL.
 pub async fn faulty_proxy(upstream: String, fault: Fault, every: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let client = reqwest::Client::new();
     let count = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let (client, upstream, count) = (client.clone(), upstream.clone(), count.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let (client, upstream, count) =
-                        (client.clone(), upstream.clone(), count.clone());
-                    async move {
-                        Ok::<_, Infallible>(
-                            forward(req, &client, &upstream, &count, fault, every).await,
-                        )
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    base
+    fake::serve(move |req| {
+        let (client, upstream, count) = (client.clone(), upstream.clone(), count.clone());
+        async move { forward(req, &client, &upstream, &count, fault, every).await }
+    })
+    .await
 }
 
 async fn forward(
-    req: Request<Incoming>,
+    req: Request<fake::Bytes>,
     client: &reqwest::Client,
     upstream: &str,
     count: &AtomicUsize,
     fault: Fault,
     every: usize,
-) -> Response<Full<Bytes>> {
+) -> Response<fake::Bytes> {
     let faulty = req.uri().path() == "/api/v1/tickets/reserve"
         && count.fetch_add(1, Ordering::Relaxed) % every == every - 1;
     if faulty && matches!(fault, Fault::Dropped) {
@@ -87,19 +80,18 @@ async fn forward(
     );
     let mut out = client.request(req.method().clone(), url);
     for (name, value) in req.headers() {
-        if name != hyper::header::HOST {
+        if name != fake::header::HOST {
             out = out.header(name, value);
         }
     }
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let answer = out.body(body).send().await.unwrap();
+    let answer = out.body(req.into_body()).send().await.unwrap();
     let status = answer.status();
     let content_type = answer.headers().get("content-type").cloned();
     let bytes = answer.bytes().await.unwrap();
     if faulty {
         return unavailable();
     }
-    let mut response = Response::new(Full::new(bytes));
+    let mut response = Response::new(bytes);
     *response.status_mut() = status;
     if let Some(ct) = content_type {
         response.headers_mut().insert("content-type", ct);
@@ -107,10 +99,9 @@ async fn forward(
     response
 }
 
-fn unavailable() -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(
-        br#"{"error":"UNAVAILABLE","message":"injected by the test proxy"}"#,
-    )));
-    *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-    r
+fn unavailable() -> Response<fake::Bytes> {
+    fake::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":"UNAVAILABLE","message":"injected by the test proxy"}"#,
+    )
 }
