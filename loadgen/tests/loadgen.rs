@@ -2,20 +2,17 @@
 //! metrics, coordinated omission against a server that stalls once, and
 //! exact merging of interval logs.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use loadgen::record::{histogram, Recorder};
 use loadgen::run::{run, RunArgs};
 use loadgen::scenarios::Kind;
 use loadgen::setup::sum_metric;
 use rand::Rng;
+use testkit::fake::{self, StatusCode};
+use testkit::{start, Backend, TempDir, TestServer};
 
 /// goose keeps process-wide state (its stop switch): one attack at a time.
 static GOOSE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -34,6 +31,13 @@ fn args(
     a
 }
 
+/// The reference server in process, holding seats for verify's default
+/// hold TTL (abandoned holds lapse within a run).
+async fn reference() -> TestServer {
+    let ttl = format!("{}ms", verify::DEFAULT_HOLD_TTL_MS);
+    start(&Backend::Memory, &["--hold-ttl", &ttl]).await
+}
+
 fn within(a: f64, b: f64, share: f64) -> bool {
     (a - b).abs() <= share * b.max(1.0)
 }
@@ -41,8 +45,8 @@ fn within(a: f64, b: f64, share: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_and_tps_match_the_servers_metrics() {
     let _one = GOOSE.lock().await;
-    let target = verify::Target::embedded(&[]).await.unwrap();
-    let out = tempdir("counts");
+    let target = reference().await;
+    let out = TempDir::new("loadgen-test-counts");
     let summary = run(&args(
         &target.base,
         &target.admin_token,
@@ -53,12 +57,7 @@ async fn counts_and_tps_match_the_servers_metrics() {
     ))
     .await
     .unwrap();
-    let metrics = reqwest::get(format!("{}/metrics", target.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = target.metrics().await;
     let served = |route: &str| {
         sum_metric(
             &metrics,
@@ -106,16 +105,14 @@ async fn counts_and_tps_match_the_servers_metrics() {
         let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 0, "{f} missing or empty");
     }
-    target.stop().await;
+    target.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_pay_counts_match_the_servers_seat_events() {
     let _one = GOOSE.lock().await;
-    // verify's embedded target holds seats for 2 s: abandoned holds lapse
-    // within the run.
-    let target = verify::Target::embedded(&[]).await.unwrap();
-    let out = tempdir("seats");
+    let target = reference().await;
+    let out = TempDir::new("loadgen-test-seats");
     let summary = run(&args(
         &target.base,
         &target.admin_token,
@@ -139,12 +136,7 @@ async fn hold_and_pay_counts_match_the_servers_seat_events() {
         tx("hold_and_pay")
     );
     // Every hold and every payment the generator saw succeed is one event.
-    let text = reqwest::get(format!("{}/metrics", target.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = target.metrics().await;
     let events = |topic: &str| {
         sum_metric(
             &text,
@@ -163,66 +155,43 @@ async fn hold_and_pay_counts_match_the_servers_seat_events() {
     );
     assert!(events("reservation.expired") > 0, "no hold lapsed: {text}");
     assert_eq!(summary.transactions["pay"].errors, 0);
-    target.stop().await;
+    target.stop().await.unwrap();
 }
 
 /// A server that answers every contract call at once, except that all
 /// requests arriving in one second (starting with the `stall_at`-th) wait
 /// until that second is over: a one-off 1 s pause, like a GC or failover.
 async fn stalling_server(stall_at: u64) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let count = Arc::new(AtomicU64::new(0));
     let stall_until: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
+    fake::serve(move |req| {
+        let count = Arc::clone(&count);
+        let stall_until = Arc::clone(&stall_until);
+        async move {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let until = {
+                let mut s = stall_until.lock().unwrap();
+                if n == stall_at {
+                    *s = Some(Instant::now() + Duration::from_secs(1));
+                }
+                *s
             };
-            let count = Arc::clone(&count);
-            let stall_until = Arc::clone(&stall_until);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: Request<hyper::body::Incoming>| {
-                        let count = Arc::clone(&count);
-                        let stall_until = Arc::clone(&stall_until);
-                        async move {
-                            let n = count.fetch_add(1, Ordering::SeqCst);
-                            let until = {
-                                let mut s = stall_until.lock().unwrap();
-                                if n == stall_at {
-                                    *s = Some(Instant::now() + Duration::from_secs(1));
-                                }
-                                *s
-                            };
-                            if let Some(until) = until {
-                                if Instant::now() < until {
-                                    tokio::time::sleep_until(until.into()).await;
-                                }
-                            }
-                            let status = if req.uri().path() == "/api/v1/admin/events" {
-                                201
-                            } else {
-                                200
-                            };
-                            let body = r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from_static(body.as_bytes())))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            if let Some(until) = until {
+                if Instant::now() < until {
+                    tokio::time::sleep_until(until.into()).await;
+                }
+            }
+            let status = if req.uri().path() == "/api/v1/admin/events" {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let body =
+                r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
+            fake::json(status, body)
         }
-    });
-    format!("http://{addr}")
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +199,7 @@ async fn corrected_p99_shows_a_one_second_stall_that_raw_hides() {
     let _one = GOOSE.lock().await;
     // 200 reads/s for 5 s by 4 users; the stall begins about 1.5 s in.
     let host = stalling_server(300 + loadgen::setup::SAMPLE_RESERVATIONS * 3).await;
-    let out = tempdir("stall");
+    let out = TempDir::new("loadgen-test-stall");
     let mut a = args(&host, "x", Kind::Browse, Some(200.0), 5.0, &out);
     a.users = Some(4);
     a.no_goose_report = true;
@@ -261,7 +230,7 @@ async fn corrected_p99_shows_a_one_second_stall_that_raw_hides() {
 
 #[test]
 fn merged_logs_equal_one_histogram_of_both_sample_sets() {
-    let out = tempdir("merge");
+    let out = TempDir::new("loadgen-test-merge");
     let mut rng = rand::rng();
     let mut all = (histogram(), histogram(), histogram());
     let mut logs = Vec::new();
@@ -300,14 +269,4 @@ fn merged_logs_equal_one_histogram_of_both_sample_sets() {
     assert_eq!(summary.processes, 2);
     assert_eq!(summary.users, 8, "users add up across processes");
     assert_eq!(summary.hosts.len(), 2);
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "loadgen-test-{name}-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

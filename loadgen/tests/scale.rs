@@ -6,19 +6,7 @@ use std::process::Command;
 
 use loadgen::scale::ScaleReport;
 use loadgen::summary::RunSummary;
-
-fn real_stack() -> bool {
-    let present = ["REDIS_URL", "KAFKA_BROKERS", "POSTGRES_URL"]
-        .iter()
-        .all(|v| std::env::var_os(v).is_some());
-    if !present && std::env::var_os("CI").is_some() {
-        panic!("the real stack is required under CI: run `scripts/services.sh start` and export `scripts/services.sh env`");
-    }
-    if !present {
-        eprintln!("skipped: no real stack (run scripts/services.sh start; eval \"$(scripts/services.sh env)\")");
-    }
-    present
-}
+use testkit::{real_stack, TempDir};
 
 /// The ticket-server binary the scaling run starts (next to loadgen).
 fn server_bin() -> PathBuf {
@@ -42,14 +30,10 @@ fn non_empty(path: &Path) {
 
 #[test]
 fn quick_scale_run_measures_every_fleet_and_reports_it() {
-    if !real_stack() {
+    if real_stack().is_none() {
         return;
     }
-    let out = std::env::temp_dir().join(format!(
-        "loadgen-scale-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let out = TempDir::new("loadgen-scale");
     let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         // The test builds the server in the dev profile, several times
         // slower than release under the same quota: the bound is loosened
@@ -67,7 +51,7 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
         .arg("--server-bin")
         .arg(server_bin())
         .arg("--out")
-        .arg(&out)
+        .arg(out.path())
         .status()
         .unwrap();
     assert!(status.success(), "loadgen scale --quick failed");
@@ -119,7 +103,7 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
     let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .arg("report")
         .arg("--scale")
-        .arg(&out)
+        .arg(out.path())
         .arg("--load")
         .arg(&report.points[0].best.as_ref().unwrap().dir)
         .arg("--out")
