@@ -18,8 +18,8 @@ use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Triple, KINDS};
-use crate::summary::{Model, RunSummary, TxSummary};
+use crate::record::{Triple, KINDS, WINDOW_PREFIX};
+use crate::summary::{Model, RunSummary, TxSummary, WindowLog};
 
 /// The comment line in each log that says what run it belongs to.
 pub const METADATA_PREFIX: &str = "ticketbench-run: ";
@@ -42,8 +42,12 @@ pub struct LogMeta {
 pub struct ParsedLog {
     pub meta: Option<LogMeta>,
     pub intervals: BTreeMap<u64, BTreeMap<String, Triple>>,
-    /// Absolute start and end of the measured span, in seconds.
+    /// Absolute start and end of the logged span, in seconds.
     pub span: (f64, f64),
+    /// What the log's process counted around its measured window (the
+    /// processes' counts added, once merged); `None` for logs written
+    /// before the window was measured.
+    pub window: Option<WindowLog>,
 }
 
 pub fn read_log(path: &Path) -> anyhow::Result<ParsedLog> {
@@ -59,6 +63,12 @@ pub fn parse_log(bytes: &[u8]) -> anyhow::Result<ParsedLog> {
         .map(serde_json::from_str::<LogMeta>)
         .transpose()
         .context("run metadata comment")?;
+    let window = text
+        .lines()
+        .find_map(|l| l.strip_prefix('#')?.strip_prefix(WINDOW_PREFIX))
+        .map(serde_json::from_str::<WindowLog>)
+        .transpose()
+        .context("window comment")?;
     let mut base = 0.0f64;
     let mut intervals: BTreeMap<u64, BTreeMap<String, Triple>> = BTreeMap::new();
     let mut span = (f64::MAX, f64::MIN);
@@ -106,6 +116,7 @@ pub fn parse_log(bytes: &[u8]) -> anyhow::Result<ParsedLog> {
         meta,
         intervals,
         span,
+        window,
     })
 }
 
@@ -116,8 +127,13 @@ pub fn merge_logs(logs: Vec<ParsedLog>) -> anyhow::Result<ParsedLog> {
         meta: None,
         intervals: BTreeMap::new(),
         span: (f64::MAX, f64::MIN),
+        window: None,
     };
+    let all_windowed = logs.iter().all(|l| l.window.is_some());
     for log in logs {
+        if let Some(w) = log.window.as_ref().filter(|_| all_windowed) {
+            merged.window.get_or_insert_with(WindowLog::default).add(w);
+        }
         merged.span = (merged.span.0.min(log.span.0), merged.span.1.max(log.span.1));
         merged.meta = match (merged.meta.take(), log.meta) {
             (None, m) | (m, None) => m,
@@ -188,7 +204,7 @@ impl ParsedLog {
                     .push(triple.point(end, 1.0));
             }
         }
-        RunSummary {
+        let mut summary = RunSummary {
             run_id: meta.run_id,
             scenario: meta.scenario,
             headline: meta.headline,
@@ -196,7 +212,10 @@ impl ParsedLog {
             users: meta.users,
             hosts: meta.hosts,
             started_at: meta.started_at,
-            duration_secs: (self.span.1 - self.span.0).max(0.0),
+            duration_secs: self
+                .window
+                .as_ref()
+                .map_or((self.span.1 - self.span.0).max(0.0), |w| w.secs),
             transactions: self
                 .totals()
                 .iter()
@@ -207,7 +226,16 @@ impl ParsedLog {
             generator: None,
             files: BTreeMap::new(),
             processes,
+            tps: None,
+            offered: None,
+            achieved: None,
+            window: None,
+            backlog: None,
+        };
+        if let Some(window) = &self.window {
+            summary.apply_window(window);
         }
+        summary
     }
 
     /// Writes the log back out in the interval log format, one interval
@@ -232,6 +260,12 @@ impl ParsedLog {
             .with_base_time(base_time)
             .with_max_value_divisor(1000.0);
         let mut log = builder.begin_log_with(&mut file, &mut serializer)?;
+        if let Some(window) = &self.window {
+            log.write_comment(&format!(
+                "{WINDOW_PREFIX}{}",
+                serde_json::to_string(window)?
+            ))?;
+        }
         for (second, txs) in &self.intervals {
             for (tx, triple) in txs {
                 for kind in KINDS {

@@ -1,12 +1,12 @@
 //! The open model: iterations start on a fixed schedule (slot i at
-//! `start + i / rate`), whatever the target does. A goose user claims the
+//! `start + i / rate`, `start` being the measured window's opening),
+//! whatever the target does. A goose user claims the
 //! next slot when it is free, sleeps until the slot's time and starts; an
 //! iteration that could only start late (every user was busy) is measured
 //! from its slot, which is what "corrected for coordinated omission" means
 //! here (as in wrk2).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Later than this after its slot, an iteration counts as late.
@@ -15,7 +15,6 @@ pub const LATE: Duration = Duration::from_millis(10);
 pub struct Pacer {
     interval_ns: f64,
     planned: u64,
-    start: OnceLock<Instant>,
     next: AtomicU64,
     /// Slots already past when claimed: every user was busy.
     late_busy: AtomicU64,
@@ -40,7 +39,6 @@ impl Pacer {
         Pacer {
             interval_ns: 1e9 / rate,
             planned: (rate * duration.as_secs_f64()).round() as u64,
-            start: OnceLock::new(),
             next: AtomicU64::new(0),
             late_busy: AtomicU64::new(0),
             late_wakeup: AtomicU64::new(0),
@@ -52,10 +50,11 @@ impl Pacer {
         self.planned
     }
 
-    /// Claims the next slot and waits for its time; `None` once the run's
-    /// slots are all given out.
-    pub async fn next_slot(&self) -> Option<Slot> {
-        let start = *self.start.get_or_init(Instant::now);
+    /// Claims the next slot of the schedule starting at `start` and waits
+    /// for its time; `None` once the run's slots are all given out. A slot
+    /// claimed after the window closed still starts (late, and measured
+    /// from its slot): its completion counts as backlog.
+    pub async fn next_slot(&self, start: Instant) -> Option<Slot> {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         if i >= self.planned {
             return None;

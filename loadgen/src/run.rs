@@ -217,8 +217,9 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     // Start every user within about 100 ms.
     config.increase_rate = Some(format!("{}", (users * 10).max(100)));
     config.increase_time = None;
-    // The recorder's window is `duration`; goose gets one more second so
-    // iterations in flight at the end complete.
+    // The measured window is `duration` from the first iteration; goose
+    // gets one more second so iterations in flight at its end complete
+    // (they are counted as backlog, not throughput).
     config.run_time = Some(format!("{}", duration.as_secs_f64().ceil() as u64 + 1));
     config.no_telnet = true;
     // Our own API answers uncompressed; skip the gzip layer.
@@ -236,7 +237,11 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     }
 
     let model = args.model();
-    let recorder = Arc::new(Recorder::new());
+    let pacer = args.rate.map(|rate| Pacer::new(rate, duration));
+    let recorder = Arc::new(Recorder::with_window(
+        duration,
+        pacer.as_ref().map(Pacer::planned),
+    ));
     let meta = LogMeta {
         run_id: run_id.clone(),
         scenario: args.scenario.name().into(),
@@ -254,8 +259,7 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         hosts: hosts.clone(),
         prepared,
         recorder: Arc::clone(&recorder),
-        pacer: args.rate.map(|rate| Pacer::new(rate, duration)),
-        deadline: std::time::Instant::now() + duration,
+        pacer,
         wait: args.wait,
         user_prefix: format!("lg-{run_id}"),
         next_user: Default::default(),
@@ -294,7 +298,7 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         files.insert("gooseHtml".into(), "goose-report.html".into());
         files.insert("gooseJson".into(), "goose-report.json".into());
     }
-    let summary = RunSummary {
+    let mut summary = RunSummary {
         run_id,
         scenario: args.scenario.name().into(),
         headline: args.scenario.name().into(),
@@ -314,7 +318,15 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         }),
         files,
         processes: 1,
+        tps: None,
+        offered: None,
+        achieved: None,
+        window: None,
+        backlog: None,
     };
+    if let Some(window) = recorder.window_log() {
+        summary.apply_window(&window);
+    }
     summary.write(&args.out.join("summary.json"))?;
     Ok(summary)
 }

@@ -100,7 +100,8 @@ impl TxSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeriesPoint {
-    /// Seconds since the run started, at the end of the interval.
+    /// Seconds since the measured window opened, at the end of the
+    /// interval (one interval ends exactly where the window does).
     pub t: f64,
     pub count: u64,
     pub errors: u64,
@@ -128,6 +129,108 @@ impl SeriesPoint {
             raw: q(&tr.raw),
             corrected: q(&tr.corrected),
         }
+    }
+}
+
+/// Completions of one transaction, as the measured window counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, ok: bool) {
+        if ok {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.ok + self.failed
+    }
+}
+
+/// What one process counted around its measured window, per transaction
+/// (the run's recorder keeps it, the interval log ends with it, and
+/// `loadgen merge` adds the processes' together).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowLog {
+    /// The window's length in seconds.
+    pub secs: f64,
+    /// Iterations started (in the window or after it).
+    pub started: u64,
+    /// Open model: iterations the schedule planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<u64>,
+    /// Completions inside the window.
+    pub inside: BTreeMap<String, Counts>,
+    /// Completions after it.
+    pub after: BTreeMap<String, Counts>,
+}
+
+impl WindowLog {
+    /// Adds another process's counts (processes run side by side with the
+    /// same window length).
+    pub fn add(&mut self, other: &WindowLog) {
+        self.secs = self.secs.max(other.secs);
+        self.started += other.started;
+        self.planned = match (self.planned, other.planned) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        for (mine, theirs) in [
+            (&mut self.inside, &other.inside),
+            (&mut self.after, &other.after),
+        ] {
+            for (tx, c) in theirs {
+                let m = mine.entry(tx.clone()).or_default();
+                m.ok += c.ok;
+                m.failed += c.failed;
+            }
+        }
+    }
+}
+
+/// The measured window: it opens when the first iteration starts (in the
+/// open model, the first scheduled slot) and closes `secs` later, wall
+/// clock. Iterations are counted by when they complete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    pub secs: f64,
+    /// Successful iterations completed inside the window: TPS's numerator.
+    pub completed: u64,
+    /// Failed iterations completed inside the window.
+    pub failed: u64,
+    /// Requests (every transaction but the headline) completed inside it.
+    pub requests: u64,
+}
+
+/// What the window left undone: drained, not throughput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backlog {
+    /// Iterations that completed (successfully or not) after the window
+    /// closed.
+    pub completed_after: u64,
+    /// Iterations started but not completed when the run stopped.
+    pub outstanding: u64,
+    /// Open model: scheduled iterations never started before the run
+    /// stopped.
+    pub unstarted: u64,
+}
+
+impl Backlog {
+    /// Iterations started or scheduled that did not complete inside the
+    /// window. In the open model, these and the window's completions add
+    /// up to the planned iterations.
+    pub fn total(&self) -> u64 {
+        self.completed_after + self.outstanding + self.unstarted
     }
 }
 
@@ -182,14 +285,14 @@ pub struct ProcSample {
 pub struct RunSummary {
     pub run_id: String,
     pub scenario: String,
-    /// The transaction that is one iteration of the scenario: its count is
-    /// the run's TPS.
+    /// The transaction that is one iteration of the scenario: its
+    /// successes inside the window are the run's TPS.
     pub headline: String,
     pub model: Model,
     pub users: usize,
     pub hosts: Vec<String>,
     pub started_at: String,
-    /// Seconds of measurement.
+    /// Seconds of measurement (the window's length).
     pub duration_secs: f64,
     pub transactions: BTreeMap<String, TxSummary>,
     pub series: BTreeMap<String, Vec<SeriesPoint>>,
@@ -203,6 +306,23 @@ pub struct RunSummary {
     /// Number of loadgen processes merged into this summary.
     #[serde(default = "one")]
     pub processes: usize,
+    /// Successful iterations completed inside the measured window, per
+    /// second of the window. Absent from summaries made before the window
+    /// was measured: for those, [`RunSummary::tps`] falls back to every
+    /// success over the nominal duration (the old definition, which
+    /// counted completions drained after the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tps: Option<f64>,
+    /// Open model: the offered rate (iterations per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<f64>,
+    /// Open model: `tps / offered`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
 }
 
 /// Reads one of loadgen's JSON files (summary, scale, report).
@@ -221,17 +341,67 @@ impl RunSummary {
         self.transactions.get(&self.headline)
     }
 
-    /// Successful iterations per second over the run.
+    /// Successful iterations completed inside the measured window, per
+    /// second; for a summary made before the window was measured, every
+    /// success over the nominal duration (see [`RunSummary::measured`]).
     pub fn tps(&self) -> f64 {
+        if let Some(tps) = self.tps {
+            return tps;
+        }
         match self.headline() {
             Some(t) if self.duration_secs > 0.0 => t.ok() as f64 / self.duration_secs,
             _ => 0.0,
         }
     }
 
+    /// Whether TPS was counted inside the measured window (false for
+    /// summaries of the old definition).
+    pub fn measured(&self) -> bool {
+        self.window.is_some()
+    }
+
+    /// Sets the window's figures from what the recorder counted: `tps`,
+    /// `offered`, `achieved`, `window` and `backlog`.
+    pub fn apply_window(&mut self, log: &WindowLog) {
+        let head = log.inside.get(&self.headline).copied().unwrap_or_default();
+        let after = log.after.get(&self.headline).copied().unwrap_or_default();
+        let requests = log
+            .inside
+            .iter()
+            .filter(|(tx, _)| **tx != self.headline)
+            .map(|(_, c)| c.total())
+            .sum();
+        let tps = if log.secs > 0.0 {
+            head.ok as f64 / log.secs
+        } else {
+            0.0
+        };
+        self.window = Some(Window {
+            secs: log.secs,
+            completed: head.ok,
+            failed: head.failed,
+            requests,
+        });
+        self.backlog = Some(Backlog {
+            completed_after: after.total(),
+            outstanding: log.started.saturating_sub(head.total() + after.total()),
+            unstarted: log.planned.map_or(0, |p| p.saturating_sub(log.started)),
+        });
+        self.tps = Some(tps);
+        self.offered = match self.model {
+            Model::Open { rate } => Some(rate),
+            Model::Closed => None,
+        };
+        self.achieved = self.offered.filter(|r| *r > 0.0).map(|r| tps / r);
+    }
+
     /// Requests per second, every transaction but the headline (which is
-    /// made of the others).
+    /// made of the others): those completed inside the window, or for the
+    /// old definition every request over the nominal duration.
     pub fn rps(&self) -> f64 {
+        if let Some(w) = self.window.filter(|w| w.secs > 0.0) {
+            return w.requests as f64 / w.secs;
+        }
         if self.duration_secs <= 0.0 {
             return 0.0;
         }

@@ -70,10 +70,9 @@ pub struct Ctx {
     pub hosts: Vec<String>,
     pub prepared: Prepared,
     pub recorder: Arc<Recorder>,
-    /// Open model; `None` is the closed model.
+    /// Open model; `None` is the closed model (iterations start until the
+    /// measured window closes).
     pub pacer: Option<Pacer>,
-    /// Closed model: iterations start only until then.
-    pub deadline: Instant,
     pub wait: Wait,
     /// Unique per run and process, so users never collide across processes.
     pub user_prefix: String,
@@ -88,16 +87,20 @@ impl Ctx {
 
     /// Waits for the next iteration's start. `None` when the run has no
     /// more iterations for this user (it then idles until goose stops it).
+    /// The first call opens the measured window.
     pub async fn begin(&self) -> Option<Slot> {
+        let (start, end) = self.recorder.open_window();
         let slot = match &self.pacer {
-            Some(pacer) => pacer.next_slot().await,
-            None if Instant::now() < self.deadline => Some(Slot {
+            Some(pacer) => pacer.next_slot(start).await,
+            None if Instant::now() < end => Some(Slot {
                 intended: Instant::now(),
                 lag: Duration::ZERO,
             }),
             None => None,
         };
-        if slot.is_none() {
+        if slot.is_some() {
+            self.recorder.iteration_started();
+        } else {
             // Idle in short naps so goose's stop is seen quickly.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -238,14 +241,16 @@ pub fn scenario(ctx: Arc<Ctx>) -> Scenario {
                     return Ok(());
                 };
                 let started = Instant::now();
-                let ok = match ctx.kind {
-                    Kind::FlashSale => flash_sale::iteration(user, &ctx, slot.lag).await?,
-                    Kind::Browse => browse::iteration(user, &ctx, slot.lag).await?,
-                    Kind::Mixed => mixed::iteration(user, &ctx, slot.lag).await?,
-                    Kind::HoldAndPay => hold_and_pay::iteration(user, &ctx, slot.lag).await?,
+                let outcome = match ctx.kind {
+                    Kind::FlashSale => flash_sale::iteration(user, &ctx, slot.lag).await,
+                    Kind::Browse => browse::iteration(user, &ctx, slot.lag).await,
+                    Kind::Mixed => mixed::iteration(user, &ctx, slot.lag).await,
+                    Kind::HoldAndPay => hold_and_pay::iteration(user, &ctx, slot.lag).await,
                 };
-                ctx.finish(&slot, started, ok);
-                Ok(())
+                // An iteration goose could not carry out failed: it is
+                // recorded, not left outstanding.
+                ctx.finish(&slot, started, matches!(outcome, Ok(true)));
+                outcome.map(|_| ())
             })
         }))
         .set_name(name)

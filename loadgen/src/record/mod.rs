@@ -4,6 +4,12 @@
 //! a standard HdrHistogram interval log (so logs of several processes merge
 //! exactly) and to the per-second series.
 //!
+//! The measured window (see [`crate::summary::Window`]) opens with the
+//! first iteration and lasts the run's duration: each completion is counted
+//! as inside or after it by its own time, and the intervals are cut at the
+//! window's seconds, with one ending exactly where the window does, so the
+//! series inside the window add up to its counts.
+//!
 //! Memory is flat however long the run: a fixed set of histograms per
 //! transaction and one small point per transaction per second.
 
@@ -11,7 +17,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,7 +27,12 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
-use crate::summary::{ProcSample, SeriesPoint, TxSummary};
+use crate::summary::{Counts, ProcSample, SeriesPoint, TxSummary, WindowLog};
+
+/// The comment line that ends each log with its window's counts.
+pub const WINDOW_PREFIX: &str = "ticketbench-window: ";
+
+const SECOND: Duration = Duration::from_secs(1);
 
 /// Highest latency a histogram holds, in microseconds (one hour); larger
 /// values saturate to it.
@@ -114,16 +126,32 @@ pub fn micros(d: Duration) -> u64 {
 struct Inner {
     total: BTreeMap<&'static str, Triple>,
     interval: BTreeMap<&'static str, Triple>,
+    /// Completions at or after `boundary`, made before the log thread
+    /// closed the current interval: they belong to the next one.
+    pending: BTreeMap<&'static str, Triple>,
     series: BTreeMap<&'static str, Vec<SeriesPoint>>,
     process: Vec<ProcSample>,
     /// Offset of the current interval's start from `started`.
     interval_start: Duration,
+    /// Offset of the current interval's end from `started`.
+    boundary: Duration,
+    /// Completions inside the window and after it, per transaction.
+    inside: BTreeMap<&'static str, Counts>,
+    after: BTreeMap<&'static str, Counts>,
 }
 
 /// Shared by every goose user of a run; one short lock per request.
 pub struct Recorder {
     started: Instant,
     started_wall: SystemTime,
+    /// The measured window's length (`None`: no window, intervals follow
+    /// `started`).
+    window_len: Option<Duration>,
+    /// Open model: iterations the schedule plans.
+    planned: Option<u64>,
+    /// When the window opened, as an offset from `started`.
+    window_start: OnceLock<Duration>,
+    iterations_started: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -141,11 +169,29 @@ impl Default for Recorder {
 }
 
 impl Recorder {
+    /// A recorder without a measured window.
     pub fn new() -> Self {
         Recorder {
             started: Instant::now(),
             started_wall: SystemTime::now(),
-            inner: Mutex::new(Inner::default()),
+            window_len: None,
+            planned: None,
+            window_start: OnceLock::new(),
+            iterations_started: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                boundary: SECOND,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// A recorder whose window lasts `len` once opened; `planned` is the
+    /// open model's number of scheduled iterations.
+    pub fn with_window(len: Duration, planned: Option<u64>) -> Self {
+        Recorder {
+            window_len: Some(len),
+            planned,
+            ..Self::new()
         }
     }
 
@@ -157,30 +203,112 @@ impl Recorder {
         self.started.elapsed()
     }
 
-    pub fn record(&self, tx: &'static str, raw: Duration, corrected: Duration, ok: bool) {
-        let mut inner = self.inner.lock().expect("recorder lock");
-        inner
-            .interval
-            .entry(tx)
-            .or_default()
-            .record(raw, corrected, ok);
+    /// Opens the measured window now, unless it is open already; returns
+    /// its start and end (the end is the start for a recorder without a
+    /// window).
+    pub fn open_window(&self) -> (Instant, Instant) {
+        let start = *self.window_start.get_or_init(|| {
+            let mut inner = self.inner.lock().expect("recorder lock");
+            let now = self.started.elapsed();
+            // Nothing is recorded before the first iteration: the current
+            // interval starts with the window.
+            inner.interval_start = now;
+            inner.boundary = now + self.window_len.map_or(SECOND, |l| l.min(SECOND));
+            now
+        });
+        let len = self.window_len.unwrap_or_default();
+        (self.started + start, self.started + start + len)
     }
 
-    /// Closes the current interval: folds it into the totals and the
-    /// series, and returns it for the log.
-    fn rotate(&self) -> Rotation {
-        let now = self.started.elapsed();
+    /// One more iteration started.
+    pub fn iteration_started(&self) {
+        self.iterations_started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The window as offsets from `started`, once opened.
+    fn window(&self) -> Option<(Duration, Duration)> {
+        let start = *self.window_start.get()?;
+        Some((start, start + self.window_len?))
+    }
+
+    /// The end of the interval after the one ending at `after`: whole
+    /// seconds from the window's start, one boundary at its end, whole
+    /// seconds from there on.
+    fn next_boundary(&self, after: Duration) -> Duration {
+        match self.window() {
+            Some((start, end)) if after < end => {
+                let k = after.saturating_sub(start).as_secs() + 1;
+                (start + Duration::from_secs(k)).min(end)
+            }
+            Some((_, end)) => end + Duration::from_secs((after - end).as_secs() + 1),
+            None => Duration::from_secs(after.as_secs() + 1),
+        }
+    }
+
+    pub fn record(&self, tx: &'static str, raw: Duration, corrected: Duration, ok: bool) {
         let mut inner = self.inner.lock().expect("recorder lock");
+        let now = self.started.elapsed();
+        if let Some((_, end)) = self.window() {
+            let counts = if now < end {
+                &mut inner.inside
+            } else {
+                &mut inner.after
+            };
+            counts.entry(tx).or_default().add(ok);
+        }
+        let interval = if now >= inner.boundary {
+            &mut inner.pending
+        } else {
+            &mut inner.interval
+        };
+        interval.entry(tx).or_default().record(raw, corrected, ok);
+    }
+
+    /// What was counted around the window (`None` before it opened or
+    /// without one).
+    pub fn window_log(&self) -> Option<WindowLog> {
+        let len = self.window_len?;
+        self.window_start.get()?;
+        let inner = self.inner.lock().expect("recorder lock");
+        let counts = |m: &BTreeMap<&'static str, Counts>| {
+            m.iter()
+                .map(|(tx, c)| ((*tx).to_owned(), *c))
+                .collect::<BTreeMap<_, _>>()
+        };
+        Some(WindowLog {
+            secs: len.as_secs_f64(),
+            started: self.iterations_started.load(Ordering::Relaxed),
+            planned: self.planned,
+            inside: counts(&inner.inside),
+            after: counts(&inner.after),
+        })
+    }
+
+    /// Closes the current interval at its boundary (`last`: at the
+    /// moment, with whatever is pending): folds it into the totals and the
+    /// series, and returns it for the log.
+    fn rotate(&self, last: bool) -> Rotation {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        let now = self.started.elapsed();
+        let end = if last { now } else { inner.boundary };
         let start = inner.interval_start;
-        let length = now.saturating_sub(start);
-        inner.interval_start = now;
-        let mut histograms = Vec::with_capacity(inner.interval.len());
+        let length = end.saturating_sub(start);
+        let origin = self.window_start.get().copied().unwrap_or_default();
+        let t = end.saturating_sub(origin).as_secs_f64();
+        inner.interval_start = end;
         let Inner {
             total,
             interval,
+            pending,
             series,
             ..
         } = &mut *inner;
+        if last {
+            for (name, p) in std::mem::take(pending) {
+                interval.entry(name).or_default().add(&p);
+            }
+        }
+        let mut histograms = Vec::with_capacity(interval.len());
         for (name, iv) in interval.iter_mut() {
             if iv.count() == 0 {
                 continue;
@@ -189,12 +317,16 @@ impl Recorder {
             series
                 .entry(name)
                 .or_default()
-                .push(iv.point(now.as_secs_f64(), length.as_secs_f64()));
+                .push(iv.point(t, length.as_secs_f64()));
             histograms.push((*name, iv.clone()));
             iv.reset();
         }
+        if !last {
+            *interval = std::mem::take(pending);
+            inner.boundary = self.next_boundary(end);
+        }
         inner.process.push(ProcSample {
-            t: now.as_secs_f64(),
+            t,
             rss_kib: crate::machine::rss_kib().0,
             cpu_seconds: crate::machine::cpu_seconds(),
         });
@@ -274,15 +406,7 @@ impl Recorder {
             .with_base_time(self.started_wall)
             .with_max_value_divisor(1000.0);
         let mut log = builder.begin_log_with(&mut file, &mut serializer)?;
-        let mut tick = 1u64;
-        loop {
-            let due = self.started + Duration::from_secs(tick);
-            let wait = due.saturating_duration_since(Instant::now());
-            let stopping = !matches!(
-                stop.recv_timeout(wait),
-                Err(mpsc::RecvTimeoutError::Timeout)
-            );
-            let rotation = self.rotate();
+        let mut write = |rotation: Rotation| -> anyhow::Result<()> {
             for (name, triple) in &rotation.histograms {
                 for kind in KINDS {
                     let h = triple.kind(kind);
@@ -294,10 +418,38 @@ impl Recorder {
                         .map_err(|e| anyhow::anyhow!("writing interval log: {e:?}"))?;
                 }
             }
-            if stopping {
+            Ok(())
+        };
+        loop {
+            let boundary = self.inner.lock().expect("recorder lock").boundary;
+            let now = self.started.elapsed();
+            if now >= boundary {
+                write(self.rotate(false))?;
+                continue;
+            }
+            // Until the window opens, look again every 50 ms: opening it
+            // moves the boundary.
+            let mut wait = boundary - now;
+            if self.window_len.is_some() && self.window_start.get().is_none() {
+                wait = wait.min(Duration::from_millis(50));
+            }
+            if !matches!(
+                stop.recv_timeout(wait),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            ) {
                 break;
             }
-            tick = self.started.elapsed().as_secs() + 1;
+        }
+        let boundary = self.inner.lock().expect("recorder lock").boundary;
+        if self.started.elapsed() >= boundary {
+            write(self.rotate(false))?;
+        }
+        write(self.rotate(true))?;
+        if let Some(window) = self.window_log() {
+            log.write_comment(&format!(
+                "{WINDOW_PREFIX}{}",
+                serde_json::to_string(&window)?
+            ))?;
         }
         drop(log);
         file.flush()?;
@@ -319,3 +471,6 @@ impl LogHandle {
             .map_err(|_| anyhow::anyhow!("interval log thread panicked"))?
     }
 }
+
+#[cfg(test)]
+mod tests;
