@@ -255,8 +255,9 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     done(
         &bar,
         format!(
-            "load run: {:.0} TPS, P95 {:.1} ms corrected",
+            "load run: {:.0} TPS{}, P95 {:.1} ms corrected",
             load.tps(),
+            achieved_text(&load),
             load.p95_corrected_ms()
         ),
     );
@@ -276,8 +277,9 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     done(
         &bar,
         format!(
-            "seat-map run: {:.0} paid or abandoned holds/s, P95 {:.1} ms corrected",
+            "seat-map run: {:.0} paid or abandoned holds/s{}, P95 {:.1} ms corrected",
             seats.tps(),
+            achieved_text(&seats),
             seats.p95_corrected_ms()
         ),
     );
@@ -325,8 +327,15 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
                                 p.best
                                     .as_ref()
                                     .map_or("-".into(), |b| format!("{:.0}", b.tps)),
-                                p.efficiency
-                                    .map_or(String::new(), |e| format!(" ({:.0}%)", e * 100.0))
+                                p.efficiency.map_or(String::new(), |e| format!(
+                                    " ({:.0}%{})",
+                                    e * 100.0,
+                                    if p.efficiency_flagged {
+                                        format!(", {}", scale::FLAG_TEXT)
+                                    } else {
+                                        String::new()
+                                    }
+                                ))
                             ))
                             .collect::<Vec<_>>()
                             .join(", ")
@@ -356,6 +365,7 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         verify,
         loads: vec![load, seats],
         scale,
+        tps_measure: report::TpsMeasure::Window,
     };
     let baseline = args.baseline.as_deref().map(Report::read).transpose()?;
     report::write(&report, &out, baseline.as_ref())?;
@@ -365,6 +375,18 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         format!("report: {}", out.join("report.html").display()),
     );
     Ok(out)
+}
+
+/// " of 200/s offered (99%), 3 in backlog" for an open-model run.
+fn achieved_text(load: &RunSummary) -> String {
+    match (load.offered, load.achieved) {
+        (Some(offered), Some(achieved)) => format!(
+            " of {offered:.0}/s offered ({:.0}%), {} in backlog",
+            achieved * 100.0,
+            load.backlog.map_or(0, |b| b.total())
+        ),
+        _ => String::new(),
+    }
 }
 
 async fn verify_target(

@@ -130,6 +130,8 @@ async fn main() -> anyhow::Result<()> {
                 scale: scale
                     .map(|d| loadgen::scale::ScaleReport::read(&d.join("scale.json")))
                     .transpose()?,
+                // Derived from the loads and steps on writing.
+                tps_measure: Default::default(),
             };
             write_report(&report, baseline.as_deref(), &out)?;
         }

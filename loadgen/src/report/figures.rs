@@ -2,6 +2,7 @@
 //! one), and the lines both pages word the same way.
 
 use super::Report;
+use crate::scale::FLAG_TEXT;
 use crate::summary::RunSummary;
 
 /// One compared figure.
@@ -10,9 +11,19 @@ pub(super) struct Row {
     pub now: f64,
     pub unit: &'static str,
     pub before: Option<f64>,
+    /// Set when the figure is beyond what its measurement allows.
+    pub flag: Option<&'static str>,
 }
 
 impl Row {
+    /// The figure as measured, with its flag.
+    pub fn now_text(&self, mark: &str) -> String {
+        match self.flag {
+            Some(f) => format!("{:.1} {} {mark} {f}", self.now, self.unit),
+            None => format!("{:.1} {}", self.now, self.unit),
+        }
+    }
+
     /// The baseline's value, or `dash` where the baseline lacks the figure.
     pub fn before_text(&self, dash: &str) -> String {
         self.before
@@ -42,10 +53,38 @@ pub(super) fn rows(report: &Report, baseline: Option<&Report>) -> Vec<Row> {
                 now,
                 unit,
                 before,
+                flag: None,
             })
         };
-        push("TPS", "/s", figure(&|l| l.tps()));
-        push("requests", "/s", figure(&|l| l.rps()));
+        let old_definition = if load.measured() {
+            ""
+        } else {
+            " (old definition)"
+        };
+        push(&format!("TPS{old_definition}"), "/s", figure(&|l| l.tps()));
+        if let Some(achieved) = load.achieved {
+            push(
+                "achieved (TPS / offered)",
+                "%",
+                (
+                    achieved * 100.0,
+                    old.and_then(|o| o.achieved).map(|a| a * 100.0),
+                ),
+            );
+        }
+        if let Some(backlog) = load.backlog {
+            let before = old.and_then(|o| o.backlog).map(|b| b.total() as f64);
+            push(
+                "backlog (not completed in the window)",
+                "iterations",
+                (backlog.total() as f64, before),
+            );
+        }
+        push(
+            &format!("requests{old_definition}"),
+            "/s",
+            figure(&|l| l.rps()),
+        );
         for (name, pick) in [
             ("P50 corrected", 0usize),
             ("P95 corrected", 1),
@@ -81,6 +120,7 @@ pub(super) fn rows(report: &Report, baseline: Option<&Report>) -> Vec<Row> {
                     now: best.tps,
                     unit: "/s",
                     before: old.and_then(|o| o.best.as_ref()).map(|b| b.tps),
+                    flag: None,
                 });
             }
             if let Some(e) = p.efficiency {
@@ -89,6 +129,7 @@ pub(super) fn rows(report: &Report, baseline: Option<&Report>) -> Vec<Row> {
                     now: e * 100.0,
                     unit: "%",
                     before: old.and_then(|o| o.efficiency).map(|e| e * 100.0),
+                    flag: p.efficiency_flagged.then_some(FLAG_TEXT),
                 });
             }
         }
@@ -101,6 +142,33 @@ pub(super) fn verdict_line(report: &Report) -> (bool, String) {
         Some(v) => (v.pass, v.headline.clone()),
         None => (false, "verify did not run".into()),
     }
+}
+
+/// What the measured window saw: TPS against the offered rate and the
+/// backlog (or that the run is of the old definition).
+pub(super) fn window_line(load: &RunSummary) -> String {
+    let (Some(w), Some(b)) = (load.window, load.backlog) else {
+        return format!(
+            "TPS {:.1}/s by the old definition (successes / nominal duration), not re-measured",
+            load.tps()
+        );
+    };
+    let achieved = match (load.offered, load.achieved) {
+        (Some(o), Some(a)) => format!(" of {o:.0}/s offered ({:.1}% achieved)", a * 100.0),
+        _ => String::new(),
+    };
+    format!(
+        "TPS {:.1}/s{achieved}: {} successful and {} failed iterations completed inside the {} s \
+         window; backlog {} ({} completed after it, {} outstanding at the stop, {} never started)",
+        load.tps(),
+        w.completed,
+        w.failed,
+        w.secs,
+        b.total(),
+        b.completed_after,
+        b.outstanding,
+        b.unstarted
+    )
 }
 
 pub(super) fn generator_line(load: &RunSummary) -> String {

@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::figures::{generator_line, verdict_line, Row};
+use super::figures::{generator_line, verdict_line, window_line, Row};
 use super::plots;
-use super::scaling::{quota_label, scaling_diagnosis, Cells};
-use super::Report;
+use super::scaling::{bounds, flag_note, quota_label, scaling_diagnosis, unmet_note, Cells};
+use super::{Report, OLD_TPS_NOTE};
 
 /// The HTML page: the verdict's banner, the machine, the compared figures,
 /// each load run's plots and the scaling table.
@@ -25,7 +25,7 @@ pub(super) fn page(
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail{{background:#f8d0d0}}
-.banner{{padding:12px;font-size:1.2em;border-radius:4px}}img{{max-width:100%;border:1px solid #eee}}.note{{color:#a40}}</style>
+.banner{{padding:12px;font-size:1.2em;border-radius:4px}}.flagged{{background:#fde9b8}}img{{max-width:100%;border:1px solid #eee}}.note{{color:#a40}}</style>
 </head><body><h1>ticketbench report <code>{id}</code></h1>
 <p>{created} &middot; backend <b>{backend}</b></p>
 <div class="banner {cls}">verify: {headline}</div>
@@ -38,6 +38,15 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
     );
     for note in &report.notes {
         let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(note));
+    }
+    if report.old_tps() {
+        let _ = writeln!(
+            h,
+            "<p class=\"note old-tps\"><b>{}</b></p>",
+            esc(OLD_TPS_NOTE)
+        );
+    } else if baseline.is_some_and(Report::old_tps) {
+        h.push_str("<p class=\"note\">The baseline's TPS is by the old definition (successes / nominal duration): changes in TPS compare different measures.</p>\n");
     }
     let _ = write!(
         h,
@@ -78,10 +87,14 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
     for r in rows {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{:.1} {}</td>",
+            "<tr><td>{}</td><td{}>{}</td>",
             esc(&r.what),
-            r.now,
-            r.unit
+            if r.flag.is_some() {
+                " class=\"flagged\""
+            } else {
+                ""
+            },
+            r.now_text("&#9888;")
         );
         if baseline.is_some() {
             let _ = write!(
@@ -97,13 +110,14 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
     for (load, names) in report.loads.iter().zip(load_plots) {
         let _ = write!(
             h,
-            "<h2>Load run: {} ({})</h2><p>{} users, {} host(s), {:.0} s; generator: {}</p>",
+            "<h2>Load run: {} ({})</h2><p>{} users, {} host(s), {:.0} s; generator: {}</p><p>{}</p>",
             esc(&load.scenario),
             esc(&plots::model_label(load)),
             load.users,
             load.hosts.len(),
             load.duration_secs,
             esc(&generator_line(load)),
+            esc(&window_line(load)),
         );
         for name in names {
             let _ = write!(h, "<p><img src=\"plots/{name}.svg\" alt=\"{name}\"></p>");
@@ -119,11 +133,9 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
             if !scale.points.is_empty() {
                 let _ = write!(
                     h,
-                    "<p>{}; a rate passes with corrected P95 &le; {} ms, errors &le; {:.2}% and the offered rate achieved; {} s per rate.</p>",
+                    "<p>{}; {}.</p>",
                     esc(&quota_label(scale)),
-                    scale.p95_bound_ms,
-                    scale.max_error_rate * 100.0,
-                    scale.step_secs
+                    esc(&bounds(scale))
                 );
                 h.push_str("<table><tr><th>instances</th><th>TPS</th><th>P95 ms</th><th>efficiency</th><th>closed-model capacity</th><th>over-selling check</th><th>rates tried</th></tr>");
                 for p in &scale.points {
@@ -132,19 +144,30 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                         p95,
                         efficiency: eff,
                         capacity: cap,
-                    } = Cells::of(p, "&ndash;");
+                    } = Cells::of(p, "&ndash;", "&#9888;");
                     let tried: Vec<String> = p
                         .steps
                         .iter()
                         .filter_map(|s| {
                             s.rate.map(|r| {
-                                format!("{r:.0}{}", if s.pass { "&#10003;" } else { "&#10007;" })
+                                format!(
+                                    "{r:.0}{}{}",
+                                    if s.pass { "&#10003;" } else { "&#10007;" },
+                                    s.achieved
+                                        .map_or(String::new(), |a| format!(" ({:.0}%)", a * 100.0))
+                                )
                             })
                         })
                         .collect();
+                    // The efficiency cell is marked so it can be found.
+                    let eff_class = if p.efficiency_flagged {
+                        "efficiency flagged"
+                    } else {
+                        "efficiency"
+                    };
                     let _ = write!(
                         h,
-                        "<tr><td>{}</td><td>{tps}</td><td>{p95}</td><td>{eff}</td><td>{cap}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                        "<tr><td>{}</td><td>{tps}</td><td>{p95}</td><td class=\"{eff_class}\">{eff}</td><td>{cap}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
                         p.instances,
                         if p.verify_pass { "pass" } else { "fail" },
                         esc(&p.verify_headline),
@@ -152,8 +175,15 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                     );
                 }
                 h.push_str("</table>");
-                if let Some(d) = scaling_diagnosis(scale) {
-                    let _ = write!(h, "<p class=\"note\">{}</p>", esc(&d));
+                for note in [
+                    flag_note(scale),
+                    unmet_note(scale),
+                    scaling_diagnosis(scale),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let _ = write!(h, "<p class=\"note\">{}</p>", esc(&note));
                 }
             }
             if let Some(name) = scaling {

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::figures::{generator_line, verdict_line, Row};
+use super::figures::{generator_line, verdict_line, window_line, Row};
 use super::plots;
-use super::scaling::{quota_label, scaling_diagnosis, Cells};
-use super::Report;
+use super::scaling::{bounds, flag_note, quota_label, scaling_diagnosis, unmet_note, Cells};
+use super::{Report, OLD_TPS_NOTE};
 
 /// The Markdown summary: the HTML page's content, with each load run's
 /// transactions tabulated and the plots as PNG.
@@ -43,6 +43,15 @@ pub(super) fn page(
     for note in &report.notes {
         let _ = writeln!(md, "- note: {note}");
     }
+    if report.old_tps() {
+        let _ = writeln!(md, "- note: **{OLD_TPS_NOTE}**");
+    } else if baseline.is_some_and(Report::old_tps) {
+        let _ = writeln!(
+            md,
+            "- note: the baseline's TPS is by the old definition (successes / nominal duration): \
+             changes in TPS compare different measures"
+        );
+    }
     md.push_str("\n## Figures\n\n");
     if baseline.is_some() {
         md.push_str("| figure | this run | baseline | change |\n|---|---:|---:|---:|\n");
@@ -53,27 +62,27 @@ pub(super) fn page(
         if baseline.is_some() {
             let _ = writeln!(
                 md,
-                "| {} | {:.1} {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 r.what,
-                r.now,
-                r.unit,
+                r.now_text("⚠"),
                 r.before_text("–"),
                 r.change()
             );
         } else {
-            let _ = writeln!(md, "| {} | {:.1} {} |", r.what, r.now, r.unit);
+            let _ = writeln!(md, "| {} | {} |", r.what, r.now_text("⚠"));
         }
     }
     for (load, names) in report.loads.iter().zip(load_plots) {
         let _ = writeln!(
             md,
-            "\n## Load run: {} ({})\n\n{} users, {} host(s), {:.0} s; generator: {}\n",
+            "\n## Load run: {} ({})\n\n{} users, {} host(s), {:.0} s; generator: {}\n\n{}\n",
             load.scenario,
             plots::model_label(load),
             load.users,
             load.hosts.len(),
             load.duration_secs,
-            generator_line(load)
+            generator_line(load),
+            window_line(load)
         );
         md.push_str("| transaction | count | errors | P50 ms | P95 ms | P99 ms | P99 raw ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (name, t) in &load.transactions {
@@ -103,6 +112,7 @@ pub(super) fn page(
                 let _ = writeln!(md, "**{reason}**\n");
             }
             if !scale.points.is_empty() {
+                let _ = writeln!(md, "{}: {}.\n", quota_label(scale), bounds(scale));
                 md.push_str("| instances | TPS | P95 ms | efficiency | closed-model capacity | over-selling check |\n|---:|---:|---:|---:|---:|---|\n");
                 for p in &scale.points {
                     let Cells {
@@ -110,15 +120,22 @@ pub(super) fn page(
                         p95,
                         efficiency: eff,
                         capacity: cap,
-                    } = Cells::of(p, "–");
+                    } = Cells::of(p, "–", "⚠");
                     let _ = writeln!(
                         md,
                         "| {} | {tps} | {p95} | {eff} | {cap} | {} |",
                         p.instances, p.verify_headline
                     );
                 }
-                if let Some(d) = scaling_diagnosis(scale) {
-                    let _ = writeln!(md, "\n{d}");
+                for note in [
+                    flag_note(scale),
+                    unmet_note(scale),
+                    scaling_diagnosis(scale),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let _ = writeln!(md, "\n{note}");
                 }
             }
             if let Some(name) = scaling {

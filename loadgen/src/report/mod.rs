@@ -18,11 +18,16 @@ mod scaling;
 
 use std::path::Path;
 
-pub use model::{CheckLine, Report, VerifySummary};
+pub use model::{CheckLine, Report, TpsMeasure, VerifySummary, OLD_TPS_NOTE};
 pub use scaling::scaling_diagnosis;
 
-/// Writes `report.json`, `report.html`, `report.md` and `plots/` into `out`.
+/// Writes `report.json`, `report.html`, `report.md` and `plots/` into `out`
+/// (what is derived from the data derived again, see
+/// [`Report::normalized`]).
 pub fn write(report: &Report, out: &Path, baseline: Option<&Report>) -> anyhow::Result<()> {
+    let report = &report.normalized();
+    let baseline = baseline.map(Report::normalized);
+    let baseline = baseline.as_ref();
     let plots_dir = out.join("plots");
     std::fs::create_dir_all(&plots_dir)?;
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(report)?)?;
@@ -54,3 +59,6 @@ pub fn write(report: &Report, out: &Path, baseline: Option<&Report>) -> anyhow::
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,6 +52,26 @@ impl VerifySummary {
     }
 }
 
+/// How a report's TPS figures were measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TpsMeasure {
+    /// Successes over the nominal duration, completions drained after the
+    /// window included (reports made before the window was measured; a
+    /// `report.json` without the field is one).
+    #[default]
+    NominalDuration,
+    /// Successes completed inside the measured window, per second of it.
+    Window,
+}
+
+/// What both pages say about a report of the old definition.
+pub const OLD_TPS_NOTE: &str = "TPS by the old definition (successes / nominal duration), \
+not re-measured: completions drained after the measured window were counted as throughput, \
+so an offered rate that was kept shows as achieved by construction, and efficiency is a ratio \
+of the offered rates the search chose. The per-step data needed to count inside the window \
+was not kept, so these figures stay as they were measured.";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -71,10 +91,42 @@ pub struct Report {
     pub loads: Vec<RunSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<ScaleReport>,
+    /// How the TPS figures were measured; derived from the data whenever
+    /// the report is written (see [`Report::normalized`]).
+    #[serde(default)]
+    pub tps_measure: TpsMeasure,
 }
 
 impl Report {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         crate::summary::read_json(path)
+    }
+
+    /// What was derived from the data, derived again: the TPS measure
+    /// (the window only when every load run and every offered step was
+    /// counted inside its window) and the efficiency flags.
+    pub fn normalized(&self) -> Report {
+        let mut r = self.clone();
+        let loads = r.loads.iter().all(RunSummary::measured);
+        let steps = r.scale.as_ref().is_none_or(|s| {
+            s.points
+                .iter()
+                .flat_map(|p| &p.steps)
+                .all(|st| st.rate.is_none() || st.achieved.is_some())
+        });
+        r.tps_measure = if loads && steps {
+            TpsMeasure::Window
+        } else {
+            TpsMeasure::NominalDuration
+        };
+        if let Some(scale) = &mut r.scale {
+            scale.flag_efficiency();
+        }
+        r
+    }
+
+    /// Whether the TPS figures are of the old definition.
+    pub fn old_tps(&self) -> bool {
+        self.tps_measure == TpsMeasure::NominalDuration
     }
 }

@@ -2,7 +2,7 @@
 //! closed-model capacity, and where scaling stopped being the instances'
 //! doing.
 
-use crate::scale::{Point, ScaleReport};
+use crate::scale::{Point, ScaleReport, EFFICIENCY_ALLOWANCE, FLAG_TEXT};
 
 /// The closed-model capacity probe of each fleet (the first step).
 fn capacity(p: &Point) -> Option<f64> {
@@ -61,7 +61,8 @@ pub(super) fn quota_label(scale: &ScaleReport) -> String {
 }
 
 /// One fleet's cells of the scaling table, `dash` where nothing was
-/// measured.
+/// measured; a flagged efficiency is followed by `mark` and the flag's
+/// words.
 pub(super) struct Cells {
     pub tps: String,
     pub p95: String,
@@ -70,17 +71,90 @@ pub(super) struct Cells {
 }
 
 impl Cells {
-    pub fn of(p: &Point, dash: &str) -> Self {
+    pub fn of(p: &Point, dash: &str, mark: &str) -> Self {
         let (tps, p95) = p.best.as_ref().map_or((dash.into(), dash.into()), |b| {
             (format!("{:.0}", b.tps), format!("{:.1}", b.p95_ms))
         });
         Cells {
             tps,
             p95,
-            efficiency: p
-                .efficiency
-                .map_or(dash.into(), |e| format!("{:.0}%", e * 100.0)),
+            efficiency: p.efficiency.map_or(dash.into(), |e| {
+                if p.efficiency_flagged {
+                    format!("{:.0}% {mark} {FLAG_TEXT}", e * 100.0)
+                } else {
+                    format!("{:.0}%", e * 100.0)
+                }
+            }),
             capacity: capacity(p).map_or(dash.into(), |c| format!("{c:.0}/s")),
         }
     }
+}
+
+/// What a rate had to do to pass.
+pub(super) fn bounds(scale: &ScaleReport) -> String {
+    let achieved = scale
+        .min_achieved
+        .map_or("the offered rate achieved".to_owned(), |a| {
+            format!(
+                "at least {:.0}% of the offered rate achieved inside the measured window",
+                a * 100.0
+            )
+        });
+    format!(
+        "a rate passes with corrected P95 <= {} ms, errors <= {:.2}% and {achieved}; {} s per rate",
+        scale.p95_bound_ms,
+        scale.max_error_rate * 100.0,
+        scale.step_secs
+    )
+}
+
+/// The explanation under a table with a flagged efficiency.
+pub(super) fn flag_note(scale: &ScaleReport) -> Option<String> {
+    scale.points.iter().any(|p| p.efficiency_flagged).then(|| {
+        format!(
+            "Efficiency is flagged when it exceeds 100% by more than {:.0}%, the resolution of the \
+             rate search (until repeated runs give TPS an interval): N instances doing more than N \
+             times one more likely means TPS(1) is an underestimate (its search stopped below one \
+             instance's capacity) than that instances help each other.",
+            EFFICIENCY_ALLOWANCE * 100.0
+        )
+    })
+}
+
+/// Fleets where no offered rate met the bounds: the performance
+/// expectation the report states, with each rate's reason.
+pub(super) fn unmet_note(scale: &ScaleReport) -> Option<String> {
+    let lines: Vec<String> = scale
+        .points
+        .iter()
+        .filter(|p| p.best.is_none())
+        .map(|p| {
+            let reasons: Vec<String> = p
+                .steps
+                .iter()
+                .filter_map(|s| {
+                    let r = s.rate?;
+                    Some(format!(
+                        "{r:.0}/s: {}",
+                        s.reason.as_deref().unwrap_or("did not pass")
+                    ))
+                })
+                .collect();
+            format!(
+                "{} instance(s): no offered rate met the bounds ({})",
+                p.instances,
+                if reasons.is_empty() {
+                    "none tried".into()
+                } else {
+                    reasons.join("; ")
+                }
+            )
+        })
+        .collect();
+    (!lines.is_empty()).then(|| {
+        format!(
+            "Not met: {}. TPS and efficiency at that size are not measured.",
+            lines.join(". ")
+        )
+    })
 }

@@ -137,6 +137,7 @@ impl Search<'_> {
             steps,
             best,
             efficiency: None,
+            efficiency_flagged: false,
             verify_pass,
             verify_headline,
             throttled_periods: throttled,
@@ -157,6 +158,7 @@ fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Ste
         )
     });
     let tps = s.tps();
+    let achieved = s.achieved;
     let error_rate = s.error_rate();
     let reason = match rate {
         None => None,
@@ -168,14 +170,17 @@ fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Ste
             error_rate * 100.0,
             args.max_error_rate * 100.0
         )),
-        Some(r) if tps < r * args.min_achieved => {
-            Some(format!("achieved {tps:.0}/s of {r:.0}/s offered"))
-        }
+        Some(r) if tps < r * args.min_achieved => Some(format!(
+            "achieved {tps:.0}/s of {r:.0}/s offered ({:.0}%)",
+            tps / r * 100.0
+        )),
         Some(_) => None,
     };
     Step {
         rate,
         tps,
+        achieved,
+        backlog: s.backlog.map(|b| b.total()),
         p50_ms: p50,
         p95_ms: p95,
         p99_ms: p99,
