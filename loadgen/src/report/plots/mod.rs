@@ -1,4 +1,8 @@
-//! The report's plots, each drawn twice by plotters: PNG and SVG.
+//! The report's plots, each drawn twice by plotters: PNG and SVG. Every
+//! axis is scaled to its data and reference lines, with headroom, so no
+//! value is cut off; the scaling plot is in `scaling`.
+
+mod scaling;
 
 use std::path::Path;
 use std::sync::Once;
@@ -19,7 +23,7 @@ static FONT_ONCE: Once = Once::new();
 /// DejaVu Sans, bundled so plots render on machines without fonts.
 fn register_font() {
     FONT_ONCE.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        let bytes: &'static [u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
         plotters::style::register_font(FONT, FontStyle::Normal, bytes)
             .unwrap_or_else(|_| panic!("bundled font is valid"));
     });
@@ -33,7 +37,8 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 /// What one plot shows; drawn by the same code on either backend.
 enum Plot<'a> {
-    Tps(&'a str, &'a [SeriesPoint]),
+    /// Title, the per-second series, the offered rate (open model).
+    Tps(&'a str, &'a [SeriesPoint], Option<f64>),
     Latency(&'a [SeriesPoint]),
     Hdr(&'a RunSummary),
     Scaling(&'a ScaleReport),
@@ -42,10 +47,10 @@ enum Plot<'a> {
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plot<'_>) -> DrawResult {
     root.fill(&WHITE).map_err(err)?;
     match plot {
-        Plot::Tps(title, series) => draw_tps(root, title, series)?,
+        Plot::Tps(title, series, offered) => draw_tps(root, title, series, *offered)?,
         Plot::Latency(series) => draw_latency(root, series)?,
         Plot::Hdr(summary) => draw_hdr(root, summary)?,
-        Plot::Scaling(scale) => draw_scaling(root, scale)?,
+        Plot::Scaling(scale) => scaling::draw(root, scale)?,
     }
     root.present().map_err(err)
 }
@@ -120,26 +125,29 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// The top of an axis showing values up to `v`: 15% headroom.
 fn nice_max(v: f64) -> f64 {
-    if v <= 0.0 {
+    if v <= 0.0 || !v.is_finite() {
         1.0
     } else {
         v * 1.15
     }
 }
 
-/// Throughput (successful iterations/s) and errors/s over time.
+/// Throughput (successful iterations/s) and errors/s over time, against
+/// the offered rate in the open model.
 fn draw_tps<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     series: &[SeriesPoint],
+    offered: Option<f64>,
 ) -> DrawResult {
     let max_t = series.iter().map(|p| p.t).fold(1.0, f64::max);
     let max_y = nice_max(
         series
             .iter()
             .map(|p| p.tps.max(p.errors as f64))
-            .fold(0.0, f64::max),
+            .fold(offered.unwrap_or(0.0), f64::max),
     );
     let mut chart = linear_chart(
         root,
@@ -166,6 +174,16 @@ fn draw_tps<DB: DrawingBackend>(
         .map_err(err)?
         .label("errors/s")
         .legend(swatch(RED.stroke_width(2)));
+    if let Some(rate) = offered {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, rate), (max_t, rate)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(err)?
+            .label("offered rate")
+            .legend(swatch(BLACK.mix(0.5)));
+    }
     legend(&mut chart, 14, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
@@ -286,146 +304,12 @@ fn trim_float(p: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// TPS, P95 and efficiency against instance count, with the ideal line
-/// and the 90% bar.
-fn draw_scaling<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    scale: &ScaleReport,
-) -> DrawResult {
-    let measured: Vec<(usize, f64, f64, Option<f64>)> = scale
-        .points
-        .iter()
-        .filter_map(|p| {
-            p.best
-                .as_ref()
-                .map(|b| (p.instances, b.tps, b.p95_ms, p.efficiency))
-        })
-        .collect();
-    let max_n = scale.points.iter().map(|p| p.instances).max().unwrap_or(1) as f64;
-    let one = scale
-        .points
-        .first()
-        .and_then(|p| p.best.as_ref().map(|b| b.tps / p.instances as f64))
-        .unwrap_or(0.0);
-    let areas = root.split_evenly((1, 3));
-    let x_range = 0.5..max_n + 0.5;
-
-    // TPS against N.
-    let max_tps = nice_max(measured.iter().map(|m| m.1).fold(one * max_n, f64::max));
-    let mut chart = linear_chart(
-        &areas[0],
-        "TPS by instances",
-        false,
-        x_range.clone(),
-        0.0..max_tps,
-        "instances",
-        "TPS",
-    )?;
-    let ideal = [(1.0, one), (max_n, one * max_n)];
-    chart
-        .draw_series(LineSeries::new(ideal, BLACK.mix(0.5).stroke_width(1)))
-        .map_err(err)?
-        .label("N x TPS(1)")
-        .legend(swatch(BLACK.mix(0.5)));
-    chart
-        .draw_series(LineSeries::new(
-            ideal.map(|(n, t)| (n, t * 0.9)),
-            RED.mix(0.6).stroke_width(1),
-        ))
-        .map_err(err)?
-        .label("90% bar")
-        .legend(swatch(RED.mix(0.6)));
-    chart
-        .draw_series(LineSeries::new(
-            measured.iter().map(|m| (m.0 as f64, m.1)),
-            BLUE.stroke_width(2),
-        ))
-        .map_err(err)?
-        .label("measured")
-        .legend(swatch(BLUE.stroke_width(2)));
-    chart
-        .draw_series(
-            measured
-                .iter()
-                .map(|m| Circle::new((m.0 as f64, m.1), 5, BLUE.filled())),
-        )
-        .map_err(err)?;
-    legend(&mut chart, 12, SeriesLabelPosition::UpperLeft)?;
-
-    // P95 against N, with the bound.
-    let max_p95 = nice_max(
-        measured
-            .iter()
-            .map(|m| m.2)
-            .fold(scale.p95_bound_ms, f64::max),
-    );
-    let mut chart = linear_chart(
-        &areas[1],
-        "P95 at that rate (corrected)",
-        false,
-        x_range.clone(),
-        0.0..max_p95,
-        "instances",
-        "ms",
-    )?;
-    chart
-        .draw_series(LineSeries::new(
-            [(0.5, scale.p95_bound_ms), (max_n + 0.5, scale.p95_bound_ms)],
-            RED.mix(0.6),
-        ))
-        .map_err(err)?
-        .label("bound")
-        .legend(swatch(RED.mix(0.6)));
-    chart
-        .draw_series(
-            measured
-                .iter()
-                .map(|m| Circle::new((m.0 as f64, m.2), 5, BLUE.filled())),
-        )
-        .map_err(err)?;
-    legend(&mut chart, 12, SeriesLabelPosition::LowerRight)?;
-
-    // Efficiency against N.
-    let mut chart = linear_chart(
-        &areas[2],
-        "Efficiency = TPS(N) / (N x TPS(1))",
-        false,
-        x_range,
-        0.0..120.0,
-        "instances",
-        "%",
-    )?;
-    chart
-        .draw_series(LineSeries::new(
-            [(0.5, 90.0), (max_n + 0.5, 90.0)],
-            RED.mix(0.6),
-        ))
-        .map_err(err)?
-        .label("90% bar (seed 000)")
-        .legend(swatch(RED.mix(0.6)));
-    let eff: Vec<(f64, f64)> = measured
-        .iter()
-        .filter_map(|m| m.3.map(|e| (m.0 as f64, e * 100.0)))
-        .collect();
-    chart
-        .draw_series(LineSeries::new(eff.iter().copied(), BLUE.stroke_width(2)))
-        .map_err(err)?
-        .label("measured")
-        .legend(swatch(BLUE.stroke_width(2)));
-    chart
-        .draw_series(
-            eff.iter()
-                .map(|&(n, e)| Circle::new((n, e), 5, BLUE.filled())),
-        )
-        .map_err(err)?;
-    legend(&mut chart, 12, SeriesLabelPosition::LowerLeft)?;
-    Ok(())
-}
-
 /// The load run's plots: `tps`, `latency`, `hdr` (png and svg) in `dir`.
 pub fn load_plots(dir: &Path, prefix: &str, summary: &RunSummary) -> anyhow::Result<Vec<String>> {
-    // The measured window only: the last interval holds the stragglers
-    // completing after the schedule ended, whose rate is not the run's.
+    // The measured window only: later intervals hold the completions
+    // drained after it (backlog, not throughput). One interval ends where
+    // the window does; reports of the old definition had no such cut,
+    // hence the half second.
     let series: Vec<SeriesPoint> = summary
         .series
         .get(&summary.headline)
@@ -444,7 +328,11 @@ pub fn load_plots(dir: &Path, prefix: &str, summary: &RunSummary) -> anyhow::Res
     let tps = format!("{prefix}tps");
     let latency = format!("{prefix}latency");
     let hdr = format!("{prefix}hdr");
-    render(dir, &tps, SIZE, Plot::Tps(&title, &series))?;
+    let offered = match summary.model {
+        crate::summary::Model::Open { rate } => Some(rate),
+        crate::summary::Model::Closed => None,
+    };
+    render(dir, &tps, SIZE, Plot::Tps(&title, &series, offered))?;
     render(dir, &latency, SIZE, Plot::Latency(&series))?;
     render(dir, &hdr, SIZE, Plot::Hdr(summary))?;
     Ok(vec![tps, latency, hdr])
