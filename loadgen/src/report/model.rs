@@ -69,8 +69,8 @@ pub enum TpsMeasure {
 pub const OLD_TPS_NOTE: &str = "TPS by the old definition (successes / nominal duration), \
 not re-measured: completions drained after the measured window were counted as throughput, \
 so an offered rate that was kept shows as achieved by construction, and efficiency is a ratio \
-of the offered rates the search chose. The per-step data needed to count inside the window \
-was not kept, so these figures stay as they were measured.";
+of the offered rates the search chose. What a recount needs (each completion's time against \
+the window) was not kept, so these figures stay as they were measured.";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -108,14 +108,43 @@ pub(super) fn bounds(scale: &ScaleReport) -> String {
     )
 }
 
-/// The explanation under a table with a flagged efficiency.
+/// The passing rate a fleet's TPS came from and the lowest failing rate
+/// above it, when one was tried: its capacity lies between them.
+fn bracket(p: &Point) -> Option<(f64, f64)> {
+    let lo = p.best.as_ref()?.rate?;
+    let hi = p
+        .steps
+        .iter()
+        .filter(|s| !s.pass)
+        .filter_map(|s| s.rate)
+        .filter(|&r| r > lo)
+        .min_by(f64::total_cmp)?;
+    Some((lo, hi))
+}
+
+/// The explanation under a table with a flagged efficiency, with how
+/// closely the search bracketed the first fleet's capacity.
 pub(super) fn flag_note(scale: &ScaleReport) -> Option<String> {
     scale.points.iter().any(|p| p.efficiency_flagged).then(|| {
+        let first = scale.points.first();
+        let base = match first.map(|p| (p.instances, bracket(p))) {
+            Some((n, Some((lo, hi)))) => format!(
+                " Here the search at {n} instance(s) stopped between {lo:.0}/s (passed) and \
+                 {hi:.0}/s (failed), a gap of {:.0}%.",
+                (hi - lo) / lo * 100.0
+            ),
+            Some((n, None)) => format!(
+                " Here no rate failed above the best one at {n} instance(s): its capacity was \
+                 not bracketed."
+            ),
+            None => String::new(),
+        };
         format!(
-            "Efficiency is flagged when it exceeds 100% by more than {:.0}%, the resolution of the \
-             rate search (until repeated runs give TPS an interval): N instances doing more than N \
-             times one more likely means TPS(1) is an underestimate (its search stopped below one \
-             instance's capacity) than that instances help each other.",
+            "Efficiency is flagged when it exceeds 100% by more than {:.0}%, the resolution the \
+             rate search aims for (it stops bisecting there, or after its last rate), until repeated \
+             runs give TPS an interval: N instances doing more than N times one more likely means \
+             the first fleet's TPS is an underestimate (its search stopped below its capacity) than \
+             that instances help each other.{base}",
             EFFICIENCY_ALLOWANCE * 100.0
         )
     })

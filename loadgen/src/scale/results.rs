@@ -152,9 +152,10 @@ impl ScaleReport {
 }
 
 /// How far above 100% an efficiency may be before it is flagged. Until
-/// repeated runs give TPS an interval, this is the resolution of the rate
-/// search (it stops bisecting once the passing and failing rates are
-/// within 5%), so each TPS(N), and their ratio, is known to about that.
+/// repeated runs give TPS an interval, this is the resolution the rate
+/// search aims for (it stops bisecting once the passing and failing rates
+/// are within 5%, or after its last rate), so each TPS(N), and their ratio,
+/// is known to about that at best.
 pub const EFFICIENCY_ALLOWANCE: f64 = 0.05;
 
 /// Efficiency above 100% by more than [`EFFICIENCY_ALLOWANCE`]: N
