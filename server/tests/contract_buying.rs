@@ -82,10 +82,7 @@ on_both_stacks!(queue_status_by_header_and_query, [], |s| {
 
 on_both_stacks!(token_errors_are_401, ["--token-ttl-secs", "1"], |s| {
     s.event("e1", 10, json!({})).await;
-    let token = s.enter("e1", "a").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = s.token("e1", "a").await;
 
     assert_error(&s.get("/api/v1/queue/status").await, 401, "UNAUTHORIZED");
     assert_error(&s.status("not-a-token").await, 401, "UNAUTHORIZED");
@@ -99,10 +96,7 @@ on_both_stacks!(token_errors_are_401, ["--token-ttl-secs", "1"], |s| {
     // A token signed with another secret.
     let other = start(&Backend::Memory, &["--token-secret", "another-secret"]).await;
     other.event("e1", 10, json!({})).await;
-    let foreign = other.enter("e1", "a").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let foreign = other.token("e1", "a").await;
     assert_error(&s.status(&foreign).await, 401, "UNAUTHORIZED");
     other.stop().await.unwrap();
     // And an expired one (this server's tokens live one second).
@@ -248,10 +242,7 @@ on_both_stacks!(active_time_runs_out_and_frees_the_slot, [], |s| {
     )
     .await;
     let a = active_token(&s, "e1", "a").await;
-    let b = s.enter("e1", "b").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b = s.token("e1", "b").await;
     eventually(
         Duration::from_secs(5),
         "b admitted after a's TTL",

@@ -23,11 +23,7 @@ on_both_stacks!(
     |s| {
         s.event("e", 1000, json!({"activeCapacity": 5})).await;
         let users = 30;
-        let mut tokens = Vec::new();
-        for i in 0..users {
-            let e = s.enter("e", &format!("u{i}")).await;
-            tokens.push(e["token"].as_str().unwrap().to_owned());
-        }
+        let tokens = s.tokens("e", users).await;
         // Buyers among the ACTIVE finish in a scrambled order; whoever gets the
         // freed slot must always be the earliest entrant still waiting.
         let mut admitted: Vec<usize> = Vec::new();
@@ -120,15 +116,7 @@ on_both_stacks!(
 
 on_both_stacks!(sse_positions_never_increase_and_active_arrives, [], |s| {
     s.event("e", 100, json!({"activeCapacity": 1})).await;
-    let mut tokens = Vec::new();
-    for i in 0..6 {
-        tokens.push(
-            s.enter("e", &format!("u{i}")).await["token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let tokens = s.tokens("e", 6).await;
     let mut sse = SseReader::open(&s, &tokens[5], None).await;
     let first = sse.next(DEADLINE).await.unwrap();
     assert_eq!(first.event, "position");
@@ -194,15 +182,7 @@ on_both_stacks!(
     ["--sse-heartbeat-secs", "1"],
     |s| {
         s.event("e", 100, json!({"activeCapacity": 1})).await;
-        let mut tokens = Vec::new();
-        for i in 0..4 {
-            tokens.push(
-                s.enter("e", &format!("u{i}")).await["token"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            );
-        }
+        let tokens = s.tokens("e", 4).await;
         let mut sse = SseReader::open(&s, &tokens[3], None).await;
         let first = sse.next(DEADLINE).await.unwrap();
         assert_eq!(first.data["position"], 3);
@@ -248,10 +228,7 @@ on_both_stacks!(stream_refuses_bad_tokens_and_ends_for_used_ones, [], |s| {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    let t = s.enter("e", "a").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = s.token("e", "a").await;
     let mut sse = SseReader::open(&s, &t, None).await;
     assert_eq!(sse.next(DEADLINE).await.unwrap().event, "active");
     assert!(sse.next(DEADLINE).await.is_none());
@@ -271,10 +248,7 @@ on_both_stacks!(
     |s| {
         s.event("e", 10, json!({"activeCapacity": 1})).await;
         s.enter("e", "a").await;
-        let waiting = s.enter("e", "b").await["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let waiting = s.token("e", "b").await;
         let mut sse = SseReader::open(&s, &waiting, None).await;
         assert_eq!(sse.next(DEADLINE).await.unwrap().event, "position");
         let base = s.base.clone();

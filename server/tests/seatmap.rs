@@ -6,9 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    balance, charge, concert, create_concert, hold, hold_seat, pay, seat_status, token, PRICE,
-};
+use common::{balance, charge, concert, create_concert, hold, hold_seat, pay, seat_status, PRICE};
 use reqwest::StatusCode;
 use serde_json::json;
 use testkit::{assert_error, eventually, on_both_stacks, split};
@@ -101,8 +99,8 @@ on_both_stacks!(concert_set_up_and_reads, [], |s| {
 
 on_both_stacks!(hold_and_pay_rows, [], |s| {
     concert(&s, "c1", 2).await;
-    let a = token(&s, "c1", "alice").await;
-    let b = token(&s, "c1", "bob").await;
+    let a = s.token("c1", "alice").await;
+    let b = s.token("c1", "bob").await;
     let waiting = s.enter("c1", "carol").await;
     assert_eq!(waiting["status"], "WAITING");
     let waiting = waiting["token"].as_str().unwrap().to_owned();
@@ -160,7 +158,7 @@ on_both_stacks!(hold_and_pay_rows, [], |s| {
     );
     assert_error(&hold_seat(&s, &a, "c9", 1).await, 404, "NOT_FOUND");
     s.event("ev-1", 5, json!({})).await;
-    let other = token(&s, "ev-1", "alice").await;
+    let other = s.token("ev-1", "alice").await;
     assert_error(&hold_seat(&s, &other, "c1", 1).await, 403, "NOT_ACTIVE");
     assert_eq!(seat_status(&s, "c1", 1).await, "AVAILABLE");
 
@@ -250,8 +248,8 @@ on_both_stacks!(
     ["--hold-ttl", "1s"],
     |s| {
         concert(&s, "c1", 10).await;
-        let a = token(&s, "c1", "alice").await;
-        let b = token(&s, "c1", "bob").await;
+        let a = s.token("c1", "alice").await;
+        let b = s.token("c1", "bob").await;
         charge(&s, "alice", json!(PRICE)).await;
         let (status, held) = hold_seat(&s, &a, "c1", 3).await;
         assert_eq!(status, StatusCode::CREATED, "{held}");

@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::{balance, charge, concert, hold_seat, pay, seat_status, token, PRICE};
+use common::{balance, charge, concert, hold_seat, pay, seat_status, PRICE};
 use reqwest::StatusCode;
 use serde_json::json;
 use testkit::{on_both_stacks, start, Backend};
 
 on_both_stacks!(concurrent_retries_charge_once, [], |s| {
     concert(&s, "c1", 10).await;
-    let a = token(&s, "c1", "alice").await;
+    let a = s.token("c1", "alice").await;
     charge(&s, "alice", json!(5 * PRICE)).await;
     let (_, held) = hold_seat(&s, &a, "c1", 4).await;
     let rid = held["reservationId"].clone();
@@ -37,10 +37,7 @@ on_both_stacks!(concurrent_retries_charge_once, [], |s| {
 async fn the_unsafe_hold_lets_two_users_hold_one_seat() {
     let s = start(&Backend::Memory, &["--unsafe-hold"]).await;
     concert(&s, "c1", 100).await;
-    let mut tokens = Vec::new();
-    for i in 0..20 {
-        tokens.push(token(&s, "c1", &format!("u{i}")).await);
-    }
+    let tokens = s.tokens("c1", 20).await;
     let tries = tokens.iter().map(|t| hold_seat(&s, t, "c1", 1));
     let won = futures_util::future::join_all(tries)
         .await
@@ -55,10 +52,7 @@ async fn the_unsafe_hold_lets_two_users_hold_one_seat() {
 async fn a_safe_hold_race_has_one_winner() {
     let s = start(&Backend::Memory, &[]).await;
     concert(&s, "c1", 100).await;
-    let mut tokens = Vec::new();
-    for i in 0..20 {
-        tokens.push(token(&s, "c1", &format!("u{i}")).await);
-    }
+    let tokens = s.tokens("c1", 20).await;
     let tries = tokens.iter().map(|t| hold_seat(&s, t, "c1", 1));
     let results = futures_util::future::join_all(tries).await;
     let won = results
@@ -84,7 +78,7 @@ async fn two_instances_on_one_stack_share_the_seat_map() {
     let mut tokens = Vec::new();
     for i in 0..20 {
         let on = if i % 2 == 0 { &a } else { &b };
-        tokens.push(token(on, "c1", &format!("u{i}")).await);
+        tokens.push(on.token("c1", &format!("u{i}")).await);
     }
     let tries = tokens.iter().enumerate().map(|(i, t)| {
         let on = if i % 2 == 0 { &a } else { &b };

@@ -198,6 +198,23 @@ impl TestServer {
         v
     }
 
+    /// Enters the queue (asserted to work) and returns the queue token,
+    /// whatever the status.
+    pub async fn token(&self, event: &str, user: &str) -> String {
+        let entered = self.enter(event, user).await;
+        entered["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Users `u0`, `u1`, ... `u{n-1}` enter one after another; their
+    /// tokens, in that order.
+    pub async fn tokens(&self, event: &str, n: usize) -> Vec<String> {
+        let mut tokens = Vec::with_capacity(n);
+        for i in 0..n {
+            tokens.push(self.token(event, &format!("u{i}")).await);
+        }
+        tokens
+    }
+
     pub async fn status(&self, token: &str) -> (StatusCode, Value) {
         let req = self.client.get(self.url("/api/v1/queue/status"));
         call(req.header("X-Queue-Token", token)).await

@@ -34,13 +34,6 @@ pub async fn concert(s: &TestServer, id: &str, capacity: u32) {
     assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
 }
 
-pub async fn token(s: &TestServer, concert: &str, user: &str) -> String {
-    s.enter(concert, user).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 pub async fn hold(
     s: &TestServer,
     token: Option<&str>,
