@@ -2,6 +2,7 @@
 //! metrics, coordinated omission against a server that stalls once, and
 //! exact merging of interval logs.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use loadgen::record::{histogram, Recorder};
 use loadgen::run::{run, RunArgs};
 use loadgen::scenarios::Kind;
 use loadgen::setup::sum_metric;
+use loadgen::summary::RunSummary;
 use rand::Rng;
 use testkit::fake::{self, StatusCode};
 use testkit::{start, Backend, TempDir, TestServer};
@@ -23,7 +25,7 @@ fn args(
     scenario: Kind,
     rate: Option<f64>,
     duration: f64,
-    out: &std::path::Path,
+    out: &Path,
 ) -> RunArgs {
     let mut a = RunArgs::new(vec![host.to_owned()], admin, scenario, out.to_owned());
     a.rate = rate;
@@ -38,6 +40,20 @@ async fn reference() -> TestServer {
     start(&Backend::Memory, &["--hold-ttl", &ttl]).await
 }
 
+/// A 4 s open-model run of `scenario` at `rate` per second against
+/// `target`, written to `out`.
+async fn run_4s(target: &TestServer, scenario: Kind, rate: f64, out: &Path) -> RunSummary {
+    let a = args(
+        &target.base,
+        &target.admin_token,
+        scenario,
+        Some(rate),
+        4.0,
+        out,
+    );
+    run(&a).await.unwrap()
+}
+
 fn within(a: f64, b: f64, share: f64) -> bool {
     (a - b).abs() <= share * b.max(1.0)
 }
@@ -47,16 +63,7 @@ async fn counts_and_tps_match_the_servers_metrics() {
     let _one = GOOSE.lock().await;
     let target = reference().await;
     let out = TempDir::new("loadgen-test-counts");
-    let summary = run(&args(
-        &target.base,
-        &target.admin_token,
-        Kind::FlashSale,
-        Some(150.0),
-        4.0,
-        &out,
-    ))
-    .await
-    .unwrap();
+    let summary = run_4s(&target, Kind::FlashSale, 150.0, &out).await;
     let metrics = target.metrics().await;
     let served = |route: &str| {
         sum_metric(
@@ -113,16 +120,7 @@ async fn hold_and_pay_counts_match_the_servers_seat_events() {
     let _one = GOOSE.lock().await;
     let target = reference().await;
     let out = TempDir::new("loadgen-test-seats");
-    let summary = run(&args(
-        &target.base,
-        &target.admin_token,
-        Kind::HoldAndPay,
-        Some(60.0),
-        4.0,
-        &out,
-    ))
-    .await
-    .unwrap();
+    let summary = run_4s(&target, Kind::HoldAndPay, 60.0, &out).await;
     let tx = |name: &str| summary.transactions.get(name).map_or(0, |t| t.count);
     let ok = |name: &str| {
         summary
