@@ -262,11 +262,14 @@ async fn accepted_reservations_reach_postgres_when_the_kafka_send_is_lost() {
     s.event("sale", 50, json!({"activeCapacity": 50})).await;
     let (ok, _) = buy(&[&s], &[&s], "sale", 50).await;
     assert_eq!(ok.len(), 50);
-    let db = pg(&ns).await;
-    assert!(
-        persisted(&db, "sale").await.is_empty(),
-        "nothing went through Kafka"
+    // The hook worked: the request path sent nothing to Kafka (a
+    // histogram counts every send it makes).
+    assert_eq!(
+        counter(&s.metrics().await, "kafka_send_seconds_count"),
+        0,
+        "nothing went through Kafka from the request path"
     );
+    let db = pg(&ns).await;
     // The reconciler re-publishes what PostgreSQL lacks.
     let rows = eventually(
         DEADLINE,
@@ -277,6 +280,13 @@ async fn accepted_reservations_reach_postgres_when_the_kafka_send_is_lost() {
         },
     )
     .await;
+    // ... and it was the reconciler that brought them: its counter saw
+    // every one (more when a pass re-sent one not yet consumed).
+    assert!(
+        counter(&s.metrics().await, "reservations_republished_total") >= 50,
+        "{}",
+        s.metrics().await
+    );
     assert_eq!(rows, ok);
     for id in &ok {
         let (status, t) = s.get(&format!("/api/v1/tickets/{id}")).await;
@@ -286,4 +296,39 @@ async fn accepted_reservations_reach_postgres_when_the_kafka_send_is_lost() {
         );
     }
     s.stop().await.unwrap();
+}
+
+/// The control for the test above: without the hook, every accepted
+/// reservation is sent from the request path, so its "sent nothing"
+/// assertion would fail were the hook ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_hook_the_request_path_sends_each_reservation() {
+    let Some(stack) = real_stack() else { return };
+    let s = start(&Backend::Real(stack), &[]).await;
+    s.event("sale", 10, json!({"activeCapacity": 10})).await;
+    let (ok, _) = buy(&[&s], &[&s], "sale", 10).await;
+    assert_eq!(ok.len(), 10);
+    assert_eq!(counter(&s.metrics().await, "kafka_send_seconds_count"), 10);
+    s.stop().await.unwrap();
+}
+
+/// A metric's value in a Prometheus exposition (0 when absent).
+fn counter(exposition: &str, name: &str) -> u64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[test]
+fn counter_reads_one_metric_and_nothing_else() {
+    let text = "# TYPE x counter\nkafka_send_seconds_count 7\nkafka_send_seconds_sum 0.5\nreservations_republished_total 50\n";
+    assert_eq!(counter(text, "kafka_send_seconds_count"), 7);
+    assert_eq!(counter(text, "reservations_republished_total"), 50);
+    assert_eq!(
+        counter(text, "kafka_send_seconds"),
+        0,
+        "a prefix is not the metric"
+    );
 }

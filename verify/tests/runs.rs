@@ -18,9 +18,26 @@ async fn polling_instead_of_sse_passes_too() {
     ]);
     opts.poll = true;
     opts.no_variants = true;
-    let verdict = run_against(&target, &opts).await.unwrap().verdict;
+    let polled = run_against(&target, &opts).await.unwrap();
+    assert!(polled.verdict.pass, "{}", polled.verdict.human());
+    // --poll really polled: no stream was opened, and status was asked.
+    assert_eq!(ops_named(&polled.history, &["stream", "sse"]), 0);
+    assert!(ops_named(&polled.history, &["status"]) > 0);
+    // The same count sees the streams of a run without --poll, so the
+    // assertion above would fail if --poll were ignored.
+    opts.poll = false;
+    let streamed = run_against(&target, &opts).await.unwrap();
     server.stop().await.unwrap();
-    assert!(verdict.pass, "{}", verdict.human());
+    assert!(ops_named(&streamed.history, &["stream", "sse"]) > 0);
+}
+
+/// Operations of the history whose function is one of `names`.
+fn ops_named(history: &verify::History, names: &[&str]) -> usize {
+    history
+        .ops()
+        .iter()
+        .filter(|op| names.contains(&op.f))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
