@@ -21,8 +21,11 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 reason=
 mkdir -p reports
 # Starts what is not running; stops at exit (or at once, on failure) only
-# what it started.
-if services_start_own > reports/.services.log 2>&1; then
+# what it started. Set-up says what it does as it goes (the first time it
+# installs Redis, PostgreSQL and the broker, several minutes), and keeps a
+# copy in reports/.services.log.
+echo "setting up the real stack (Redis, PostgreSQL, Kafka broker) on 127.0.0.1" >&2
+if services_start_own > >(tee reports/.services.log >&2) 2>&1; then
     eval "$(scripts/services.sh env)"
 else
     reason="scripts/services.sh start failed: $(tail -n 1 reports/.services.log)"

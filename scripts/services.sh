@@ -57,6 +57,7 @@ install_missing() {
         say "installing tansu $TANSU_VERSION (cargo install, 10-15 minutes once)"
         env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
             --features dynostore --quiet
+        say "tansu $TANSU_VERSION installed"
     fi
 }
 
@@ -71,21 +72,31 @@ pg_run() {
 }
 
 start_redis() {
-    if port_open "$REDIS_PORT"; then return; fi
+    if port_open "$REDIS_PORT"; then
+        say "Redis already up on 127.0.0.1:$REDIS_PORT"
+        return
+    fi
+    say "starting Redis on 127.0.0.1:$REDIS_PORT"
     mkdir -p "$DIR/redis"
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" \
         --save "" --appendonly no --daemonize yes \
         --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
     wait_port redis "$REDIS_PORT" "$DIR/redis.log"
+    say "Redis ready"
 }
 
 start_postgres() {
-    if port_open "$PG_PORT"; then return; fi
+    if port_open "$PG_PORT"; then
+        say "PostgreSQL already up on 127.0.0.1:$PG_PORT"
+        return
+    fi
+    say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     local bin
     bin=$(pg_bin)
     mkdir -p "$DIR/pg"
     as_root && chown -R postgres "$DIR/pg" && chmod 700 "$DIR/pg"
     if [ ! -f "$DIR/pg/PG_VERSION" ]; then
+        say "creating PostgreSQL's data directory in $DIR/pg (once)"
         pg_run "$bin/initdb" -D "$DIR/pg" -U postgres --auth=trust -E UTF8 >/dev/null
     fi
     touch "$DIR/postgres.log"
@@ -106,10 +117,15 @@ start_postgres() {
         "SELECT 1 FROM pg_database WHERE datname = 'ticketbench'" | grep -q 1 ||
         pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \
             "CREATE DATABASE ticketbench OWNER ticketbench"
+    say "PostgreSQL ready (database ticketbench)"
 }
 
 start_kafka() {
-    if port_open "$KAFKA_PORT"; then return; fi
+    if port_open "$KAFKA_PORT"; then
+        say "the tansu Kafka broker already up on 127.0.0.1:$KAFKA_PORT"
+        return
+    fi
+    say "starting the tansu Kafka broker on 127.0.0.1:$KAFKA_PORT"
     local bin
     bin=$(tansu_bin)
     nohup "$bin" broker \
@@ -119,6 +135,7 @@ start_kafka() {
         >"$DIR/kafka.log" 2>&1 &
     echo $! >"$DIR/kafka.pid"
     wait_port kafka "$KAFKA_PORT" "$DIR/kafka.log"
+    say "Kafka broker ready"
 }
 
 # Kills the process named in $DIR/NAME.pid and waits for its port to close.
