@@ -14,13 +14,16 @@ pub struct Config {
     #[arg(long, env = "LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Bearer token for the admin API. When absent a random one is
-    /// generated and printed at start.
+    /// Bearer token for the admin API. When absent: on the real backend the
+    /// fleet's (created in PostgreSQL by the first instance, logged at
+    /// start), on the embedded one a random one, printed at start.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
     /// HMAC secret for queue tokens. Every instance that must accept the
-    /// others' tokens needs the same one. When absent a random one is used.
+    /// others' tokens needs the same one. When absent: on the real backend
+    /// the fleet's (created in PostgreSQL by the first instance), on the
+    /// embedded one a random one.
     #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
 

@@ -43,20 +43,10 @@ use token::TokenSigner;
 
 /// Runs the server on `listener` until `shutdown` resolves, then drains.
 pub async fn run(
-    mut config: Config,
+    config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    if let Some(generated) = config.ensure_admin_token() {
-        warn!(admin_token = %generated, "no admin token configured; generated one");
-    }
-    let secret = match &config.token_secret {
-        Some(secret) if !secret.is_empty() => secret.clone().into_bytes(),
-        _ => {
-            warn!("no token secret configured; using a random one (other instances will not accept these tokens)");
-            config::random_hex().into_bytes()
-        }
-    };
     warn_negative_controls(&config.controls);
     let backend = Backend::start(
         config.backend,
@@ -78,11 +68,23 @@ pub async fn run(
         config.hooks.clone(),
     )
     .await?;
+    // Instances of one deployment must accept each other's tokens and the
+    // same admin token: on the shared stack, unconfigured ones are shared.
+    let admin_token = backend
+        .shared_secret("admin_token", config.admin_token.as_deref())
+        .await?;
+    if config.admin_token.as_deref().is_none_or(str::is_empty) {
+        info!(admin_token = %admin_token, "admin token in use");
+    }
+    let secret = backend
+        .shared_secret("token_secret", config.token_secret.as_deref())
+        .await?
+        .into_bytes();
     let (stop_streams, stopping) = watch::channel(false);
     let mut app = App::new(
         backend,
         TokenSigner::new(&secret, config.token_ttl_secs),
-        config.admin_token.as_deref().unwrap_or_default(),
+        &admin_token,
         Duration::from_secs(config.sse_heartbeat_secs),
         config.rate_limit_rps,
         stopping,

@@ -14,8 +14,12 @@ async fn main() -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives once we have announced the
     // address must start a graceful shutdown, not kill the process.
     let shutdown = shutdown_signal()?;
-    if let Some(token) = config.ensure_admin_token() {
-        println!("admin token (generated): {token}");
+    // The embedded backend's generated admin token is printed here; on the
+    // shared stack an unconfigured one is the fleet's (see `run`).
+    if config.backend == ticket_server::backend::BackendKind::Memory {
+        if let Some(token) = config.ensure_admin_token() {
+            println!("admin token (generated): {token}");
+        }
     }
     let listener = TcpListener::bind(config.listen).await?;
     // Scripts and tests read this line to find the port when --listen ends in :0.

@@ -204,6 +204,39 @@ impl Backend {
         }
     }
 
+    /// A secret every instance must share: the one configured, else, on the
+    /// shared stack, the fleet's (created once by the first instance), else
+    /// a random one for this process alone.
+    pub async fn shared_secret(
+        &self,
+        name: &str,
+        configured: Option<&str>,
+    ) -> anyhow::Result<String> {
+        if let Some(value) = configured.filter(|v| !v.is_empty()) {
+            return Ok(value.to_owned());
+        }
+        let candidate = crate::config::random_hex();
+        match self {
+            Backend::Memory(_) => {
+                warn!("no {name} configured; using a random one for this process");
+                Ok(candidate)
+            }
+            Backend::Stack(b) => {
+                let (value, created) = b.fleet_setting(name, &candidate).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "no {name} configured and none could be read from the shared stack: {e}"
+                    )
+                })?;
+                if created {
+                    tracing::info!("no {name} configured; created the fleet's in the shared stack");
+                } else {
+                    tracing::info!("no {name} configured; using the fleet's from the shared stack");
+                }
+                Ok(value)
+            }
+        }
+    }
+
     pub async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
         dispatch!(self, b => b.create_event(spec).await)
     }

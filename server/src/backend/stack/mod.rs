@@ -189,6 +189,16 @@ impl StackBackend {
         })
     }
 
+    /// A setting every instance of this deployment shares (see
+    /// [`pg::fleet_setting`]).
+    pub async fn fleet_setting(
+        &self,
+        name: &str,
+        candidate: &str,
+    ) -> std::result::Result<(String, bool), error::StackError> {
+        pg::fleet_setting(&self.stack().pg, name, candidate).await
+    }
+
     fn stack(&self) -> &Stack {
         &self.shared.stack
     }

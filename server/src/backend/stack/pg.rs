@@ -110,6 +110,15 @@ const MIGRATIONS: &[&str] = &[
         created_at timestamptz NOT NULL DEFAULT clock_timestamp()
     );
     "#,
+    // 3: settings every instance of a deployment shares, created once by
+    // the first instance that needs them (the token secret, the admin token).
+    r#"
+    CREATE TABLE fleet_settings (
+        name text PRIMARY KEY,
+        value text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    "#,
 ];
 
 /// A pool whose connections use `schema` (created if missing) as search_path.
@@ -315,4 +324,29 @@ pub async fn leave(pool: &Pool, consumer: &str, instance: &str) {
             )
             .await;
     }
+}
+
+/// The deployment's shared setting `name`: `candidate` if this call created
+/// it (true), else the value the first instance stored (false). One
+/// INSERT ... ON CONFLICT DO NOTHING decides, so concurrent first starts
+/// agree.
+pub async fn fleet_setting(
+    pool: &Pool,
+    name: &str,
+    candidate: &str,
+) -> Result<(String, bool), StackError> {
+    let client = pool.get().await?;
+    let created = client
+        .execute(
+            "INSERT INTO fleet_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &candidate],
+        )
+        .await?;
+    if created == 1 {
+        return Ok((candidate.to_owned(), true));
+    }
+    let row = client
+        .query_one("SELECT value FROM fleet_settings WHERE name = $1", &[&name])
+        .await?;
+    Ok((row.get(0), false))
 }
