@@ -56,6 +56,7 @@ fn bench(c: &mut Criterion) {
             })
             .collect(),
         span: (1_800_000_000.0, 1_800_000_060.0),
+        window: None,
     };
     log.write(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
