@@ -115,6 +115,46 @@ mod tests {
         );
     }
 
+    /// `(v, lo, hi)` for the range property: v is drawn near the interval
+    /// (its edges and one past them), below 250 where the intervals sit,
+    /// or anywhere in u32, so that both accepts and refusals occur.
+    fn range_case() -> impl Strategy<Value = (u32, u32, u32)> {
+        (0u32..100, 0u32..100).prop_flat_map(|(lo, width)| {
+            let hi = lo + width;
+            let v = prop_oneof![
+                Just(lo),
+                Just(hi),
+                Just(lo.saturating_sub(1)),
+                Just(hi + 1),
+                lo..=hi,
+                0u32..250,
+                any::<u32>(),
+            ];
+            (v, Just(lo), Just(hi))
+        })
+    }
+
+    #[test]
+    fn the_range_generator_sees_both_branches() {
+        // A v that always fell outside the interval would make
+        // `range_accepts_exactly_the_interval` check only refusals.
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..200 {
+            let (v, lo, hi) = range_case().new_tree(&mut runner).unwrap().current();
+            match range("q", v, lo, hi) {
+                Ok(()) => accepted += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(
+            accepted >= 20 && refused >= 20,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
     fn id_char() -> impl Strategy<Value = char> {
         prop::sample::select(
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-"
@@ -149,8 +189,7 @@ mod tests {
         }
 
         #[test]
-        fn range_accepts_exactly_the_interval(v in any::<u32>(), lo in 0u32..100, width in 0u32..100) {
-            let hi = lo + width;
+        fn range_accepts_exactly_the_interval((v, lo, hi) in range_case()) {
             prop_assert_eq!(range("q", v, lo, hi).is_ok(), (lo..=hi).contains(&v));
         }
 
