@@ -205,6 +205,10 @@ mod tests {
         assert!(xml.contains("<failure"), "{xml}");
         assert!(xml.contains("137 ok"), "{xml}");
         assert!(xml.contains("&lt;sold twice&gt;"), "{xml}");
+        // The whole witness is there with its `&` escaped, and nowhere raw.
+        assert!(xml.contains("r1 &amp; r2 &lt;sold twice&gt;"), "{xml}");
+        assert!(!xml.contains("r1 & r2"), "{xml}");
+        assert!(!xml.contains("<sold twice>"), "{xml}");
         assert!(
             xml.contains("tests=\"1\"") && xml.contains("failures=\"1\""),
             "{xml}"
