@@ -68,7 +68,12 @@ cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d:
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 kernel = subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
 lc, lr, cf = r["latencyCorrected"], r["latencyRaw"], r["confirmAfterResponse"]
-met = r["achievedTps"] >= 5000 * 0.99 and rate >= 5000 and lc["p95Ms"] < 20 and r["failed"] == 0
+# The target as stated: at least 5,000 reserves/s achieved, P95 (corrected)
+# under 20 ms, nothing failed. No allowance below 5,000.
+rate_met, p95_met, failed_met = r["achievedTps"] >= 5000, lc["p95Ms"] < 20, r["failed"] == 0
+met = rate_met and p95_met and failed_met
+short = [w for w, ok in (("the rate is below 5,000/s", rate_met), ("P95 is not under 20 ms", p95_met),
+                         (f"{r['failed']} reserves failed", failed_met)) if not ok]
 print(f"""# Real stack: one instance, reserves at a fixed offered rate
 
 Measured with `scripts/bench-real.sh {rate} {secs}` on {cpu}, {cores} cores, kernel {kernel}.
@@ -83,11 +88,19 @@ then sends one reserve every 1/{rate} s whatever the answers (an open model).
 | | value |
 |---|---:|
 | offered | {rate} reserves/s for {secs} s ({r["offered"]} requests) |
-| achieved | **{r["achievedTps"]:.0f} reserves/s** ({r["ok"]} ok, {r["failed"]} failed, {r["notSent"]} not sent) |
+| achieved (ok / {r["elapsedSeconds"]:.3f} s elapsed) | **{r["achievedTps"]:.0f} reserves/s** ({r["ok"]} ok, {r["failed"]} failed, {r["notSent"]} not sent) |
 | latency P50 / P95 / P99, corrected (from the scheduled time) | {lc["p50Ms"]:.1f} / **{lc["p95Ms"]:.1f}** / {lc["p99Ms"]:.1f} ms (max {lc["maxMs"]:.1f}) |
 | latency P50 / P95 / P99, raw (from the actual send) | {lr["p50Ms"]:.1f} / {lr["p95Ms"]:.1f} / {lr["p99Ms"]:.1f} ms (max {lr["maxMs"]:.1f}) |
 
-Target: at least 5,000 reserves/s per instance with P95 under 20 ms: **{"met" if met else "missed"}**.
+Target: at least 5,000 reserves/s per instance with P95 under 20 ms.
+Measured: {r["achievedTps"]:.1f} reserves/s, P95 {lc["p95Ms"]:.1f} ms (corrected), {r["failed"]} failed:
+**{"met" if met else "not met"}**{"" if met else " (" + "; ".join(short) + ")"}.
+Achieved is the successful reserves over the time from the first scheduled
+send to the last answer (and the last CONFIRMED read of the every-50th
+follow-up), so it is always a little below the offered rate: offered
+exactly 5,000/s, a run cannot reach 5,000/s. A run meant to show the
+target met must offer more (e.g. `scripts/bench-real.sh 5200 10`) and
+still meet the P95.
 
 ## Where the time goes
 
