@@ -1,6 +1,7 @@
 //! loadgen against in-process servers: its counts against the server's own
-//! metrics, coordinated omission against a server that stalls once, and
-//! exact merging of interval logs.
+//! metrics, TPS against a server that serves fewer reads than offered,
+//! coordinated omission against a server that stalls once, and exact
+//! merging of interval logs.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +59,34 @@ fn within(a: f64, b: f64, share: f64) -> bool {
     (a - b).abs() <= share * b.max(1.0)
 }
 
+/// The open model kept its rate: TPS, counted inside the measured window,
+/// at least 95% of the offered rate (the scaling run's bar). A server
+/// slower than the offered rate fails it (see
+/// `tps_is_what_a_throttled_server_served_not_what_was_offered`).
+fn kept_up(s: &RunSummary) -> Result<(), String> {
+    let (offered, achieved) = s.offered.zip(s.achieved).ok_or("no offered rate")?;
+    if achieved < 0.95 {
+        return Err(format!(
+            "open model at {offered}/s achieved {:.1}/s ({:.0}%)",
+            s.tps(),
+            achieved * 100.0
+        ));
+    }
+    Ok(())
+}
+
+/// In the open model, what completed inside the window and the backlog
+/// are every planned iteration.
+fn planned_add_up(s: &RunSummary) {
+    let (w, b) = s.window.zip(s.backlog).expect("window counts");
+    let planned = s.schedule.as_ref().expect("a schedule").planned;
+    assert_eq!(
+        w.completed + w.failed + b.total(),
+        planned,
+        "window {w:?}, backlog {b:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_and_tps_match_the_servers_metrics() {
     let _one = GOOSE.lock().await;
@@ -91,17 +120,17 @@ async fn counts_and_tps_match_the_servers_metrics() {
         "reserve: loadgen {} vs server {reserves}",
         tx("reserve")
     );
-    // TPS is successful purchases per second of the measured window.
-    let tps_sold = summary.tps() * summary.duration_secs;
-    assert!(
-        within(tps_sold, sold, 0.01),
-        "TPS x duration {tps_sold} vs sold {sold}"
-    );
-    assert!(
-        within(summary.tps(), 150.0, 0.01),
-        "open model at 150/s achieved {}",
-        summary.tps()
-    );
+    // Every successful purchase loadgen saw, inside the window or after
+    // it, is one the server sold.
+    let bought = summary.transactions["flash_sale"].ok() as f64;
+    assert!(within(bought, sold, 0.01), "bought {bought} vs sold {sold}");
+    // TPS is the window's successes over its length, and the server kept
+    // up with 150/s.
+    let window = summary.window.expect("window counts");
+    assert_eq!(summary.tps(), window.completed as f64 / window.secs);
+    assert!(window.completed as f64 <= sold, "{window:?} vs sold {sold}");
+    kept_up(&summary).unwrap();
+    planned_add_up(&summary);
     // The run's files: summary, interval log, goose's own report.
     for f in [
         "summary.json",
@@ -154,6 +183,77 @@ async fn hold_and_pay_counts_match_the_servers_seat_events() {
     assert!(events("reservation.expired") > 0, "no hold lapsed: {text}");
     assert_eq!(summary.transactions["pay"].errors, 0);
     target.stop().await.unwrap();
+}
+
+/// A server that answers every contract call at once, except its reads
+/// (an event, a ticket): at most `per_sec` of them a second, each waiting
+/// for its turn (delayed, never refused), like a server at its capacity.
+async fn throttled_server(per_sec: f64) -> String {
+    let next = Arc::new(Mutex::new(Instant::now()));
+    let gap = Duration::from_secs_f64(1.0 / per_sec);
+    fake::serve(move |req| {
+        let next = Arc::clone(&next);
+        async move {
+            let path = req.uri().path();
+            let read = req.method() == "GET"
+                && (path.starts_with("/api/v1/events/") || path.starts_with("/api/v1/tickets/"));
+            if read {
+                let turn = {
+                    let mut next = next.lock().unwrap();
+                    let turn = (*next).max(Instant::now());
+                    *next = turn + gap;
+                    turn
+                };
+                tokio::time::sleep_until(turn.into()).await;
+            }
+            let status = if path == "/api/v1/admin/events" {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let body =
+                r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
+            fake::json(status, body)
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tps_is_what_a_throttled_server_served_not_what_was_offered() {
+    let _one = GOOSE.lock().await;
+    // Reads offered at twice what the server serves, for 3 s.
+    const R: f64 = 100.0;
+    let host = throttled_server(R).await;
+    let out = TempDir::new("loadgen-test-throttled");
+    let mut a = args(&host, "x", Kind::Browse, Some(2.0 * R), 3.0, &out);
+    a.no_goose_report = true;
+    let summary = run(&a).await.unwrap();
+    let tps = summary.tps();
+    assert!(
+        within(tps, R, 0.15),
+        "TPS {tps} from a server serving {R}/s"
+    );
+    assert!(tps < 1.5 * R, "TPS {tps} of {}/s offered", 2.0 * R);
+    let achieved = summary.achieved.unwrap();
+    assert!(achieved < 0.6, "achieved {achieved}");
+    // The check the reference server passes fails here.
+    let behind = kept_up(&summary).unwrap_err();
+    assert!(behind.contains("achieved"), "{behind}");
+    // The rest of the schedule is backlog, not throughput: what the old
+    // definition (every success over the nominal duration) counted too.
+    planned_add_up(&summary);
+    let backlog = summary.backlog.unwrap();
+    assert!(backlog.total() as f64 > 0.3 * 2.0 * R * 3.0, "{backlog:?}");
+    let old = summary.transactions["browse"].ok() as f64 / summary.duration_secs;
+    assert!(old > tps, "successes / duration {old} vs TPS {tps}");
+    // The per-second series inside the window add up to its count.
+    let in_window: u64 = summary.series["browse"]
+        .iter()
+        .filter(|p| p.t <= summary.duration_secs + 1e-9)
+        .map(|p| p.count - p.errors)
+        .sum();
+    assert_eq!(in_window, summary.window.unwrap().completed);
 }
 
 /// A server that answers every contract call at once, except that all
@@ -233,13 +333,17 @@ fn merged_logs_equal_one_histogram_of_both_sample_sets() {
     let mut all = (histogram(), histogram(), histogram());
     let mut logs = Vec::new();
     for process in 0..2 {
-        let recorder = Arc::new(Recorder::new());
+        // Every sample inside a long window, so the window's counts are
+        // the samples' too.
+        let recorder = Arc::new(Recorder::with_window(Duration::from_secs(60), Some(20_000)));
         let path = out.join(format!("p{process}.hlog"));
         let meta = format!(
             r#"{{"runId":"m{process}","scenario":"browse","headline":"browse","model":{{"kind":"open","rate":100.0}},"users":4,"hosts":["http://h{process}"],"startedAt":"x"}}"#
         );
         let log = recorder.start_log(&path, &meta).unwrap();
+        recorder.open_window();
         for _ in 0..20_000 {
+            recorder.iteration_started();
             let raw = Duration::from_micros(rng.random_range(50..200_000));
             let corrected = raw + Duration::from_micros(rng.random_range(0..5_000));
             let ok = rng.random_bool(0.98);
@@ -267,4 +371,10 @@ fn merged_logs_equal_one_histogram_of_both_sample_sets() {
     assert_eq!(summary.processes, 2);
     assert_eq!(summary.users, 8, "users add up across processes");
     assert_eq!(summary.hosts.len(), 2);
+    // The processes' window counts add up too.
+    let window = summary.window.unwrap();
+    assert_eq!(window.completed + window.failed, 40_000);
+    assert_eq!(window.failed, all.2.len());
+    assert_eq!(summary.backlog.unwrap().total(), 0);
+    assert_eq!(summary.tps(), window.completed as f64 / 60.0);
 }
