@@ -81,6 +81,14 @@ pub struct SeatView {
     pub price: u64,
 }
 
+/// One seat of one schedule of a concert.
+#[derive(Debug, Clone, Copy)]
+pub struct SeatRef<'a> {
+    pub concert_id: &'a str,
+    pub schedule_id: &'a str,
+    pub seat: u32,
+}
+
 /// What a successful hold returns (201).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::concert::{
-    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatView,
+    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatRef, SeatView,
 };
 use crate::config::{NegativeControls, TestHooks};
 use crate::error::Result;
@@ -120,16 +120,10 @@ pub trait Seats {
     async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>>;
     async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>>;
     /// NOT_FOUND naming what is missing, unless the seat exists.
-    async fn check_seat(&self, concert_id: &str, schedule_id: &str, seat: u32) -> Result<()>;
+    async fn check_seat(&self, at: SeatRef<'_>) -> Result<()>;
     /// AVAILABLE (or HELD and lapsed) -> HELD by `user_id`, atomically;
     /// SEAT_TAKEN otherwise. The caller has checked the token.
-    async fn hold_seat(
-        &self,
-        concert_id: &str,
-        schedule_id: &str,
-        seat: u32,
-        user_id: &str,
-    ) -> Result<Hold>;
+    async fn hold_seat(&self, at: SeatRef<'_>, user_id: &str) -> Result<Hold>;
 }
 
 /// Points and payments.
@@ -299,13 +293,18 @@ impl Backend {
         schedule_id: &str,
         seat: u32,
     ) -> Result<Hold> {
-        dispatch!(self, b => b.check_seat(concert_id, schedule_id, seat).await)?;
+        let at = SeatRef {
+            concert_id,
+            schedule_id,
+            seat,
+        };
+        dispatch!(self, b => b.check_seat(at).await)?;
         if claims.event_id != concert_id {
             return Err(rules::other_event());
         }
         require_active(self.queue_status(claims).await?.status)?;
         let user = claims.user_id.as_str();
-        dispatch!(self, b => b.hold_seat(concert_id, schedule_id, seat, user).await)
+        dispatch!(self, b => b.hold_seat(at, user).await)
     }
 
     /// A payment. A repeat of a completed one (same key, or the same

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::{BackendOptions, ComponentHealth, Operations, Payments, Seats};
 use crate::backend::Queue;
 use crate::concert::{
-    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatView,
+    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatRef, SeatView,
 };
 use crate::config::NegativeControls;
 use crate::error::{Error, Result};
@@ -125,21 +125,12 @@ impl Seats for MemoryBackend {
         self.shared.seats.seats(concert_id, schedule_id)
     }
 
-    async fn check_seat(&self, concert_id: &str, schedule_id: &str, seat: u32) -> Result<()> {
-        self.shared.seats.check_seat(concert_id, schedule_id, seat)
+    async fn check_seat(&self, at: SeatRef<'_>) -> Result<()> {
+        self.shared.seats.check_seat(at)
     }
 
-    async fn hold_seat(
-        &self,
-        concert_id: &str,
-        schedule_id: &str,
-        seat: u32,
-        user_id: &str,
-    ) -> Result<Hold> {
-        self.shared
-            .seats
-            .hold(concert_id, schedule_id, seat, user_id)
-            .await
+    async fn hold_seat(&self, at: SeatRef<'_>, user_id: &str) -> Result<Hold> {
+        self.shared.seats.hold(at, user_id).await
     }
 }
 

@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use crate::concert::{
     hold_expired, new_payment_id, not_found_reservation, rfc3339_after, seat_taken, ConcertSpec,
-    Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatEvent, SeatEventCounts, SeatStatus,
-    SeatView, MAX_BALANCE,
+    Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatEvent, SeatEventCounts, SeatRef,
+    SeatStatus, SeatView, MAX_BALANCE,
 };
 use crate::config::NegativeControls;
 use crate::error::{Error, Result};
@@ -162,21 +162,20 @@ impl MemorySeats {
     }
 
     /// Checks that the seat exists (404 otherwise), before any token check.
-    pub fn check_seat(&self, concert_id: &str, schedule_id: &str, seat: u32) -> Result<()> {
+    pub fn check_seat(&self, at: SeatRef<'_>) -> Result<()> {
         let store = self.lock();
-        let (_, schedule) = store.schedule(concert_id, schedule_id)?;
-        seat_index(schedule, seat).map(|_| ())
+        let (_, schedule) = store.schedule(at.concert_id, at.schedule_id)?;
+        seat_index(schedule, at.seat).map(|_| ())
     }
 
     /// AVAILABLE (or HELD and lapsed) -> HELD by `user_id`, atomically; in
     /// the unsafe mode, read, yield, then write whatever was read.
-    pub async fn hold(
-        &self,
-        concert_id: &str,
-        schedule_id: &str,
-        seat: u32,
-        user_id: &str,
-    ) -> Result<Hold> {
+    pub async fn hold(&self, at: SeatRef<'_>, user_id: &str) -> Result<Hold> {
+        let SeatRef {
+            concert_id,
+            schedule_id,
+            seat,
+        } = at;
         if self.controls.hold {
             {
                 let store = self.lock();

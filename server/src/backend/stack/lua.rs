@@ -54,6 +54,18 @@ local function entry_status(seq, head)
   return 'EXPIRED'
 end
 local function reply(t) return cjson.encode(t) end
+-- Redis' clock and the event's head after the admission step, or nothing
+-- when the event does not exist.
+local function open_event()
+  if redis.call('EXISTS', meta) == 0 then return nil end
+  local now = now_ms()
+  return now, tick(now)
+end
+local not_found = reply({result = 'NOT_FOUND'})
+-- Whether ARGV[1] (a seq) names ARGV[2]'s (a user's) entry.
+local function token_names_entry()
+  return redis.call('HGET', seqs, tonumber(ARGV[1])) == ARGV[2]
+end
 "#;
 
 /// ARGV: stock, limit, cap, ttl, name. Answers [`CreateReply`].
@@ -68,7 +80,7 @@ return reply({created = true})
 /// order. ARGV: userId, issuedAt. Idempotent per user: a redelivered or
 /// duplicate entry keeps its first place. Answers [`RegisterReply`].
 const REGISTER: &str = r#"
-if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
+if redis.call('EXISTS', meta) == 0 then return not_found end
 if redis.call('HEXISTS', entries, ARGV[1]) == 1 then return reply({result = 'DUPLICATE'}) end
 local seq = redis.call('HINCRBY', state, 'n', 1) - 1
 redis.call('HSET', entries, ARGV[1], seq .. ':' .. ARGV[2])
@@ -80,16 +92,14 @@ return reply({result = 'PLACED', seq = seq})
 /// The event's numbers and, when ARGV[1] is a seq, that entry's status.
 /// ARGV: seq or '', userId or ''. Answers [`ViewReply`].
 const VIEW: &str = r#"
-if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
-local now = now_ms()
-local head, n_active = tick(now)
+local now, head, n_active = open_event()
+if not now then return not_found end
 local m = redis.call('HMGET', meta, 'stock', 'limit', 'cap', 'ttl', 'name')
 local s = redis.call('HMGET', state, 'remaining', 'sold', 'n')
 local status = nil
 if ARGV[1] ~= '' then
-  local seq = tonumber(ARGV[1])
-  if redis.call('HGET', seqs, seq) == ARGV[2] then
-    status = entry_status(seq, head)
+  if token_names_entry() then
+    status = entry_status(tonumber(ARGV[1]), head)
   else
     status = 'UNKNOWN'
   end
@@ -105,14 +115,13 @@ return reply({result = 'OK', now = now, head = head, active = n_active,
 /// The reserve decision, all or nothing. ARGV: seq, userId, quantity,
 /// reservationId, reservation JSON. Answers [`ReserveReply`].
 const RESERVE: &str = r#"
-if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
-local now = now_ms()
-local head = tick(now)
+local now, head = open_event()
+if not now then return not_found end
 local seq = tonumber(ARGV[1])
 local qty = tonumber(ARGV[3])
 local limit = tonumber(redis.call('HGET', meta, 'limit'))
 if qty < 1 or qty > limit then return reply({result = 'BAD_QUANTITY', limit = limit}) end
-if redis.call('HGET', seqs, seq) ~= ARGV[2] then return reply({result = 'UNKNOWN_ENTRY'}) end
+if not token_names_entry() then return reply({result = 'UNKNOWN_ENTRY'}) end
 local st = entry_status(seq, head)
 if st ~= 'ACTIVE' then return reply({result = 'NOT_ACTIVE', status = st}) end
 local had = tonumber(redis.call('HGET', bought, ARGV[2]) or '0')
@@ -135,11 +144,10 @@ return reply({result = 'OK', remaining = remaining - qty})
 /// A token used by a completed payment: ACTIVE -> DONE, and its slot goes
 /// to the next in line. ARGV: seq, userId. Answers [`CompleteReply`].
 const COMPLETE: &str = r#"
-if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
-local now = now_ms()
-local head = tick(now)
+local now, head = open_event()
+if not now then return not_found end
+if not token_names_entry() then return reply({result = 'UNKNOWN_ENTRY'}) end
 local seq = tonumber(ARGV[1])
-if redis.call('HGET', seqs, seq) ~= ARGV[2] then return reply({result = 'UNKNOWN_ENTRY'}) end
 local st = entry_status(seq, head)
 if st == 'ACTIVE' then
   redis.call('ZREM', active, seq)
@@ -152,8 +160,8 @@ return reply({result = 'OK', before = st})
 /// Expiry and admission for an event nobody is touching. Answers
 /// [`TickReply`].
 const TICK: &str = r#"
-if redis.call('EXISTS', meta) == 0 then return reply({result = 'NOT_FOUND'}) end
-local head = tick(now_ms())
+local now, head = open_event()
+if not now then return not_found end
 return reply({result = 'OK', head = head})
 "#;
 

@@ -24,7 +24,7 @@ use super::messages::Held;
 use super::StackBackend;
 use crate::backend::{Queue, Seats};
 use crate::concert::{
-    seat_taken, ConcertSpec, Hold, ScheduleView, SeatEvent, SeatStatus, SeatView,
+    seat_taken, ConcertSpec, Hold, ScheduleView, SeatEvent, SeatRef, SeatStatus, SeatView,
 };
 use crate::error::{Error, Result};
 use crate::model::new_reservation_id;
@@ -141,7 +141,12 @@ impl Seats for StackBackend {
     }
 
     /// 404 unless the seat exists (naming what is missing).
-    async fn check_seat(&self, concert_id: &str, schedule_id: &str, seat: u32) -> Result<()> {
+    async fn check_seat(&self, at: SeatRef<'_>) -> Result<()> {
+        let SeatRef {
+            concert_id,
+            schedule_id,
+            seat,
+        } = at;
         self.require(&[Component::Redis, Component::Postgres])?;
         let seat_number = seat as i32;
         {
@@ -172,13 +177,12 @@ impl Seats for StackBackend {
     }
 
     /// The hold itself, once the seat and the token were checked.
-    async fn hold_seat(
-        &self,
-        concert_id: &str,
-        schedule_id: &str,
-        seat: u32,
-        user_id: &str,
-    ) -> Result<Hold> {
+    async fn hold_seat(&self, at: SeatRef<'_>, user_id: &str) -> Result<Hold> {
+        let SeatRef {
+            concert_id,
+            schedule_id,
+            seat,
+        } = at;
         let seat_number = seat as i32;
         let reservation_id = new_reservation_id();
         let ttl_ms = self.stack().hold_ttl.as_millis() as f64;
