@@ -1,6 +1,10 @@
 //! The `verify` binary as CI runs it: headline, files, exit status 0 / 1 / 2.
 
+mod common;
+
 use std::process::Command;
+
+use common::purchases;
 
 use testkit::{start, Backend, TempDir};
 
@@ -64,6 +68,23 @@ async fn against_the_unsafe_server_it_fails_with_a_witness_and_exit_1() {
     server.stop().await.unwrap();
     assert_eq!(code, 1, "{text}");
     assert!(text.starts_with("FAIL oversell: "), "{text}");
+    // The failure is the over-sale itself: more buyers succeeded than the
+    // items allow, and the event says more were sold than it had.
+    let headline = text.lines().next().unwrap();
+    let (n, possible) = purchases(headline);
+    assert!(n > possible, "{text}");
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("verdict.json")).unwrap()).unwrap();
+    let decisive = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pass"] == false)
+        .unwrap();
+    let d = &decisive["details"];
+    let sold = d["event"]["sold"].as_u64().unwrap();
+    let stock = d["stock"].as_u64().unwrap();
+    assert!(sold > stock, "sold {sold} of {stock}: {d}");
     assert!(text.contains("witness: "), "{text}");
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");

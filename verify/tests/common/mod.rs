@@ -36,6 +36,22 @@ pub fn options(checks: &[CheckName]) -> Options {
     o
 }
 
+/// `(N, P)` from an over-selling check's summary or headline, "... N
+/// purchases succeeded, P possible (...)": how many buyers got an item and
+/// how many could have. Panics when the text carries no such count.
+pub fn purchases(summary: &str) -> (u64, u64) {
+    let (before, after) = summary
+        .split_once(" purchases succeeded, ")
+        .unwrap_or_else(|| panic!("no purchase count in {summary:?}"));
+    let n = before.rsplit(' ').next().unwrap();
+    let p = after.split(' ').next().unwrap();
+    let parse = |x: &str| {
+        x.parse::<u64>()
+            .unwrap_or_else(|_| panic!("{x:?} is not a count in {summary:?}"))
+    };
+    (parse(n), parse(p))
+}
+
 /// What the proxy does to every `every`-th reserve.
 #[derive(Clone, Copy)]
 pub enum Fault {
