@@ -33,8 +33,16 @@ fn witness_has(report: &CheckReport, needle: &str) {
 async fn tokens_catches_a_used_token_that_buys_again() {
     let report = failed(&["--unsafe-token-reuse"], CheckName::Tokens, |_| {}).await;
     witness_has(&report, "used");
+    // Exactly the used-token case failed; the other five were refused.
+    let cases = report.details["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6, "{}", report.details);
+    for case in cases {
+        let name = case["case"].as_str().unwrap();
+        let pass = case["pass"].as_bool().unwrap();
+        assert_eq!(pass, name != "used token", "{case}");
+    }
     assert!(
-        report.summary.contains("bad tokens refused"),
+        report.summary.starts_with("5 of 6 bad tokens refused"),
         "{}",
         report.summary
     );
