@@ -109,8 +109,86 @@ fn the_same_client_catches_the_unsafe_mode() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.starts_with("FAIL blackbox"), "{stdout}");
+    // The failure is the over-sale itself, not any wrong count: more than
+    // the 100 items were bought, and the event says so.
+    let line = Blackbox::parse(&stdout);
+    assert!(!line.pass, "{stdout}");
+    assert!(line.ok > 100, "{stdout}");
+    assert!(line.sold > 100, "{stdout}");
+    assert_eq!(line.ok + line.sold_out + line.other, 200, "{stdout}");
     sigterm_and_wait(server);
+}
+
+/// The client's verdict line: "PASS|FAIL blackbox: OK ok / S sold-out / O
+/// other; remaining R, sold N".
+#[derive(Debug, PartialEq)]
+struct Blackbox {
+    pass: bool,
+    ok: u64,
+    sold_out: u64,
+    other: u64,
+    remaining: u64,
+    sold: u64,
+}
+
+impl Blackbox {
+    fn parse(stdout: &str) -> Blackbox {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(" blackbox: "))
+            .unwrap_or_else(|| panic!("no verdict line in {stdout:?}"));
+        let (verdict, rest) = line.split_once(" blackbox: ").unwrap();
+        let pass = match verdict {
+            "PASS" => true,
+            "FAIL" => false,
+            _ => panic!("verdict {verdict:?} in {line:?}"),
+        };
+        let n = |text: &str, before: &str, after: &str| -> u64 {
+            let from = text
+                .find(before)
+                .unwrap_or_else(|| panic!("{before:?} missing from {line:?}"))
+                + before.len();
+            let tail = &text[from..];
+            let to = tail.find(after).unwrap_or(tail.len());
+            tail[..to]
+                .parse()
+                .unwrap_or_else(|_| panic!("{:?} is not a count in {line:?}", &tail[..to]))
+        };
+        let rest = format!(" {rest}");
+        Blackbox {
+            pass,
+            ok: n(&rest, " ", " ok / "),
+            sold_out: n(&rest, " ok / ", " sold-out / "),
+            other: n(&rest, " sold-out / ", " other; "),
+            remaining: n(&rest, "; remaining ", ","),
+            sold: n(&rest, ", sold ", "\n"),
+        }
+    }
+}
+
+#[test]
+fn the_verdict_line_parses_and_refuses_other_text() {
+    assert_eq!(
+        Blackbox::parse("FAIL blackbox: 137 ok / 63 sold-out / 0 other; remaining 0, sold 137\n"),
+        Blackbox {
+            pass: false,
+            ok: 137,
+            sold_out: 63,
+            other: 0,
+            remaining: 0,
+            sold: 137,
+        }
+    );
+    for bad in [
+        "set-up refused: 401 null",
+        "FAIL blackbox: many ok / 0 sold-out / 0 other; remaining 0, sold 1",
+        "FAIL blackbox: 1 ok / 0 sold-out / 0 other; remaining None, sold 1",
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| Blackbox::parse(bad)).is_err(),
+            "{bad:?} parsed"
+        );
+    }
 }
 
 #[test]
@@ -136,5 +214,31 @@ fn a_generated_admin_token_is_printed() {
         second.starts_with("listening on http://127.0.0.1:"),
         "{second}"
     );
+    server.base = second["listening on ".len()..].to_owned();
+    // The printed token is the one the admin API takes, and the API does
+    // not take just any token.
+    let create = |bearer: &str, event: &str| {
+        let url = format!("{}/api/v1/admin/events", server.base);
+        let bearer = bearer.to_owned();
+        let body = serde_json::json!({"eventId": event, "stock": 1});
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(bearer)
+                    .json(&body)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+    };
+    assert_eq!(create(&"x".repeat(32), "refused"), 401);
+    assert_eq!(create(token, "e1"), 201);
     sigterm_and_wait(server);
 }
