@@ -114,68 +114,63 @@ on_both_stacks!(
     }
 );
 
-on_both_stacks!(sse_positions_never_increase_and_active_arrives, [], |s| {
-    s.event("e", 100, json!({"activeCapacity": 1})).await;
-    let tokens = s.tokens("e", 6).await;
-    let mut sse = SseReader::open(&s, &tokens[5], None).await;
-    let first = sse.next(DEADLINE).await.unwrap();
-    assert_eq!(first.event, "position");
-    assert_eq!(first.data["position"], 5);
-    assert!(first.data["estimatedWaitSeconds"].as_u64().is_some());
+/// The id of an SSE event, which every event must carry.
+fn id_of(ev: &testkit::Sse) -> u64 {
+    ev.id
+        .as_deref()
+        .unwrap_or_else(|| panic!("an event without an id: {ev:?}"))
+        .parse()
+        .unwrap()
+}
 
-    let buyer = {
-        let s_client = s.client.clone();
-        let url = s.url("/api/v1/tickets/reserve");
-        let tokens = tokens.clone();
-        tokio::spawn(async move {
-            for t in &tokens[..5] {
-                let r = s_client
-                    .post(&url)
-                    .header("X-Queue-Token", t)
-                    .json(&json!({"eventId": "e", "quantity": 1}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), StatusCode::OK);
+// Heartbeats every 15 s, longer than DEADLINE: every event read here comes
+// from the line moving, none is a repeat.
+on_both_stacks!(
+    sse_positions_never_increase_and_active_arrives,
+    ["--sse-heartbeat-secs", "15"],
+    |s| {
+        s.event("e", 100, json!({"activeCapacity": 1})).await;
+        let tokens = s.tokens("e", 6).await;
+        let mut sse = SseReader::open(&s, &tokens[5], None).await;
+        let first = sse.next(DEADLINE).await.unwrap();
+        assert_eq!(first.event, "position");
+        assert!(first.data["estimatedWaitSeconds"].as_u64().is_some());
+
+        // Lockstep: the ACTIVE buyer buys, freeing one slot, and the stream
+        // must show that one step before the next buyer buys; so every
+        // step is seen, none coalesced away.
+        let mut positions = vec![first.data["position"].as_u64().unwrap()];
+        let mut ids = vec![id_of(&first)];
+        let mut last = None;
+        for t in &tokens[..5] {
+            assert_eq!(s.reserve(Some(t), "e", json!(1)).await.0, StatusCode::OK);
+            let ev = sse
+                .next(DEADLINE)
+                .await
+                .expect("stream ended before active");
+            ids.push(id_of(&ev));
+            if ev.event == "active" {
+                last = Some(ev);
+                break;
             }
-        })
-    };
-    let mut last_position = 5;
-    let mut last_id: u64 = first.id.unwrap().parse().unwrap();
-    let mut positions = vec![5];
-    loop {
-        let ev = sse
-            .next(DEADLINE)
-            .await
-            .expect("stream ended before active");
-        let id: u64 = ev
-            .id
-            .as_deref()
-            .expect("every event has an id")
-            .parse()
-            .unwrap();
-        assert!(id >= last_id, "ids go forward: {id} after {last_id}");
-        last_id = id;
-        if ev.event == "active" {
-            assert_eq!(ev.data, json!({"status": "ACTIVE"}));
-            break;
+            assert_eq!(ev.event, "position", "{ev:?}");
+            positions.push(ev.data["position"].as_u64().unwrap());
         }
-        assert_eq!(ev.event, "position");
-        let p = ev.data["position"].as_u64().unwrap();
+        assert_eq!(positions, [5, 4, 3, 2, 1], "ids {ids:?}");
+        let active = last.expect("no active event after the fifth purchase");
+        assert_eq!(active.data, json!({"status": "ACTIVE"}));
+        assert_eq!(ids.len(), 6, "{ids:?}");
         assert!(
-            p <= last_position,
-            "position went up: {positions:?} then {p}"
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids strictly increase: {ids:?}"
         );
-        positions.push(p);
-        last_position = p;
+        assert!(
+            sse.next(DEADLINE).await.is_none(),
+            "the stream closes after active"
+        );
+        s.stop().await.unwrap();
     }
-    buyer.await.unwrap();
-    assert!(
-        sse.next(DEADLINE).await.is_none(),
-        "the stream closes after active"
-    );
-    s.stop().await.unwrap();
-});
+);
 
 on_both_stacks!(
     reconnecting_with_last_event_id_keeps_the_place,
@@ -186,26 +181,70 @@ on_both_stacks!(
         let mut sse = SseReader::open(&s, &tokens[3], None).await;
         let first = sse.next(DEADLINE).await.unwrap();
         assert_eq!(first.data["position"], 3);
+        let seen = id_of(&first);
         drop(sse);
 
-        // The line moves while the client is away.
+        // The client saw one admission more than this server has yet (as
+        // from an instance further ahead): the id is ahead, the line has
+        // not moved. Resuming honours the id, not the server's cursor:
+        // one place further on, with that id.
+        let ahead = (seen + 1).to_string();
+        let mut sse = SseReader::open(&s, &tokens[3], Some(&ahead)).await;
+        let resumed = sse.next(DEADLINE).await.unwrap();
+        assert_eq!(resumed.event, "position");
+        assert_eq!(
+            (resumed.data["position"].as_u64(), id_of(&resumed)),
+            (Some(2), seen + 1),
+            "resumed at the place the id implies"
+        );
+        // The control: without the header the same token, at the same
+        // moment, is told where the server's cursor puts it.
+        let mut fresh = SseReader::open(&s, &tokens[3], None).await;
+        let now = fresh.next(DEADLINE).await.unwrap();
+        assert_eq!(
+            (now.data["position"].as_u64(), id_of(&now)),
+            (Some(3), seen),
+            "a fresh stream shows the cursor's place"
+        );
+        drop(fresh);
+
+        // Nothing moves now: heartbeats repeat the place the id implied, not
+        // the cursor's, at least every 15 s (here every second).
+        let beat = sse.next(DEADLINE).await.unwrap();
+        assert_eq!(
+            (
+                beat.event.as_str(),
+                beat.data["position"].as_u64(),
+                id_of(&beat)
+            ),
+            ("position", Some(2), seen + 1)
+        );
+
+        // The line catches up with the id: still place 2, so nothing new is
+        // said before the next heartbeat; then it moves on past it.
         assert_eq!(
             s.reserve(Some(&tokens[0]), "e", json!(1)).await.0,
             StatusCode::OK
         );
-        let mut sse = SseReader::open(&s, &tokens[3], first.id.as_deref()).await;
-        let resumed = sse.next(DEADLINE).await.unwrap();
-        assert_eq!(resumed.event, "position");
-        assert_eq!(resumed.data["position"], 2, "same place, one step further");
-        let resumed_id: u64 = resumed.id.unwrap().parse().unwrap();
-        assert!(resumed_id > first.id.unwrap().parse::<u64>().unwrap());
-
-        // Nothing moves now: heartbeats repeat the position at least every 15 s
-        // (here every second).
-        let beat = sse.next(DEADLINE).await.unwrap();
         assert_eq!(
-            (beat.event.as_str(), beat.data["position"].as_u64()),
-            ("position", Some(2))
+            s.reserve(Some(&tokens[1]), "e", json!(1)).await.0,
+            StatusCode::OK
+        );
+        let mut moved = None;
+        for _ in 0..10 {
+            let ev = sse.next(DEADLINE).await.unwrap();
+            assert_eq!(ev.event, "position", "{ev:?}");
+            let p = ev.data["position"].as_u64().unwrap();
+            assert!(p <= 2, "the place went back up: {ev:?}");
+            if p < 2 {
+                moved = Some(ev);
+                break;
+            }
+        }
+        let moved = moved.expect("ten heartbeats at place 2 after the line moved twice");
+        assert_eq!(
+            (moved.data["position"].as_u64(), id_of(&moved)),
+            (Some(1), seen + 2)
         );
         s.stop().await.unwrap();
     }
