@@ -10,8 +10,11 @@ use verify::{run_against, CheckName, Options, Target, Verdict};
 
 /// One run of the options `opts` makes for the stack against two instances
 /// on the real stack in a fresh namespace (their health up), buyers spread
-/// over both. `None`: no real stack (a skip, or a failure under CI).
-async fn on_two_instances(opts: impl FnOnce(&RealStack) -> Options) -> Option<Verdict> {
+/// over both, and each instance's `/metrics` read after it, before they
+/// stop. `None`: no real stack (a skip, or a failure under CI).
+async fn on_two_instances(
+    opts: impl FnOnce(&RealStack) -> Options,
+) -> Option<(Verdict, [String; 2])> {
     let stack = real_stack()?;
     let real = Backend::Real(stack.clone());
     let a = reference(&real, &[]).await;
@@ -19,9 +22,21 @@ async fn on_two_instances(opts: impl FnOnce(&RealStack) -> Options) -> Option<Ve
     let both =
         Target::external_many(&[a.base.clone(), b.base.clone()], Some(&a.admin_token)).unwrap();
     let verdict = run_against(&both, &opts(&stack)).await.unwrap().verdict;
+    let metrics = [a.metrics().await, b.metrics().await];
     a.stop().await.unwrap();
     b.stop().await.unwrap();
-    Some(verdict)
+    Some((verdict, metrics))
+}
+
+/// The `ticket_reservation_total{result="ok"}` count in one instance's
+/// metrics text; 0 when it has no such line (it never sold anything).
+fn reservations_ok(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ticket_reservation_total{result=\"ok\"} "))
+        .map_or(0, |n| {
+            n.parse().unwrap_or_else(|_| panic!("not a count: {n:?}"))
+        })
 }
 
 fn with_stores(mut o: Options, stack: &RealStack, namespace: &str) -> Options {
@@ -35,7 +50,7 @@ fn with_stores(mut o: Options, stack: &RealStack, namespace: &str) -> Options {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_pass_checks_1_and_2() {
     let checks = [CheckName::Oversell, CheckName::Tokens];
-    let Some(verdict) =
+    let Some((verdict, metrics)) =
         on_two_instances(|stack| with_stores(options(&checks), stack, &stack.namespace)).await
     else {
         return;
@@ -59,16 +74,18 @@ async fn two_instances_pass_checks_1_and_2() {
         main["kafka"].as_u64().unwrap() == 100,
         "each at least once on Kafka: {main}"
     );
-    assert!(
-        verdict.target.contains(", "),
-        "both instances were targets: {}",
-        verdict.target
-    );
+    // Both instances sold: buyers really were spread over the two.
+    for (instance, text) in ["a", "b"].iter().zip(&metrics) {
+        assert!(
+            reservations_ok(text) > 0,
+            "instance {instance} sold nothing:\n{text}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_2_fails_when_the_stores_lack_the_sales() {
-    let Some(verdict) = on_two_instances(|stack| {
+    let Some((verdict, _)) = on_two_instances(|stack| {
         // Judge the right sales against another (empty) namespace's stores.
         let mut opts = with_stores(
             options(&[CheckName::Oversell]),
@@ -101,7 +118,7 @@ async fn check_2_fails_when_the_stores_lack_the_sales() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_pass_the_seat_map_check() {
-    let Some(verdict) = on_two_instances(|_| options(&[CheckName::Seatmap])).await else {
+    let Some((verdict, _)) = on_two_instances(|_| options(&[CheckName::Seatmap])).await else {
         return;
     };
     assert!(verdict.pass, "{}", verdict.human());
