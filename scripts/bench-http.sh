@@ -113,8 +113,8 @@ def judge(n):
     _, lo, hi = ratio(n)
     return "met" if lo >= 0.70 else "not met" if hi < 0.70 else "inconclusive"
 
-def pct(x):
-    return f"{100 * x:.0f}%"
+def pct(x, digits=0):
+    return f"{100 * x:.{digits}f}%"
 
 print("| target | req/s min | median | max | spread (max-min)/median | p99 (median run) | vs hello-world (median of the rounds) | server CPU per request (median run) | server core busy (median run) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -132,7 +132,7 @@ reserves = sorted(r["reservations"] for r in runs["reserve"])
 print(f"RESERVATIONS {reserves[0]} {statistics.median(reserves):.0f} {reserves[-1]}")
 for n in ("event", "reserve"):
     m, lo, hi = ratio(n)
-    print(f"RATIO {n} {pct(m)} {pct(lo)} {pct(hi)} {judge(n)}")
+    print(f"RATIO {n} {pct(m, 1)} {pct(lo, 1)} {pct(hi, 1)} {judge(n)}")
 verdicts = {judge("event"), judge("reserve")}
 overall = "not met" if "not met" in verdicts else "inconclusive" if "inconclusive" in verdicts else "met"
 print(f"OVERALL {overall}")
