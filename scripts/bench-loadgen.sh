@@ -14,10 +14,11 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
-DURATION=${1:-10}
-RSS_SECS=${2:-600}
+# The server on one core, the generators on the other.
 SERVER_CPU=${SERVER_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
+DURATION=${1:-10}
+RSS_SECS=${2:-600}
 
 command -v wrk >/dev/null || apt_install "the HTTP load generator loadgen is compared with" wrk
 cargo build --release --locked -p ticket-server -p loadgen

@@ -210,17 +210,24 @@ async fn throttled_server(per_sec: f64) -> String {
                 };
                 tokio::time::sleep_until(turn.into()).await;
             }
-            let status = if path == "/api/v1/admin/events" {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            let body =
-                r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
-            fake::json(status, body)
+            contract_reply(path)
         }
     })
     .await
+}
+
+/// What the stand-in servers answer: enough of the contract for the
+/// browse scenario's set-up and reads.
+fn contract_reply(path: &str) -> fake::Response<fake::Bytes> {
+    let status = if path == "/api/v1/admin/events" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    fake::json(
+        status,
+        r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,14 +290,7 @@ async fn stalling_server(stall_at: u64) -> String {
                     tokio::time::sleep_until(until.into()).await;
                 }
             }
-            let status = if req.uri().path() == "/api/v1/admin/events" {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            let body =
-                r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#;
-            fake::json(status, body)
+            contract_reply(req.uri().path())
         }
     })
     .await

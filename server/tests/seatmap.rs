@@ -117,45 +117,32 @@ on_both_stacks!(hold_and_pay_rows, [], |s| {
         "UNAUTHORIZED",
     );
     assert_error(&hold_seat(&s, &waiting, "c1", 1).await, 403, "NOT_ACTIVE");
-    assert_error(
-        &hold(&s, Some(&a), "c1", json!({"scheduleId": "s1"})).await,
-        400,
-        "BAD_REQUEST",
-    );
-    assert_error(
-        &hold(
-            &s,
-            Some(&a),
-            "c1",
+    // Bodies that are wrong, or name a seat or schedule that is not there.
+    for (body, status, code) in [
+        (json!({"scheduleId": "s1"}), 400, "BAD_REQUEST"),
+        (
             json!({"scheduleId": "s1", "seatNumber": "1"}),
-        )
-        .await,
-        400,
-        "BAD_REQUEST",
-    );
-    assert_error(
-        &hold(
-            &s,
-            Some(&a),
-            "c1",
+            400,
+            "BAD_REQUEST",
+        ),
+        (
             json!({"scheduleId": "s1", "seatNumber": 0}),
-        )
-        .await,
-        400,
-        "BAD_REQUEST",
-    );
-    assert_error(&hold_seat(&s, &a, "c1", 11).await, 404, "NOT_FOUND");
-    assert_error(
-        &hold(
-            &s,
-            Some(&a),
-            "c1",
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            json!({"scheduleId": "s1", "seatNumber": 11}),
+            404,
+            "NOT_FOUND",
+        ),
+        (
             json!({"scheduleId": "s9", "seatNumber": 1}),
-        )
-        .await,
-        404,
-        "NOT_FOUND",
-    );
+            404,
+            "NOT_FOUND",
+        ),
+    ] {
+        assert_error(&hold(&s, Some(&a), "c1", body).await, status, code);
+    }
     assert_error(&hold_seat(&s, &a, "c9", 1).await, 404, "NOT_FOUND");
     s.event("ev-1", 5, json!({})).await;
     let other = s.token("ev-1", "alice").await;
