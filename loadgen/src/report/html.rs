@@ -2,20 +2,21 @@
 
 use std::fmt::Write as _;
 
-use super::figures::{generator_line, verdict_line, window_line, Row};
+use super::figures::{generator_line, verdict_line, window_line};
 use super::plots;
 use super::scaling::{bounds, flag_note, quota_label, scaling_diagnosis, unmet_note, Cells};
-use super::{Report, OLD_TPS_NOTE};
+use super::{Page, Report, OLD_TPS_NOTE};
 
 /// The HTML page: the verdict's banner, the machine, the compared figures,
 /// each load run's plots and the scaling table.
-pub(super) fn page(
-    report: &Report,
-    baseline: Option<&Report>,
-    rows: &[Row],
-    load_plots: &[Vec<String>],
-    scaling: Option<&str>,
-) -> String {
+pub(super) fn page(page: &Page<'_>) -> String {
+    let Page {
+        report,
+        baseline,
+        rows,
+        load_plots,
+        scaling,
+    } = *page;
     let mut h = String::new();
     let (pass, headline) = verdict_line(report);
     let m = &report.machine;

@@ -3,20 +3,21 @@
 
 use std::fmt::Write as _;
 
-use super::figures::{generator_line, verdict_line, window_line, Row};
+use super::figures::{generator_line, verdict_line, window_line};
 use super::plots;
 use super::scaling::{bounds, flag_note, quota_label, scaling_diagnosis, unmet_note, Cells};
-use super::{Report, OLD_TPS_NOTE};
+use super::{Page, Report, OLD_TPS_NOTE};
 
 /// The Markdown summary: the HTML page's content, with each load run's
 /// transactions tabulated and the plots as PNG.
-pub(super) fn page(
-    report: &Report,
-    baseline: Option<&Report>,
-    rows: &[Row],
-    load_plots: &[Vec<String>],
-    scaling: Option<&str>,
-) -> String {
+pub(super) fn page(page: &Page<'_>) -> String {
+    let Page {
+        report,
+        baseline,
+        rows,
+        load_plots,
+        scaling,
+    } = *page;
     let mut md = String::new();
     let (pass, headline) = verdict_line(report);
     let m = &report.machine;

@@ -49,15 +49,27 @@ pub fn write(report: &Report, out: &Path, baseline: Option<&Report>) -> anyhow::
         _ => None,
     };
     let rows = figures::rows(report, baseline);
-    std::fs::write(
-        out.join("report.html"),
-        html::page(report, baseline, &rows, &load_plots, scaling.as_deref()),
-    )?;
-    std::fs::write(
-        out.join("report.md"),
-        markdown::page(report, baseline, &rows, &load_plots, scaling.as_deref()),
-    )?;
+    let page = Page {
+        report,
+        baseline,
+        rows: &rows,
+        load_plots: &load_plots,
+        scaling: scaling.as_deref(),
+    };
+    std::fs::write(out.join("report.html"), html::page(&page))?;
+    std::fs::write(out.join("report.md"), markdown::page(&page))?;
     Ok(())
+}
+
+/// What both pages are made from: the report, its baseline, the compared
+/// figures and the plots' file names.
+#[derive(Clone, Copy)]
+struct Page<'a> {
+    report: &'a Report,
+    baseline: Option<&'a Report>,
+    rows: &'a [figures::Row],
+    load_plots: &'a [Vec<String>],
+    scaling: Option<&'a str>,
 }
 
 #[cfg(test)]
