@@ -171,6 +171,17 @@ pub struct TestHooks {
     /// so an instance can be killed mid-consumption.
     #[arg(long = "debug-persist-delay-ms", hide = true, default_value_t = 0)]
     pub persist_delay_ms: u64,
+
+    /// TEST HOOK: skip the Kafka send of seat-map events right after their
+    /// commit (the send "failed"); the outbox relay must send them.
+    #[arg(long = "debug-drop-seat-events", hide = true)]
+    pub drop_seat_events: bool,
+
+    /// TEST HOOK: run no outbox relay, so a seat event whose first send
+    /// failed never reaches its topic (the control that shows check 2 can
+    /// report seat events lost).
+    #[arg(long = "debug-no-outbox-relay", hide = true)]
+    pub no_outbox_relay: bool,
 }
 
 impl Config {

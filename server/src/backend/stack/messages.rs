@@ -1,13 +1,8 @@
 //! What travels on Kafka: queue entries, accepted reservations, and the
-//! seat-map events, with the one function that publishes the latter.
+//! seat-map events (published through the outbox, see [`super::outbox`]).
 
-use std::time::Duration;
-
-use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
-use tracing::warn;
 
-use super::Stack;
 use crate::concert::{Payment, SeatEvent};
 
 /// A queue entry as carried on the queue topic (key: event id, so one
@@ -42,62 +37,62 @@ pub struct Held {
     pub user_id: String,
 }
 
-/// One seat-map event as published (key: concert id).
-#[derive(Serialize)]
+/// One seat-map event as published (key: concert id) and as the outbox
+/// keeps it until it is sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SeatEventRecord<'a> {
+pub struct SeatEventRecord {
+    /// Stable for the event (`<type>:<reservationId>`: a reservation is
+    /// created, paid and expired at most once each), so consumers can drop
+    /// the duplicates the outbox may send.
+    pub event_id: String,
     #[serde(rename = "type")]
-    kind: &'static str,
-    reservation_id: &'a str,
-    concert_id: &'a str,
-    schedule_id: &'a str,
-    seat_number: i32,
-    user_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payment_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    amount: Option<i64>,
-    at: String,
+    pub kind: String,
+    pub reservation_id: String,
+    pub concert_id: String,
+    pub schedule_id: String,
+    pub seat_number: i32,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    pub at: String,
+    /// Which path sent this copy; absent in the outbox row itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
 }
 
-impl Stack {
-    /// Publishes a seat-map event after its commit. A failed send is logged
-    /// and counted as not published: PostgreSQL already holds the truth.
-    pub(super) async fn publish_seat_event(
-        &self,
-        event: SeatEvent,
-        held: &Held,
-        payment: Option<&Payment>,
-    ) {
-        let record = SeatEventRecord {
-            kind: event.topic(),
-            reservation_id: &held.reservation_id,
-            concert_id: &held.concert_id,
-            schedule_id: &held.schedule_id,
+/// How a seat event reached the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Sent by the request (or sweep) right after its commit.
+    Commit,
+    /// Sent by the outbox relay: the first send failed or never happened.
+    Relay,
+}
+
+impl SeatEventRecord {
+    /// The event `event` of `held` (with its payment for `payment.completed`).
+    pub fn new(event: SeatEvent, held: &Held, payment: Option<&Payment>) -> Self {
+        SeatEventRecord {
+            event_id: event_id(event, &held.reservation_id),
+            kind: event.topic().to_owned(),
+            reservation_id: held.reservation_id.clone(),
+            concert_id: held.concert_id.clone(),
+            schedule_id: held.schedule_id.clone(),
             seat_number: held.seat_number,
-            user_id: &held.user_id,
-            payment_id: payment.map(|p| p.payment_id.as_str()),
+            user_id: held.user_id.clone(),
+            payment_id: payment.map(|p| p.payment_id.clone()),
             amount: payment.map(|p| p.amount as i64),
             at: crate::model::now_rfc3339(),
-        };
-        let Ok(payload) = serde_json::to_string(&record) else {
-            return;
-        };
-        let topic = self.topics.seat(event);
-        match self
-            .producer
-            .send(
-                FutureRecord::to(topic)
-                    .key(&held.concert_id)
-                    .payload(&payload),
-                Duration::from_secs(1),
-            )
-            .await
-        {
-            Ok(_) => self.seat_events.published(event, 1),
-            Err((e, _)) => {
-                warn!(error = %e, topic, reservation = %held.reservation_id, "seat event not published")
-            }
+            via: None,
         }
     }
+}
+
+/// The stable id of `event` for `reservation_id`.
+pub fn event_id(event: SeatEvent, reservation_id: &str) -> String {
+    format!("{}:{reservation_id}", event.topic())
 }

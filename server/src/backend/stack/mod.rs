@@ -16,11 +16,15 @@
 //!   by the same script; if the Kafka send or the process fails right
 //!   after, the reconciler re-publishes what PostgreSQL lacks
 //!   ([`reconcile`]).
+//! - Seat-map events are written to an outbox in the transaction of the
+//!   change they report, sent after the commit, and sent again by a relay
+//!   when that send failed ([`outbox`]).
 //!
 //! Layout: the operations are [`queue`], [`reserve`], [`seats`],
 //! [`payments`]; the background loops [`consumers`], [`reconcile`],
-//! [`sweepers`], [`health`]; the plumbing [`kafka`] (producer, leased
-//! consumers), [`pg`] (schema, persistence, leases) and [`error`].
+//! [`sweepers`], [`outbox`] (the relay), [`health`]; the plumbing
+//! [`kafka`] (producer, leased consumers), [`pg`] (schema, persistence,
+//! leases) and [`error`].
 
 pub mod consumers;
 pub mod error;
@@ -29,6 +33,7 @@ pub mod kafka;
 pub mod keys;
 pub mod lua;
 pub mod messages;
+pub mod outbox;
 pub mod payments;
 pub mod pg;
 pub mod queue;
@@ -96,6 +101,8 @@ struct StackMetrics {
     confirm_lag: prometheus_client::metrics::histogram::Histogram,
     /// Reservations re-published by the reconciler.
     republished: prometheus_client::metrics::counter::Counter,
+    /// Seat events sent by the outbox relay (their first send failed).
+    seat_events_relayed: prometheus_client::metrics::counter::Counter,
 }
 
 /// The stack's handles. The background tasks hold these, not the backend
@@ -119,6 +126,8 @@ pub(crate) struct Stack {
     /// How long an unpaid seat hold lasts.
     hold_ttl: Duration,
     seat_events: SeatEventCounts,
+    /// Test hook: never send seat events right after their commit.
+    drop_seat_events: bool,
 }
 
 impl StackBackend {
@@ -167,16 +176,21 @@ impl StackBackend {
                 kafka_send: crate::metrics::latency_histogram(),
                 confirm_lag: crate::metrics::latency_histogram(),
                 republished: Default::default(),
+                seat_events_relayed: Default::default(),
             },
             partitions: options.partitions,
             persist_delay: Duration::from_millis(hooks.persist_delay_ms),
             hold_ttl,
             seat_events: SeatEventCounts::default(),
+            drop_seat_events: hooks.drop_seat_events,
         };
         tokio::spawn(stack.clone().health_loop(stopped.clone()));
         tokio::spawn(stack.clone().queue_sweep_loop(stopped.clone()));
         tokio::spawn(stack.clone().reconcile_loop(stopped.clone()));
         tokio::spawn(stack.clone().hold_sweep_loop(stopped.clone()));
+        if !hooks.no_outbox_relay {
+            tokio::spawn(stack.clone().outbox_relay_loop(stopped.clone()));
+        }
         stack.spawn_consumers(&options, stopped);
         info!(namespace = %ns, instance = %options.instance_id, "stack backend started");
         Ok(StackBackend {
@@ -242,6 +256,11 @@ impl Operations for StackBackend {
             "reservations_republished",
             "Accepted reservations re-published by the reconciler",
             m.republished.clone(),
+        );
+        registry.register(
+            "seat_events_relayed",
+            "Seat-map events sent by the outbox relay after their first send failed",
+            m.seat_events_relayed.clone(),
         );
         self.stack().seat_events.register(registry);
     }

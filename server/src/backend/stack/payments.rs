@@ -3,8 +3,9 @@
 //! A payment is one transaction: lock the reservation, confirm the seat
 //! only if the hold is still valid and the payer's, debit the points
 //! (`CHECK (balance >= 0)` refuses an overdraft), insert the payment
-//! (unique per reservation and per idempotency key). `payment.completed`
-//! is published after the commit.
+//! (unique per reservation and per idempotency key), and write
+//! `payment.completed` to the outbox; it is sent after the commit (see
+//! [`super::outbox`]).
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
@@ -12,6 +13,7 @@ use tokio_postgres::error::SqlState;
 use super::health::Component;
 use super::lua::CompleteReply;
 use super::messages::Held;
+use super::outbox::{self, Staged};
 use super::StackBackend;
 use crate::backend::Payments;
 use crate::concert::{
@@ -37,14 +39,12 @@ impl Payments for StackBackend {
     }
 
     /// Debit, confirm and record (a replay if a concurrent request won),
-    /// then publish `payment.completed` for a payment this call made.
+    /// then send `payment.completed` for a payment this call made.
     async fn settle(&self, user: &str, request: &PayRequest) -> Result<Payment> {
-        let (payment, held) = self.pay_tx(user, request).await?;
-        if let Some(held) = held {
-            self.stack()
-                .publish_seat_event(SeatEvent::PaymentCompleted, &held, Some(&payment))
-                .await;
-        }
+        // pay_tx has given its connection back: sending marks the outbox
+        // row with another one.
+        let (payment, staged) = self.pay_tx(user, request).await?;
+        self.stack().publish_staged(staged).await;
         Ok(payment)
     }
 
@@ -90,8 +90,9 @@ impl Payments for StackBackend {
 
 impl StackBackend {
     /// The payment transaction. Returns the payment and, when this call
-    /// made it (not a replay), the seat for the event.
-    async fn pay_tx(&self, user: &str, request: &PayRequest) -> Result<(Payment, Option<Held>)> {
+    /// made it (not a replay), its `payment.completed` event, committed to
+    /// the outbox with it.
+    async fn pay_tx(&self, user: &str, request: &PayRequest) -> Result<(Payment, Vec<Staged>)> {
         let mut client = self.pg().await?;
         let tx = client.transaction().await?;
         let r = tx
@@ -120,7 +121,7 @@ impl StackBackend {
                 .await?
                 .paid;
             return paid
-                .map(|p| (p, None))
+                .map(|p| (p, Vec::new()))
                 .ok_or_else(|| Error::Internal("confirmed reservation without payment".into()));
         }
         if status != "HELD" || !valid {
@@ -199,14 +200,20 @@ impl StackBackend {
                 // The key was taken by a concurrent payment meanwhile.
                 tx.rollback().await?;
                 return match replay_on(&client, user, request).await? {
-                    Some(p) => Ok((p, None)),
+                    Some(p) => Ok((p, Vec::new())),
                     None => Err(e.into()),
                 };
             }
             Err(e) => return Err(e.into()),
         }
+        let staged = outbox::stage(
+            &tx,
+            &self.stack().topics,
+            &[(SeatEvent::PaymentCompleted, &held, Some(&payment))],
+        )
+        .await?;
         tx.commit().await?;
-        Ok((payment, Some(held)))
+        Ok((payment, staged))
     }
 }
 

@@ -119,6 +119,20 @@ const MIGRATIONS: &[&str] = &[
         created_at timestamptz NOT NULL DEFAULT now()
     );
     "#,
+    // 4: the seat-event outbox (see `outbox`): one row per seat-map event,
+    // written with the change it reports, marked sent once on the topic.
+    r#"
+    CREATE TABLE seat_outbox (
+        event_id text PRIMARY KEY,
+        topic text NOT NULL,
+        concert_id text NOT NULL,
+        payload text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        sent_at timestamptz
+    );
+    -- The relay's scan: only unsent rows, oldest first.
+    CREATE INDEX seat_outbox_unsent ON seat_outbox (created_at) WHERE sent_at IS NULL;
+    "#,
 ];
 
 /// A pool whose connections use `schema` (created if missing) as search_path.

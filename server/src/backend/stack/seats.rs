@@ -8,8 +8,9 @@
 //!   per seat) is the last line of defence.
 //! - Lapsed holds read as AVAILABLE at once; the sweeper releases them for
 //!   good (see [`super::sweepers`]).
-//! - Events go to Kafka after the commit: `reservation.created` and
-//!   `reservation.expired` (key: concert id).
+//! - Events, `reservation.created` and `reservation.expired` (key: concert
+//!   id), are written to the outbox in the hold's transaction and sent
+//!   after the commit (see [`super::outbox`]).
 //!
 //! No Redis cache of the seat map: PostgreSQL answers a 50-seat read by
 //! primary key, and a cache would have to be invalidated on every
@@ -21,10 +22,11 @@ use tracing::warn;
 
 use super::health::Component;
 use super::messages::Held;
+use super::outbox::{self, Staged};
 use super::StackBackend;
 use crate::backend::{Queue, Seats};
 use crate::concert::{
-    seat_taken, ConcertSpec, Hold, ScheduleView, SeatEvent, SeatRef, SeatStatus, SeatView,
+    seat_taken, ConcertSpec, Hold, Payment, ScheduleView, SeatEvent, SeatRef, SeatStatus, SeatView,
 };
 use crate::error::{Error, Result};
 use crate::model::new_reservation_id;
@@ -219,11 +221,22 @@ impl Seats for StackBackend {
                 ],
             )
             .await?;
+        let lapsed: Vec<Held> = lapsed
+            .iter()
+            .map(|r| Held {
+                reservation_id: r.get(0),
+                concert_id: concert_id.to_owned(),
+                schedule_id: schedule_id.to_owned(),
+                seat_number,
+                user_id: r.get(1),
+            })
+            .collect();
         let Some(row) = row else {
             // Commit the lazy release (if any); the seat is someone's.
+            let staged = self.stage(&tx, &lapsed, None).await?;
             tx.commit().await?;
-            self.publish_lapsed(concert_id, schedule_id, seat_number, &lapsed)
-                .await;
+            drop(client);
+            self.stack().publish_staged(staged).await;
             return Err(seat_taken(schedule_id, seat));
         };
         let expires_at: String = row.get(0);
@@ -256,22 +269,17 @@ impl Seats for StackBackend {
             }
             Err(e) => return Err(e.into()),
         }
+        let created = Held {
+            reservation_id: reservation_id.clone(),
+            concert_id: concert_id.to_owned(),
+            schedule_id: schedule_id.to_owned(),
+            seat_number,
+            user_id: user_id.to_owned(),
+        };
+        let staged = self.stage(&tx, &lapsed, Some(&created)).await?;
         tx.commit().await?;
-        self.publish_lapsed(concert_id, schedule_id, seat_number, &lapsed)
-            .await;
-        self.stack()
-            .publish_seat_event(
-                SeatEvent::ReservationCreated,
-                &Held {
-                    reservation_id: reservation_id.clone(),
-                    concert_id: concert_id.to_owned(),
-                    schedule_id: schedule_id.to_owned(),
-                    seat_number,
-                    user_id: user_id.to_owned(),
-                },
-                None,
-            )
-            .await;
+        drop(client);
+        self.stack().publish_staged(staged).await;
         Ok(Hold {
             reservation_id,
             status: SeatStatus::Held,
@@ -315,25 +323,20 @@ impl StackBackend {
         }
     }
 
-    async fn publish_lapsed(
+    /// Writes the hold's events to the outbox in its transaction: the
+    /// lapsed holds it retired, then the new hold (if it was made).
+    async fn stage(
         &self,
-        concert_id: &str,
-        schedule_id: &str,
-        seat_number: i32,
-        lapsed: &[tokio_postgres::Row],
-    ) {
-        for r in lapsed {
-            let held = Held {
-                reservation_id: r.get(0),
-                concert_id: concert_id.to_owned(),
-                schedule_id: schedule_id.to_owned(),
-                seat_number,
-                user_id: r.get(1),
-            };
-            self.stack()
-                .publish_seat_event(SeatEvent::ReservationExpired, &held, None)
-                .await;
-        }
+        tx: &impl GenericClient,
+        lapsed: &[Held],
+        created: Option<&Held>,
+    ) -> Result<Vec<Staged>> {
+        let events: Vec<(SeatEvent, &Held, Option<&Payment>)> = lapsed
+            .iter()
+            .map(|h| (SeatEvent::ReservationExpired, h, None))
+            .chain(created.map(|h| (SeatEvent::ReservationCreated, h, None)))
+            .collect();
+        Ok(outbox::stage(tx, &self.stack().topics, &events).await?)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Background sweeps that keep state moving when no request touches it:
 //! queue expiry and admission (so SSE clients see admissions without
-//! traffic), and the release of lapsed seat holds.
+//! traffic), and the release of lapsed seat holds (their
+//! `reservation.expired` events go through the outbox).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use super::error::StackError;
 use super::keys::{events_key, EventKeys};
 use super::lua::TickReply;
 use super::messages::Held;
+use super::outbox::{self, Staged};
 use super::{delayed_interval, next_tick, Stack};
 use crate::concert::SeatEvent;
 
@@ -47,20 +49,18 @@ impl Stack {
         let mut interval = delayed_interval(HOLD_SWEEP_EVERY);
         while next_tick(&mut interval, &mut stop).await {
             match self.sweep_holds().await {
-                Ok(released) => {
-                    for held in &released {
-                        self.publish_seat_event(SeatEvent::ReservationExpired, held, None)
-                            .await;
-                    }
-                }
+                Ok(staged) => self.publish_staged(staged).await,
                 Err(e) => tracing::debug!(error = %e, "hold sweep"),
             }
         }
     }
 
-    async fn sweep_holds(&self) -> Result<Vec<Held>, StackError> {
-        let client = self.pg.get().await?;
-        let rows = client
+    /// Expires a batch of lapsed holds and writes their events to the
+    /// outbox, in one transaction; returns the events to send.
+    async fn sweep_holds(&self) -> Result<Vec<Staged>, StackError> {
+        let mut client = self.pg.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
             .query(
                 "WITH lapsed AS (
                      UPDATE seat_reservations SET status = 'EXPIRED'
@@ -79,7 +79,7 @@ impl Stack {
                 &[&HOLD_SWEEP_BATCH],
             )
             .await?;
-        Ok(rows
+        let released: Vec<Held> = rows
             .iter()
             .map(|r| Held {
                 reservation_id: r.get(0),
@@ -88,6 +88,13 @@ impl Stack {
                 seat_number: r.get(3),
                 user_id: r.get(4),
             })
-            .collect())
+            .collect();
+        let events: Vec<_> = released
+            .iter()
+            .map(|h| (SeatEvent::ReservationExpired, h, None))
+            .collect();
+        let staged = outbox::stage(&tx, &self.topics, &events).await?;
+        tx.commit().await?;
+        Ok(staged)
     }
 }
