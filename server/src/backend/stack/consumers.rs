@@ -1,17 +1,19 @@
 //! The stack's two Kafka consumers, each on the partitions this instance
-//! leases (see [`super::kafka`]): admission gives queue entries their
-//! places in offset order; persistence writes accepted reservations to
-//! PostgreSQL with its offsets, turning PENDING into CONFIRMED.
+//! leases (see [`super::kafka`]): admission confirms the places of queue
+//! entries in offset order, one event's line at a time (see [`super::line`]);
+//! persistence writes accepted reservations to PostgreSQL with its offsets,
+//! turning PENDING into CONFIRMED.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use redis::AsyncCommands;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::warn;
 
 use super::error::StackError;
-use super::keys::EventKeys;
-use super::lua::RegisterReply;
+use super::keys::{events_key, EventKeys};
+use super::line::RegisterReply;
 use super::messages::{QueueEntry, ReservedEvent};
 use super::{kafka, now_ms, pg, Stack, StackOptions};
 
@@ -19,33 +21,39 @@ impl Stack {
     /// The two leased consumers: admission (queue topic -> places in Redis)
     /// and persistence (reserved topic -> PostgreSQL).
     pub(super) fn spawn_consumers(&self, options: &StackOptions, stop: watch::Receiver<bool>) {
-        let spec = |consumer: &'static str, topic: &str, fetch_wait_ms: u32| kafka::ConsumerSpec {
+        let spec = |consumer: &'static str, fetch_wait_ms: u32, rebalance| kafka::ConsumerSpec {
             brokers: options.kafka_brokers.clone(),
             postgres_url: options.postgres_url.clone(),
             schema: self.ns.clone(),
             consumer,
-            topic: topic.to_owned(),
-            partitions: options.partitions,
             instance: options.instance_id.clone(),
+            rebalance,
             fetch_wait_ms,
         };
-        let stack = self.clone();
-        // Admission is on every buyer's path: fetch often.
+        let (stack, lister) = (self.clone(), self.clone());
+        // Admission is on every buyer's path: fetch often. Its units are
+        // the events' lines, so the set grows with every event.
         tokio::spawn(kafka::run_leased(
-            spec("admission", &self.topics.queue, 5),
+            spec("admission", 5, self.line_added.clone()),
             self.pg.clone(),
             stop.clone(),
+            move || {
+                let stack = lister.clone();
+                async move { stack.lines().await }
+            },
             move |records, next| {
                 let stack = stack.clone();
                 async move { stack.admit(records, next).await }
             },
         ));
         let stack = self.clone();
+        let reserved = kafka::partitions_of(&self.topics.reserved, options.partitions);
         // Persistence only turns PENDING into CONFIRMED: fetch less.
         tokio::spawn(kafka::run_leased(
-            spec("persist", &self.topics.reserved, 50),
+            spec("persist", 50, Arc::new(Notify::new())),
             self.pg.clone(),
             stop,
+            move || std::future::ready(Ok(reserved.clone())),
             move |records, next| {
                 let stack = stack.clone();
                 async move { stack.persist(records, next).await }
@@ -53,11 +61,20 @@ impl Stack {
         ));
     }
 
-    /// The admission consumer: places queue entries in offset order.
+    /// Every event's line, as the admission consumer's units.
+    async fn lines(&self) -> Result<Vec<kafka::Unit>, StackError> {
+        let mut ids: Vec<String> = self.redis.clone().smembers(events_key(&self.ns)).await?;
+        ids.sort();
+        Ok(ids.iter().map(|id| (self.topics.line(id), 0)).collect())
+    }
+
+    /// The admission consumer: confirms places in offset order (adopting
+    /// those whose entering instance never wrote them), and with them lets
+    /// admission move on.
     async fn admit(
         &self,
         records: Vec<kafka::Record>,
-        next: BTreeMap<i32, i64>,
+        next: kafka::NextOffsets,
     ) -> Result<(), StackError> {
         let mut redis = self.redis.clone();
         for r in records {
@@ -65,20 +82,35 @@ impl Stack {
                 warn!(offset = r.offset, "malformed queue entry skipped");
                 continue;
             };
+            if r.topic != self.topics.line(&entry.event_id) {
+                warn!(topic = %r.topic, event = %entry.event_id, "queue entry on another event's line skipped");
+                continue;
+            }
             let placed: RegisterReply = self
                 .scripts
                 .register
                 .on(&EventKeys::new(&self.ns, &entry.event_id))
                 .arg(&entry.user_id)
                 .arg(entry.issued_at)
+                .arg(r.offset)
                 .run(&mut redis)
                 .await?;
-            if matches!(placed, RegisterReply::NotFound) {
-                warn!(event = %entry.event_id, "queue entry for an unknown event skipped");
+            match placed {
+                RegisterReply::NotFound => {
+                    warn!(event = %entry.event_id, "queue entry for an unknown event skipped")
+                }
+                RegisterReply::Taken => tracing::error!(
+                    topic = %r.topic,
+                    offset = r.offset,
+                    "a place in line held by another user: the line's log was lost"
+                ),
+                RegisterReply::Placed | RegisterReply::Adopted | RegisterReply::Void => {}
             }
         }
         let client = self.pg.get().await?;
-        pg::store_offsets(&client, "admission", &self.topics.queue, &next).await?;
+        for (topic, next) in &next {
+            pg::store_offsets(&client, "admission", topic, next).await?;
+        }
         Ok(())
     }
 
@@ -87,8 +119,9 @@ impl Stack {
     async fn persist(
         &self,
         records: Vec<kafka::Record>,
-        next: BTreeMap<i32, i64>,
+        next: kafka::NextOffsets,
     ) -> Result<(), StackError> {
+        let next = next.get(&self.topics.reserved).cloned().unwrap_or_default();
         let mut batch: Vec<ReservedEvent> = Vec::with_capacity(records.len());
         let mut seen = HashSet::new();
         for r in &records {

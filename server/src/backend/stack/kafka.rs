@@ -1,5 +1,6 @@
-//! Kafka: one idempotent producer (cloned), topics created at start, and
-//! consumers whose partitions are divided between instances by PostgreSQL
+//! Kafka: one idempotent producer (cloned), topics created at start (and
+//! one waiting-line topic per event, created with the event), and consumers
+//! whose partitions are divided between instances by PostgreSQL
 //! advisory-lock leases.
 //!
 //! Why leases rather than consumer groups: the consumer keeps its offsets in
@@ -25,7 +26,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_postgres::NoTls;
 use tracing::{debug, info, warn};
 
@@ -85,10 +86,17 @@ pub async fn create_topics(
 
 /// One consumed message.
 pub struct Record {
+    pub topic: String,
     pub partition: i32,
     pub offset: i64,
     pub payload: Vec<u8>,
 }
+
+/// A leased unit: one partition of one topic.
+pub type Unit = (String, i32);
+
+/// The next offset to read, per topic and partition.
+pub type NextOffsets = BTreeMap<String, BTreeMap<i32, i64>>;
 
 /// Where a leased consumer reads and who it is.
 #[derive(Clone)]
@@ -98,9 +106,10 @@ pub struct ConsumerSpec {
     pub schema: String,
     /// Names the consumer in `consumer_offsets`, leases and heartbeats.
     pub consumer: &'static str,
-    pub topic: String,
-    pub partitions: i32,
     pub instance: String,
+    /// Rebalances at once (a new topic joined the consumer's units)
+    /// instead of at the next lease interval.
+    pub rebalance: Arc<Notify>,
     /// The consumer's `fetch.wait.max.ms`. tansu answers every fetch only
     /// after this wait, and a fetch that finds data lists every stored
     /// batch of the partition (its memory store), so frequent fetches cost
@@ -109,18 +118,22 @@ pub struct ConsumerSpec {
     pub fetch_wait_ms: u32,
 }
 
-/// Consumes `spec.topic` on the partitions this instance leases, calling
-/// `handle` with each batch and the next offset per partition. `handle`
-/// must store those offsets in PostgreSQL (with its writes when it has
-/// any); on error the batch is redelivered from the stored offsets. Runs
-/// until `stop` turns true.
-pub async fn run_leased<F, Fut>(
+/// Consumes the units `units` lists (asked again at every balance, so the
+/// set may grow) on those this instance leases, calling `handle` with each
+/// batch and the next offset per topic and partition. `handle` must store
+/// those offsets in PostgreSQL (with its writes when it has any); on error
+/// the batch is redelivered from the stored offsets. Runs until `stop`
+/// turns true.
+pub async fn run_leased<U, UFut, F, Fut>(
     spec: ConsumerSpec,
     pool: Pool,
     mut stop: watch::Receiver<bool>,
+    units: U,
     handle: F,
 ) where
-    F: Fn(Vec<Record>, BTreeMap<i32, i64>) -> Fut,
+    U: Fn() -> UFut,
+    UFut: Future<Output = Result<Vec<Unit>, StackError>>,
+    F: Fn(Vec<Record>, NextOffsets) -> Fut,
     Fut: Future<Output = Result<(), StackError>>,
 {
     let consumer: StreamConsumer = match ClientConfig::new()
@@ -159,14 +172,12 @@ pub async fn run_leased<F, Fut>(
     let mut interval = tokio::time::interval(LEASE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch: Vec<Record> = Vec::new();
+    let mut known: Vec<Unit> = Vec::new();
     loop {
-        tokio::select! {
+        let balance = tokio::select! {
             _ = stop.changed() => break,
-            _ = interval.tick() => {
-                if leases.balance(&pool).await {
-                    assign(&consumer, &meta, &spec, &pool, leases.owned()).await;
-                }
-            }
+            _ = interval.tick() => true,
+            _ = spec.rebalance.notified() => true,
             received = consumer.recv(), if !leases.owned().is_empty() => {
                 match received {
                     Ok(m) => batch.push(record(&m)),
@@ -176,25 +187,40 @@ pub async fn run_leased<F, Fut>(
                         continue;
                     }
                 }
-                let until = tokio::time::Instant::now() + BATCH_LINGER;
-                while batch.len() < BATCH_MAX {
-                    match tokio::time::timeout_at(until, consumer.recv()).await {
-                        Ok(Ok(m)) => batch.push(record(&m)),
-                        _ => break,
-                    }
-                }
-                let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-                for r in &batch {
-                    let n = next.entry(r.partition).or_insert(r.offset + 1);
-                    *n = (*n).max(r.offset + 1);
-                }
-                let records = std::mem::take(&mut batch);
-                if let Err(e) = handle(records, next).await {
-                    warn!(error = %e, consumer = spec.consumer, "batch failed; redelivering from stored offsets");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    assign(&consumer, &meta, &spec, &pool, leases.owned()).await;
-                }
+                false
             }
+        };
+        if balance {
+            match units().await {
+                Ok(listed) => known = listed,
+                Err(e) => debug!(error = %e, consumer = spec.consumer, "listing units"),
+            }
+            if leases.balance(&pool, &known).await {
+                assign(&consumer, &meta, &spec, &pool, leases.owned()).await;
+            }
+            continue;
+        }
+        let until = tokio::time::Instant::now() + BATCH_LINGER;
+        while batch.len() < BATCH_MAX {
+            match tokio::time::timeout_at(until, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(record(&m)),
+                _ => break,
+            }
+        }
+        let mut next = NextOffsets::new();
+        for r in &batch {
+            let n = next
+                .entry(r.topic.clone())
+                .or_default()
+                .entry(r.partition)
+                .or_insert(r.offset + 1);
+            *n = (*n).max(r.offset + 1);
+        }
+        let records = std::mem::take(&mut batch);
+        if let Err(e) = handle(records, next).await {
+            warn!(error = %e, consumer = spec.consumer, "batch failed; redelivering from stored offsets");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assign(&consumer, &meta, &spec, &pool, leases.owned()).await;
         }
     }
     leases.release_all().await;
@@ -203,53 +229,58 @@ pub async fn run_leased<F, Fut>(
 
 fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     Record {
+        topic: m.topic().to_owned(),
         partition: m.partition(),
         offset: m.offset(),
         payload: m.payload().unwrap_or_default().to_vec(),
     }
 }
 
-/// Assigns the owned partitions, each from its offset stored in PostgreSQL.
+/// Assigns the owned units, each from its offset stored in PostgreSQL.
 async fn assign(
     consumer: &StreamConsumer,
     meta: &Arc<BaseConsumer>,
     spec: &ConsumerSpec,
     pool: &Pool,
-    owned: &BTreeSet<i32>,
+    owned: &BTreeSet<Unit>,
 ) {
-    let offsets = match pg::load_offsets(pool, spec.consumer, &spec.topic).await {
-        Ok(o) => o,
-        Err(e) => {
-            warn!(error = %e, "cannot load offsets; consuming nothing until PostgreSQL answers");
-            let _ = consumer.unassign();
-            return;
-        }
-    };
     let mut tpl = TopicPartitionList::new();
-    for &p in owned {
-        let mut offset = offsets
-            .get(&p)
+    let mut stored: BTreeMap<&str, BTreeMap<i32, i64>> = BTreeMap::new();
+    for (topic, p) in owned {
+        if !stored.contains_key(topic.as_str()) {
+            match pg::load_offsets(pool, spec.consumer, topic).await {
+                Ok(o) => stored.insert(topic, o),
+                Err(e) => {
+                    warn!(error = %e, "cannot load offsets; consuming nothing until PostgreSQL answers");
+                    let _ = consumer.unassign();
+                    return;
+                }
+            };
+        }
+        let mut offset = stored[topic.as_str()]
+            .get(p)
             .map_or(Offset::Beginning, |&n| Offset::Offset(n));
-        if let Offset::Offset(stored) = offset {
+        if let Offset::Offset(next) = offset {
             // A stored offset beyond the log's end means the broker lost the
             // log (a broker without durable storage restarted): start over.
-            let (meta, topic) = (meta.clone(), spec.topic.clone());
+            let (meta, t, p) = (meta.clone(), topic.clone(), *p);
             let high = tokio::task::spawn_blocking(move || {
-                meta.fetch_watermarks(&topic, p, Duration::from_secs(2))
+                meta.fetch_watermarks(&t, p, Duration::from_secs(2))
             })
             .await;
             if let Ok(Ok((_, high))) = high {
-                if stored > high {
+                if next > high {
                     warn!(
+                        %topic,
                         partition = p,
-                        stored, high, "stored offset beyond the log; consuming from the beginning"
+                        next, high, "stored offset beyond the log; consuming from the beginning"
                     );
-                    let _ = pg::reset_offset(pool, spec.consumer, &spec.topic, p).await;
+                    let _ = pg::reset_offset(pool, spec.consumer, topic, p).await;
                     offset = Offset::Beginning;
                 }
             }
         }
-        if let Err(e) = tpl.add_partition_offset(&spec.topic, p, offset) {
+        if let Err(e) = tpl.add_partition_offset(topic, *p, offset) {
             warn!(error = %e, "bad partition offset");
         }
     }
@@ -259,44 +290,46 @@ async fn assign(
         consumer.assign(&tpl)
     };
     match result {
-        Ok(()) => {
-            info!(consumer = spec.consumer, topic = %spec.topic, partitions = ?owned, "assigned")
-        }
+        Ok(()) => info!(consumer = spec.consumer, units = owned.len(), "assigned"),
         Err(e) => warn!(error = %e, "kafka assign"),
     }
 }
 
-/// Session advisory locks, one per partition, on a dedicated connection.
+/// Session advisory locks, one per unit (a lock class per topic, the
+/// partition as the key), on a dedicated connection.
 struct Leases {
     spec: ConsumerSpec,
-    /// Lock namespace: a stable hash of schema, consumer and topic.
-    class: i32,
     conn: Option<tokio_postgres::Client>,
-    owned: BTreeSet<i32>,
+    owned: BTreeSet<Unit>,
 }
 
 impl Leases {
     fn new(spec: &ConsumerSpec) -> Self {
-        let key = format!("{}:{}:{}", spec.schema, spec.consumer, spec.topic);
-        // FNV-1a: stable across processes and versions, unlike std's hasher.
-        let class = key.bytes().fold(0x811c_9dc5u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        }) as i32;
         Leases {
             spec: spec.clone(),
-            class,
             conn: None,
             owned: BTreeSet::new(),
         }
     }
 
-    fn owned(&self) -> &BTreeSet<i32> {
+    fn owned(&self) -> &BTreeSet<Unit> {
         &self.owned
     }
 
-    /// Heartbeats, then takes or gives back partitions towards this
+    /// The lock class of a topic: a stable hash of schema, consumer and
+    /// topic (FNV-1a: stable across processes and versions, unlike std's
+    /// hasher). Two topics sharing a class only share locks, which keeps
+    /// each unit exclusive.
+    fn class(&self, topic: &str) -> i32 {
+        let key = format!("{}:{}:{}", self.spec.schema, self.spec.consumer, topic);
+        key.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        }) as i32
+    }
+
+    /// Heartbeats, then takes or gives back units of `units` towards this
     /// instance's share. Returns true when ownership changed.
-    async fn balance(&mut self, pool: &Pool) -> bool {
+    async fn balance(&mut self, pool: &Pool, units: &[Unit]) -> bool {
         let before = self.owned.clone();
         if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
             // Locks die with their connection: whatever we held is gone.
@@ -313,35 +346,41 @@ impl Leases {
             };
         }
         let live = match pg::heartbeat(pool, self.spec.consumer, &self.spec.instance).await {
-            Ok(n) => n,
+            Ok(n) => n.max(1),
             Err(_) => return self.owned != before,
         };
         let Some(conn) = &self.conn else {
             return self.owned != before;
         };
-        let share = (i64::from(self.spec.partitions) + live - 1) / live;
+        let share = (units.len() as i64 + live - 1) / live;
         while self.owned.len() as i64 > share {
-            let Some(&p) = self.owned.iter().next_back() else {
+            let Some(unit) = self.owned.iter().next_back().cloned() else {
                 break;
             };
             let _ = conn
-                .execute("SELECT pg_advisory_unlock($1, $2)", &[&self.class, &p])
+                .execute(
+                    "SELECT pg_advisory_unlock($1, $2)",
+                    &[&self.class(&unit.0), &unit.1],
+                )
                 .await;
-            self.owned.remove(&p);
+            self.owned.remove(&unit);
         }
-        for p in 0..self.spec.partitions {
+        for unit in units {
             if self.owned.len() as i64 >= share {
                 break;
             }
-            if self.owned.contains(&p) {
+            if self.owned.contains(unit) {
                 continue;
             }
             match conn
-                .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&self.class, &p])
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[&self.class(&unit.0), &unit.1],
+                )
                 .await
             {
                 Ok(row) if row.get::<_, bool>(0) => {
-                    self.owned.insert(p);
+                    self.owned.insert(unit.clone());
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -361,4 +400,9 @@ impl Leases {
         }
         self.owned.clear();
     }
+}
+
+/// Every partition of one topic, as units.
+pub fn partitions_of(topic: &str, partitions: i32) -> Vec<Unit> {
+    (0..partitions).map(|p| (topic.to_owned(), p)).collect()
 }

@@ -86,7 +86,8 @@ pub fn reservation_index_key(namespace: &str, reservation_id: &str) -> String {
 /// unprefixed).
 #[derive(Debug, Clone)]
 pub struct Topics {
-    /// The waiting stage: queue entries, keyed by event (FIFO per event).
+    /// The waiting stage's name stem: each event's line is its own
+    /// one-partition topic ([`Topics::line`]).
     pub queue: String,
     /// Accepted reservations, on their way to PostgreSQL.
     pub reserved: String,
@@ -112,10 +113,26 @@ impl Topics {
         &self.seat[event as usize]
     }
 
+    /// The topics created at start (the lines come with their events).
     pub fn all(&self) -> Vec<&str> {
-        let mut all = vec![self.queue.as_str(), self.reserved.as_str()];
+        let mut all = vec![self.reserved.as_str()];
         all.extend(self.seat.iter().map(String::as_str));
         all
+    }
+
+    /// An event's waiting line: one partition, so the offset the broker
+    /// gives an entry is its place. Event ids may hold `:`, which topic
+    /// names may not: `_` becomes `__` and `:` becomes `_c` (one-to-one).
+    pub fn line(&self, event_id: &str) -> String {
+        let mut topic = format!("{}.", self.queue);
+        for c in event_id.chars() {
+            match c {
+                '_' => topic.push_str("__"),
+                ':' => topic.push_str("_c"),
+                c => topic.push(c),
+            }
+        }
+        topic
     }
 }
 
@@ -144,7 +161,20 @@ mod tests {
         );
         let other = Topics::new("run7");
         assert_eq!(other.reserved, "run7.ticket.reserved");
-        assert_eq!(other.all().len(), 5);
+        assert_eq!(other.all().len(), 4);
         assert!(other.all().iter().all(|t| t.starts_with("run7.")));
+    }
+
+    #[test]
+    fn each_event_has_its_own_line_topic_with_a_legal_name() {
+        let topics = Topics::new("run7");
+        let names = ["a:b", "a_cb", "a__b", "a_b", "x.y-z"].map(|id| topics.line(id));
+        assert_eq!(names[0], "run7.ticket.queue.a_cb");
+        assert_eq!(names[1], "run7.ticket.queue.a__cb");
+        let distinct: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        assert!(names.iter().all(|n| n
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))));
     }
 }

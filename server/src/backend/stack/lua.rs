@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::error::StackError;
 use super::keys::EventKeys;
+use super::line;
 use crate::model::QueueStatus;
 
 /// Names the keys, and the admission step every script shares: expire
@@ -35,17 +36,32 @@ local function tick(now)
   local n = tonumber(redis.call('HGET', state, 'n'))
   local moved = false
   while n_active < cap and head < n do
-    redis.call('ZADD', active, now + ttl * 1000, head)
-    redis.call('LPUSH', admissions, now)
+    -- A place nobody holds (a duplicate's offset) is passed, not admitted.
+    if redis.call('HEXISTS', seqs, head) == 1 then
+      redis.call('ZADD', active, now + ttl * 1000, head)
+      redis.call('LPUSH', admissions, now)
+      n_active = n_active + 1
+    end
     head = head + 1
-    n_active = n_active + 1
     moved = true
   end
   if moved then
     redis.call('HSET', state, 'head', head)
     redis.call('LTRIM', admissions, 0, 63)
+    -- Wakes the SSE streams of every instance (channel: the state key).
+    redis.call('PUBLISH', state, head)
   end
   return head, n_active
+end
+-- Moves the end of the line's confirmed prefix (`n`) over every place
+-- that has its holder: admission never passes a place whose entry may
+-- still be on its way (acknowledged, not yet written); the admission
+-- consumer moves it over places nobody holds.
+local function confirm_prefix()
+  local n = tonumber(redis.call('HGET', state, 'n'))
+  local start = n
+  while redis.call('HEXISTS', seqs, n) == 1 do n = n + 1 end
+  if n ~= start then redis.call('HSET', state, 'n', n) end
 end
 local function entry_status(seq, head)
   if seq >= head then return 'WAITING' end
@@ -74,19 +90,6 @@ if redis.call('EXISTS', meta) == 1 then return reply({created = false}) end
 redis.call('HSET', meta, 'stock', ARGV[1], 'limit', ARGV[2], 'cap', ARGV[3], 'ttl', ARGV[4], 'name', ARGV[5])
 redis.call('HSET', state, 'remaining', ARGV[1], 'sold', 0, 'n', 0, 'head', 0)
 return reply({created = true})
-"#;
-
-/// Run by the admission consumer for each queue entry, in Kafka offset
-/// order. ARGV: userId, issuedAt. Idempotent per user: a redelivered or
-/// duplicate entry keeps its first place. Answers [`RegisterReply`].
-const REGISTER: &str = r#"
-if redis.call('EXISTS', meta) == 0 then return not_found end
-if redis.call('HEXISTS', entries, ARGV[1]) == 1 then return reply({result = 'DUPLICATE'}) end
-local seq = redis.call('HINCRBY', state, 'n', 1) - 1
-redis.call('HSET', entries, ARGV[1], seq .. ':' .. ARGV[2])
-redis.call('HSET', seqs, seq, ARGV[1])
-tick(now_ms())
-return reply({result = 'PLACED', seq = seq})
 "#;
 
 /// The event's numbers and, when ARGV[1] is a seq, that entry's status.
@@ -193,14 +196,6 @@ impl ScriptStatus {
 #[derive(Debug, Deserialize)]
 pub struct CreateReply {
     pub created: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "result", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RegisterReply {
-    NotFound,
-    Duplicate,
-    Placed { seq: u64 },
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,6 +324,9 @@ impl Call<'_> {
 /// The stack's Redis scripts, loaded once per backend.
 pub struct RedisScripts {
     pub create: LuaScript,
+    pub claim: LuaScript,
+    pub place: LuaScript,
+    pub unclaim: LuaScript,
     pub register: LuaScript,
     pub view: LuaScript,
     pub reserve: LuaScript,
@@ -340,7 +338,10 @@ impl RedisScripts {
     pub fn new() -> Self {
         RedisScripts {
             create: LuaScript::new("create", CREATE),
-            register: LuaScript::new("register", REGISTER),
+            claim: LuaScript::new("claim", line::CLAIM),
+            place: LuaScript::new("place", line::PLACE),
+            unclaim: LuaScript::new("unclaim", line::UNCLAIM),
+            register: LuaScript::new("register", line::REGISTER),
             view: LuaScript::new("view", VIEW),
             reserve: LuaScript::new("reserve", RESERVE),
             complete: LuaScript::new("complete", COMPLETE),

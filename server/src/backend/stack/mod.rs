@@ -3,10 +3,13 @@
 //!
 //! - Redis holds the hot state and makes every decision about a line or a
 //!   stock in one Lua script ([`lua`], keys in [`keys`]).
-//! - Kafka is the waiting stage of the queue (the queue topic, key = event,
-//!   so one partition per event keeps FIFO: the admission consumer assigns
-//!   places in offset order) and the event stream (the reserved topic and
-//!   the seat-map topics) ([`messages`]).
+//! - Kafka is the waiting stage of the queue (one one-partition topic per
+//!   event: the offset the broker acknowledges is the entry's place, and
+//!   admission walks the places in offset order, see [`line`]) and the
+//!   event stream (the reserved topic and the seat-map topics)
+//!   ([`messages`]).
+//! - Waiters are woken by Redis pub/sub, with a slow poll as the fallback
+//!   ([`wakeups`]).
 //! - PostgreSQL is the system of record: the persistence consumer writes
 //!   reservations and its offsets in one transaction, turning PENDING into
 //!   CONFIRMED exactly once in effect ([`pg`], [`consumers`]). It is also
@@ -31,6 +34,7 @@ pub mod error;
 pub mod health;
 pub mod kafka;
 pub mod keys;
+pub mod line;
 pub mod lua;
 pub mod messages;
 pub mod outbox;
@@ -41,9 +45,9 @@ pub mod reconcile;
 pub mod reserve;
 pub mod seats;
 pub mod sweepers;
+pub mod wakeups;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -51,7 +55,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::info;
 
 use super::{ComponentHealth, Operations, Queue};
@@ -86,8 +90,8 @@ struct Shared {
     stack: Stack,
     /// Test hook: never send the reserved topic's record from the request path.
     drop_publish: bool,
-    /// One follower of each event's admission cursor, for SSE streams.
-    watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Names this instance's claims on places in line (unique per start).
+    claimer: String,
     /// Dropped with the backend: stops every background task.
     _stop: watch::Sender<bool>,
 }
@@ -126,6 +130,10 @@ pub(crate) struct Stack {
     /// How long an unpaid seat hold lasts.
     hold_ttl: Duration,
     seat_events: SeatEventCounts,
+    /// Wakes SSE streams and duplicate `enter`s (see [`wakeups`]).
+    wakeups: Arc<wakeups::Wakeups>,
+    /// Rebalances the admission consumer when an event (a line) is created.
+    line_added: Arc<Notify>,
     /// Test hook: never send seat events right after their commit.
     drop_seat_events: bool,
 }
@@ -147,7 +155,7 @@ impl StackBackend {
         );
         let client = redis::Client::open(options.redis_url.as_str())?;
         let redis = ConnectionManager::new_with_config(
-            client,
+            client.clone(),
             ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)))
@@ -182,8 +190,13 @@ impl StackBackend {
             persist_delay: Duration::from_millis(hooks.persist_delay_ms),
             hold_ttl,
             seat_events: SeatEventCounts::default(),
+            wakeups: Arc::new(wakeups::Wakeups::new(&ns)),
+            line_added: Arc::new(Notify::new()),
             drop_seat_events: hooks.drop_seat_events,
         };
+        let wakeups = stack.wakeups.clone();
+        let stop_wakeups = stopped.clone();
+        tokio::spawn(async move { wakeups.run(client, stop_wakeups).await });
         tokio::spawn(stack.clone().health_loop(stopped.clone()));
         tokio::spawn(stack.clone().queue_sweep_loop(stopped.clone()));
         tokio::spawn(stack.clone().reconcile_loop(stopped.clone()));
@@ -197,7 +210,7 @@ impl StackBackend {
             shared: Arc::new(Shared {
                 stack,
                 drop_publish: hooks.drop_publish,
-                watchers: Mutex::new(HashMap::new()),
+                claimer: format!("{:016x}", rand::random::<u64>()),
                 _stop: stop,
             }),
         })

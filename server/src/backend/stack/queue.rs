@@ -1,37 +1,33 @@
 //! Events and their waiting lines on the shared stack.
 //!
-//! The waiting stage is the broker: `enter` produces the entry to the queue
-//! topic (keyed by event, so FIFO per event), and the admission consumer
-//! gives it its place in offset order (the register script). `enter` then
-//! answers with that place, so every instance sees one line.
+//! The waiting stage is the broker: `enter` produces the entry to the
+//! event's line topic and answers with the offset the broker acknowledged
+//! as its place (see [`super::line`]), so every instance sees one line.
+//! SSE streams follow the admission head, woken by Redis pub/sub (see
+//! [`super::wakeups`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::FutureRecord;
 use redis::AsyncCommands;
-use tokio::sync::watch;
-use tracing::warn;
 
 use super::health::Component;
 use super::keys::events_key;
 use super::lua::{CreateReply, EventNumbers, ViewReply};
-use super::messages::QueueEntry;
 use super::StackBackend;
 use crate::backend::rules::{estimate_wait_seconds, unknown_entry, RecentAdmissions};
 use crate::backend::{Queue, QueueWatch};
 use crate::error::{Error, Result};
-use crate::model::{now_unix, Entered, EventSpec, EventView, QueueStatus, QueueView};
+use crate::model::{Entered, EventSpec, EventView, QueueStatus, QueueView};
 use crate::token::Claims;
 
-/// How long `enter` waits for the admission consumer to place an entry.
-const PLACE_DEADLINE: Duration = Duration::from_secs(10);
-/// How often an SSE follower reads its event's admission cursor.
-const CURSOR_POLL: Duration = Duration::from_millis(50);
+/// How often an SSE follower reads its event's admission cursor itself:
+/// the fallback for a wake-up lost while the subscriber reconnected.
+const CURSOR_POLL: Duration = Duration::from_secs(1);
 
 impl Queue for StackBackend {
     async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
-        self.require(&[Component::Redis, Component::Postgres])?;
+        self.require(&[Component::Redis, Component::Postgres, Component::Kafka])?;
         let mut client = self.pg().await?;
         let tx = client.transaction().await?;
         let inserted = tx
@@ -57,6 +53,9 @@ impl Queue for StackBackend {
             &[&spec.event_id, &(spec.stock as i64)],
         )
         .await?;
+        // The line's topic first: an event must never exist without it.
+        let line = self.stack().topics.line(&spec.event_id);
+        super::kafka::create_topics(&self.stack().admin, &[line.as_str()], 1).await?;
         let keys = self.keys(&spec.event_id);
         let created: CreateReply = self
             .stack()
@@ -82,6 +81,7 @@ impl Queue for StackBackend {
             .redis()
             .sadd(events_key(&self.stack().ns), &spec.event_id)
             .await;
+        self.stack().line_added.notify_one();
         self.event(&spec.event_id).await
     }
 
@@ -91,38 +91,7 @@ impl Queue for StackBackend {
 
     async fn enter(&self, event_id: &str, user_id: &str) -> Result<Entered> {
         self.require(&[Component::Redis, Component::Kafka])?;
-        let keys = self.keys(event_id);
-        let existing: Option<String> = self.redis().hget(&keys.entries, user_id).await?;
-        let (seq, issued_at) = match existing.and_then(|v| parse_entry(&v)) {
-            Some(entry) => entry,
-            None => {
-                let exists: bool = self.redis().exists(&keys.meta).await?;
-                if !exists {
-                    return Err(Error::not_found(format!("event {event_id} not found")));
-                }
-                let entry = QueueEntry {
-                    event_id: event_id.to_owned(),
-                    user_id: user_id.to_owned(),
-                    issued_at: now_unix(),
-                };
-                let payload =
-                    serde_json::to_vec(&entry).map_err(|e| Error::Internal(Box::new(e)))?;
-                self.stack()
-                    .producer
-                    .send(
-                        FutureRecord::to(&self.stack().topics.queue)
-                            .key(event_id)
-                            .payload(&payload),
-                        Duration::from_secs(2),
-                    )
-                    .await
-                    .map_err(|(e, _)| {
-                        warn!(error = %e, "queue entry not produced");
-                        Error::Unavailable("Kafka")
-                    })?;
-                self.await_place(&keys.entries, user_id).await?
-            }
-        };
+        let (seq, issued_at) = self.take_place(event_id, user_id).await?;
         let claims = Claims {
             event_id: event_id.to_owned(),
             user_id: user_id.to_owned(),
@@ -147,25 +116,16 @@ impl Queue for StackBackend {
 
     async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
         let current = self.queue_status(claims).await?;
-        let mut watchers = self.shared.watchers.lock().expect("watchers lock poisoned");
-        if let Some(tx) = watchers.get(&claims.event_id) {
-            return Ok(QueueWatch {
-                cursor: tx.subscribe(),
-                current,
-            });
+        let (cursor, first) = self.stack().wakeups.follow(&claims.event_id);
+        if let Some(tx) = first {
+            tokio::spawn(follow_cursor(
+                Arc::downgrade(&self.shared),
+                tx,
+                self.keys(&claims.event_id).state,
+                claims.event_id.clone(),
+            ));
         }
-        let (tx, rx) = watch::channel(0u64);
-        watchers.insert(claims.event_id.clone(), tx.clone());
-        tokio::spawn(follow_cursor(
-            Arc::downgrade(&self.shared),
-            tx,
-            self.keys(&claims.event_id).state,
-            claims.event_id.clone(),
-        ));
-        Ok(QueueWatch {
-            cursor: rx,
-            current,
-        })
+        Ok(QueueWatch { cursor, current })
     }
 }
 
@@ -191,60 +151,33 @@ impl StackBackend {
             ViewReply::NotFound => Err(Error::not_found(format!("event {event_id} not found"))),
         }
     }
-
-    /// Waits for the admission consumer to give `user` its place.
-    async fn await_place(&self, entries_key: &str, user: &str) -> Result<(u64, u64)> {
-        let until = tokio::time::Instant::now() + PLACE_DEADLINE;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let v: Option<String> = self.redis().hget(entries_key, user).await?;
-            if let Some(entry) = v.and_then(|v| parse_entry(&v)) {
-                return Ok(entry);
-            }
-            if tokio::time::Instant::now() >= until {
-                warn!(
-                    user,
-                    "entry produced but not placed in time: is the admission consumer running?"
-                );
-                return Err(Error::Unavailable("Kafka"));
-            }
-            tokio::time::sleep(pause).await;
-            // Placement takes a few ms; a short cap keeps a placed entry
-            // from waiting out a long back-off (one cheap HGET per 2 ms).
-            pause = (pause * 2).min(Duration::from_millis(2));
-        }
-    }
 }
 
-/// Follows an event's admission cursor while anyone listens.
+/// Reads an event's admission cursor now and then while anyone listens
+/// (wake-ups do the rest), and stops following it once nobody does.
 async fn follow_cursor(
     backend: std::sync::Weak<super::Shared>,
-    tx: watch::Sender<u64>,
+    tx: tokio::sync::watch::Sender<u64>,
     state_key: String,
     event_id: String,
 ) {
+    // Held so the event stays followed until this task gives it up.
+    let _tx = tx;
     loop {
-        tokio::time::sleep(CURSOR_POLL).await;
         let Some(shared) = backend.upgrade() else {
             return;
         };
-        if tx.receiver_count() == 0 {
-            shared
-                .watchers
-                .lock()
-                .expect("watchers lock poisoned")
-                .remove(&event_id);
+        let wakeups = &shared.stack.wakeups;
+        if wakeups.unfollow_if_unheard(&event_id) {
             return;
         }
         let head: redis::RedisResult<Option<u64>> =
             shared.stack.redis.clone().hget(&state_key, "head").await;
         if let Ok(Some(head)) = head {
-            tx.send_if_modified(|c| {
-                let moved = *c < head;
-                *c = (*c).max(head);
-                moved
-            });
+            wakeups.head_seen(&event_id, head);
         }
+        drop(shared);
+        tokio::time::sleep(CURSOR_POLL).await;
     }
 }
 
@@ -284,10 +217,4 @@ fn queue_view(n: &EventNumbers, seq: u64) -> Option<QueueView> {
         estimated_wait_seconds: estimate_wait_seconds(position, recent, n.cap, f64::from(n.ttl)),
         cursor: n.head,
     })
-}
-
-/// An entry as the register script stores it: `seq:issuedAt`.
-fn parse_entry(v: &str) -> Option<(u64, u64)> {
-    let (seq, iat) = v.split_once(':')?;
-    Some((seq.parse().ok()?, iat.parse().ok()?))
 }
