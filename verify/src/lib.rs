@@ -185,6 +185,20 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
             )
             .await?;
             reports.push(checks::seatmap::judge(&seats));
+            if let Some(stores) = &stores {
+                progress.step("seat map: reading its events on Kafka and its rows in PostgreSQL");
+                let seen = stores
+                    .observe_seat_events(
+                        &seats.concert_id,
+                        Duration::from_secs(options.store_deadline),
+                    )
+                    .await;
+                reports.push(checks::seat_events::judge(
+                    &seats,
+                    &seen,
+                    options.store_deadline,
+                ));
+            }
         }
         Ok(())
     }
@@ -267,9 +281,13 @@ fn validate(options: &Options) -> Result<(), RunError> {
     if options.checks.contains(&CheckName::Stores) && !options.has_stores() {
         return bad("the stores check needs --redis-url, --kafka-brokers and --postgres-url");
     }
-    if options.checks.contains(&CheckName::Stores) && !options.checks.contains(&CheckName::Oversell)
+    if options.checks.contains(&CheckName::Stores)
+        && !options.checks.contains(&CheckName::Oversell)
+        && !options.checks.contains(&CheckName::Seatmap)
     {
-        return bad("the stores check judges the races: select oversell too");
+        return bad(
+            "the stores check judges the races and the seat map: select oversell or seatmap too",
+        );
     }
     Ok(())
 }

@@ -18,8 +18,9 @@ pub enum CheckName {
     /// 6: the concert seat map: no seat held by two users at once, holds
     /// lapse within TTL + tolerance, no late payment, exact balances.
     Seatmap,
-    /// 2: nothing lost between Redis, Kafka and PostgreSQL (the reference
-    /// server's real stack; needs --redis-url, --kafka-brokers, --postgres-url).
+    /// 2: nothing lost between Redis, Kafka and PostgreSQL: the races'
+    /// reservations and the seat map's events (the reference server's real
+    /// stack; needs --redis-url, --kafka-brokers, --postgres-url).
     Stores,
 }
 
@@ -131,7 +132,7 @@ pub struct Options {
     pub namespace: String,
 
     /// Check 2: seconds within which every accepted reservation must be in
-    /// PostgreSQL.
+    /// PostgreSQL, and every committed seat event sent by the server's outbox.
     #[arg(long, default_value_t = 15)]
     pub store_deadline: u64,
 

@@ -1,7 +1,12 @@
 //! Reading the reference server's real stack for check 2: which
-//! reservation ids each store holds. This is the one place the verifier
-//! looks behind the HTTP contract, so it uses the server crate's own names
-//! for keys and topics.
+//! reservation ids each store holds, and which seat-map events PostgreSQL
+//! implies and Kafka carries ([`seat_events`]). This is the one place the
+//! verifier looks behind the HTTP contract, so it uses the server crate's
+//! own names for keys, topics and records.
+
+mod seat_events;
+
+pub use seat_events::{EventKey, SeatObserved};
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -79,7 +84,14 @@ impl Stores {
             Topics::new(&self.namespace).reserved,
             event_id.to_owned(),
         );
-        match tokio::task::spawn_blocking(move || kafka_ids(&brokers, &topic, &event)).await {
+        let read = move || {
+            read_topics(&brokers, &[topic], |v| {
+                (v["eventId"] == event.as_str())
+                    .then(|| v["reservationId"].as_str().map(str::to_owned))
+                    .flatten()
+            })
+        };
+        match tokio::task::spawn_blocking(read).await {
             Ok(Ok(ids)) => out.kafka = ids,
             Ok(Err(e)) => out.errors.push(format!("Kafka: {e}")),
             Err(e) => out.errors.push(format!("Kafka reader: {e}")),
@@ -106,9 +118,13 @@ impl Stores {
     }
 }
 
-/// Every reservation id of `event` on `topic`, from the beginning of each
-/// partition up to its end when reading started.
-fn kafka_ids(brokers: &str, topic: &str, event: &str) -> Result<Vec<String>, String> {
+/// What `keep` takes from every JSON message of `topics`, from the
+/// beginning of each partition up to its end when reading started.
+fn read_topics<T>(
+    brokers: &str,
+    topics: &[String],
+    mut keep: impl FnMut(&serde_json::Value) -> Option<T>,
+) -> Result<Vec<T>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set(
@@ -119,25 +135,27 @@ fn kafka_ids(brokers: &str, topic: &str, event: &str) -> Result<Vec<String>, Str
         .create()
         .map_err(|e| e.to_string())?;
     let timeout = Duration::from_secs(5);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| e.to_string())?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     let mut ends = std::collections::BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
-    for &p in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
             .map_err(|e| e.to_string())?;
-        if high > low {
-            ends.insert(p, high);
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        for p in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, timeout)
                 .map_err(|e| e.to_string())?;
+            if high > low {
+                ends.insert((topic.clone(), p), high);
+                tpl.add_partition_offset(topic, p, Offset::Beginning)
+                    .map_err(|e| e.to_string())?;
+            }
         }
     }
     if ends.is_empty() {
@@ -147,7 +165,7 @@ fn kafka_ids(brokers: &str, topic: &str, event: &str) -> Result<Vec<String>, Str
     // Read until every partition reached its end mark and then a second
     // passes with nothing new: brokers differ in how they count watermarks
     // (tansu's can lag what a fetch returns), so the mark alone is not trusted.
-    let mut ids = Vec::new();
+    let mut kept = Vec::new();
     let until = Instant::now() + Duration::from_secs(30);
     let mut quiet_since = Instant::now();
     while Instant::now() < until {
@@ -158,27 +176,24 @@ fn kafka_ids(brokers: &str, topic: &str, event: &str) -> Result<Vec<String>, Str
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(
                     message.payload().unwrap_or_default(),
                 ) {
-                    if v["eventId"] == event {
-                        if let Some(id) = v["reservationId"].as_str() {
-                            ids.push(id.to_owned());
-                        }
-                    }
+                    kept.extend(keep(&v));
                 }
+                let at = (message.topic().to_owned(), message.partition());
                 if ends
-                    .get(&message.partition())
+                    .get(&at)
                     .is_some_and(|&end| message.offset() + 1 >= end)
                 {
-                    ends.remove(&message.partition());
+                    ends.remove(&at);
                 }
             }
             None if ends.is_empty() && quiet_since.elapsed() >= Duration::from_secs(1) => {
-                return Ok(ids)
+                return Ok(kept)
             }
             None => {}
         }
     }
     if !ends.is_empty() {
-        return Err(format!("could not read {topic} to its end"));
+        return Err(format!("could not read {} to its end", topics.join(", ")));
     }
-    Ok(ids)
+    Ok(kept)
 }

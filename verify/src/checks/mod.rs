@@ -4,6 +4,7 @@
 pub mod display;
 pub mod fifo;
 pub mod oversell;
+pub mod seat_events;
 pub mod seatmap;
 pub mod stores;
 pub mod tokens;
