@@ -67,7 +67,8 @@ impl Reply {
         }
     }
 
-    fn to_value(&self) -> Value {
+    /// How the history records the answer.
+    pub(crate) fn to_value(&self) -> Value {
         match self {
             Reply::Http { status, body } => json!({"status": status, "body": body}),
             Reply::Transport(e) => json!({"error": e}),
@@ -175,12 +176,12 @@ impl Client {
     }
 
     pub async fn create_event(&self, body: Value) -> Call {
-        self.admin_create("/api/v1/admin/events", "create-event", body)
+        self.admin_post("/api/v1/admin/events", "create-event", body)
             .await
     }
 
     /// A POST to the admin API, recorded as the `admin` process's `op`.
-    async fn admin_create(&self, path: &str, op: &'static str, body: Value) -> Call {
+    pub async fn admin_post(&self, path: &str, op: &'static str, body: Value) -> Call {
         let req = self
             .http
             .post(self.url(path))
@@ -246,7 +247,7 @@ impl Client {
     }
 
     pub async fn create_concert(&self, body: Value) -> Call {
-        self.admin_create("/api/v1/admin/concerts", "create-concert", body)
+        self.admin_post("/api/v1/admin/concerts", "create-concert", body)
             .await
     }
 

@@ -5,6 +5,7 @@
 //! Layout:
 //! - [`options`]: the flags.
 //! - [`target`]: a base URL, or the reference server in process.
+//! - [`capabilities`]: what the target implements (the seat map or not).
 //! - [`client`]: the contract as a recording client (and an SSE reader).
 //! - [`history`]: invoke / ok / fail / info operations, written as JSON lines.
 //! - [`scenarios`]: the race, the queue, the token rules, the seat map: they
@@ -15,6 +16,7 @@
 //! Exit status of the binary: 0 all checks passed, 1 a check failed, 2 the
 //! run itself could not be carried out.
 
+pub mod capabilities;
 pub mod checks;
 pub mod client;
 pub mod history;
@@ -45,6 +47,8 @@ pub enum RunError {
     Unreachable(String),
     #[error("set-up refused by the target: {0}")]
     SetupRefused(String),
+    #[error("--checks {check} cannot run on this target: {reason}")]
+    Unsupported { check: &'static str, reason: String },
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -88,6 +92,29 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
         progress.finish();
         return Err(RunError::Unreachable(format!("{}: {e}", target.base)));
     }
+    let capabilities = match capabilities::probe(&client).await {
+        Ok(c) => c,
+        Err(e) => {
+            progress.finish();
+            return Err(e);
+        }
+    };
+    // A check named with --checks must run; a default one the target
+    // cannot run is reported as not applicable, with the reason.
+    let mut not_applicable = Vec::new();
+    for check in options.selected() {
+        if let Some(reason) = capabilities.lacks(check) {
+            if options.named(check) {
+                progress.finish();
+                return Err(RunError::Unsupported {
+                    check: check.as_str(),
+                    reason: reason.to_owned(),
+                });
+            }
+            not_applicable.push(CheckReport::not_applicable(check.as_str(), reason));
+        }
+    }
+    let can = |check: CheckName| options.runs(check) && capabilities.lacks(check).is_none();
 
     let watch = if options.poll {
         Watch::Poll
@@ -168,7 +195,7 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
             .await?;
             reports.push(checks::tokens::judge(&tokens));
         }
-        if options.runs(CheckName::Seatmap) {
+        if can(CheckName::Seatmap) {
             let spec = scenarios::seatmap::SeatSpec {
                 users: options.seat_users,
                 seats: options.seats,
@@ -205,6 +232,7 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
     .await;
     progress.finish();
     result?;
+    reports.extend(not_applicable);
 
     let verdict = Verdict::new(
         target.label.clone(),
@@ -274,9 +302,6 @@ fn validate(options: &Options) -> Result<(), RunError> {
     }
     if !(100..=600_000).contains(&options.hold_ttl_ms) {
         return bad("--hold-ttl-ms must be 100..=600000");
-    }
-    if options.checks.is_empty() {
-        return bad("--checks selects nothing");
     }
     if options.checks.contains(&CheckName::Stores) && !options.has_stores() {
         return bad("the stores check needs --redis-url, --kafka-brokers and --postgres-url");

@@ -80,13 +80,10 @@ pub struct Options {
     #[arg(long, default_value_t = 40)]
     pub queue_users: usize,
 
-    /// Which checks to run.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "oversell,fifo,display,tokens,seatmap"
-    )]
+    /// Which checks to run [default: oversell,fifo,display,tokens,seatmap,
+    /// each where the target can run it]. A check named here that the
+    /// target cannot run is an error (exit status 2).
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub checks: Vec<CheckName>,
 
     /// Check 6: users racing for the seats.
@@ -145,14 +142,59 @@ pub struct Options {
     pub quiet: bool,
 }
 
+/// The checks of a run without `--checks`; those the target cannot run are
+/// reported as not applicable.
+pub const DEFAULT_CHECKS: [CheckName; 5] = [
+    CheckName::Oversell,
+    CheckName::Fifo,
+    CheckName::Display,
+    CheckName::Tokens,
+    CheckName::Seatmap,
+];
+
+impl CheckName {
+    /// The name used in `--checks` and in the verdict.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Oversell => "oversell",
+            CheckName::Fifo => "fifo",
+            CheckName::Display => "display",
+            CheckName::Tokens => "tokens",
+            CheckName::Seatmap => "seatmap",
+            CheckName::Stores => "stores",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        <CheckName as ValueEnum>::from_str(name, false).ok()
+    }
+}
+
 impl Options {
     /// The defaults, as if run with no flags (for tests and embedding).
     pub fn defaults() -> Self {
         Options::parse_from(["verify"])
     }
 
+    /// Whether `check` was asked for: named in `--checks`, or (without
+    /// it) among the defaults; the stores check whenever its stores are.
     pub fn runs(&self, check: CheckName) -> bool {
-        self.checks.contains(&check) || (check == CheckName::Stores && self.has_stores())
+        self.selected().contains(&check) || (check == CheckName::Stores && self.has_stores())
+    }
+
+    /// The checks asked for: `--checks`, or the defaults.
+    pub fn selected(&self) -> Vec<CheckName> {
+        if self.checks.is_empty() {
+            DEFAULT_CHECKS.to_vec()
+        } else {
+            self.checks.clone()
+        }
+    }
+
+    /// Whether `check` was named with `--checks` (so the target must be able
+    /// to run it).
+    pub fn named(&self, check: CheckName) -> bool {
+        self.checks.contains(&check)
     }
 
     /// Whether all three store addresses were given (check 2 then runs).

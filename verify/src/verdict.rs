@@ -11,13 +11,48 @@ use serde_json::Value;
 
 use crate::history::History;
 
+/// What became of one check: it passed, it failed, or the target cannot
+/// run it (it lacks what the check needs, e.g. the seat map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    #[serde(rename = "pass")]
+    Pass,
+    #[serde(rename = "fail")]
+    Fail,
+    #[serde(rename = "not applicable")]
+    NotApplicable,
+}
+
+impl Status {
+    pub fn of(pass: bool) -> Self {
+        if pass {
+            Status::Pass
+        } else {
+            Status::Fail
+        }
+    }
+
+    /// How the human summary shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::NotApplicable => "N/A ",
+        }
+    }
+}
+
 /// The judgement of one check on one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
-    /// Which check: oversell, fifo, display, tokens.
+    /// Which check: oversell, stores, fifo, display, tokens, seatmap.
     pub check: &'static str,
     /// What exactly was judged, e.g. `200 buyers / 100 items x1 (run 1)`.
     pub name: String,
+    /// Pass, fail or not applicable; `Verdict::new` keeps it in step with
+    /// `pass` for the checks that ran.
+    pub status: Status,
+    /// True only when the check ran and passed.
     pub pass: bool,
     /// One line: the numbers that decided.
     pub summary: String,
@@ -25,6 +60,26 @@ pub struct CheckReport {
     pub witness: Vec<String>,
     /// Everything measured, for machines.
     pub details: Value,
+}
+
+impl CheckReport {
+    /// A check the target cannot run, and why (its summary).
+    pub fn not_applicable(check: &'static str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        CheckReport {
+            check,
+            name: "not applicable".into(),
+            status: Status::NotApplicable,
+            pass: false,
+            summary: format!("not applicable: {reason}"),
+            witness: Vec::new(),
+            details: serde_json::json!({ "reason": reason }),
+        }
+    }
+
+    pub fn applies(&self) -> bool {
+        self.status != Status::NotApplicable
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,18 +93,25 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The verdict on `checks`: it passes when every check that applies
+    /// passed and at least one did (checks the target cannot run neither
+    /// pass nor fail it).
     pub fn new(
         target: String,
-        checks: Vec<CheckReport>,
+        mut checks: Vec<CheckReport>,
         duration_ms: u64,
         history_ops: usize,
     ) -> Self {
-        let pass = !checks.is_empty() && checks.iter().all(|c| c.pass);
-        let decisive = checks
+        for c in checks.iter_mut().filter(|c| c.applies()) {
+            c.status = Status::of(c.pass);
+        }
+        let ran: Vec<&CheckReport> = checks.iter().filter(|c| c.applies()).collect();
+        let pass = !ran.is_empty() && ran.iter().all(|c| c.pass);
+        let decisive = ran
             .iter()
             .find(|c| !c.pass)
-            .or_else(|| checks.iter().find(|c| c.check == "oversell"))
-            .or_else(|| checks.first());
+            .or_else(|| ran.iter().find(|c| c.check == "oversell"))
+            .or_else(|| ran.first());
         let headline = match decisive {
             Some(c) => format!(
                 "{} {}: {}",
@@ -57,7 +119,7 @@ impl Verdict {
                 c.check,
                 c.summary
             ),
-            None => "FAIL no check ran".to_owned(),
+            None => "FAIL no check ran (none applies to the target)".to_owned(),
         };
         Verdict {
             pass,
@@ -92,7 +154,7 @@ impl Verdict {
             let _ = writeln!(
                 out,
                 "  {} {:<8} {:<38} {}",
-                if c.pass { "PASS" } else { "FAIL" },
+                c.status.label(),
                 c.check,
                 c.name,
                 c.summary
@@ -117,7 +179,11 @@ impl Verdict {
                     suites.len() - 1
                 }
             };
-            let status = if c.pass {
+            let status = if c.status == Status::NotApplicable {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(c.summary.clone());
+                status
+            } else if c.pass {
                 TestCaseStatus::success()
             } else {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -154,6 +220,7 @@ mod tests {
         CheckReport {
             check,
             name: "n".into(),
+            status: Status::of(pass),
             pass,
             summary: summary.into(),
             witness: if pass {
@@ -196,6 +263,35 @@ mod tests {
             !Verdict::new("t".into(), vec![], 1, 1).pass,
             "no check is no pass"
         );
+    }
+
+    #[test]
+    fn a_check_that_does_not_apply_neither_passes_nor_fails_the_verdict() {
+        let na = CheckReport::not_applicable("seatmap", "no seat map");
+        let v = Verdict::new(
+            "t".into(),
+            vec![report("oversell", true, "fine"), na.clone()],
+            1,
+            1,
+        );
+        assert!(v.pass);
+        assert_eq!(v.headline, "PASS oversell: fine");
+        assert_eq!(v.checks[1].status, Status::NotApplicable);
+        assert!(v.human().contains("N/A  seatmap"), "{}", v.human());
+        let none = Verdict::new("t".into(), vec![na], 1, 1);
+        assert!(!none.pass, "nothing that ran is no pass");
+        assert_eq!(none.exit_code(), 1);
+        let failed = Verdict::new(
+            "t".into(),
+            vec![
+                report("oversell", false, "bad"),
+                CheckReport::not_applicable("seatmap", "x"),
+            ],
+            1,
+            1,
+        );
+        assert_eq!(failed.checks[0].status, Status::Fail);
+        assert!(!failed.pass);
     }
 
     #[test]

@@ -2,28 +2,9 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::purchases;
+use common::{purchases, verify_bin as verify};
 
 use testkit::{start, Backend, TempDir};
-
-fn verify(args: &[&str], out: &std::path::Path) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_verify"))
-        .args(["--quiet", "--out"])
-        .arg(out)
-        .args(args)
-        .env_remove("VERIFY_TARGET")
-        .env_remove("ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
-}
 
 #[test]
 fn alone_it_passes_against_the_in_process_reference_server() {

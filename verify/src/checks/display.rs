@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{first, ms};
 use crate::scenarios::queue::QueueRun;
-use crate::verdict::CheckReport;
+use crate::verdict::{CheckReport, Status};
 
 pub fn judge(run: &QueueRun) -> CheckReport {
     let mut rises = Vec::new();
@@ -117,6 +117,7 @@ pub fn judge(run: &QueueRun) -> CheckReport {
     CheckReport {
         check: "display",
         name: format!("{streams} streams, activeCapacity {}", run.capacity),
+        status: Status::of(problems.is_empty()),
         pass: problems.is_empty(),
         summary,
         witness,

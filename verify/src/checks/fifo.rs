@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{first, ms};
 use crate::scenarios::queue::QueueRun;
-use crate::verdict::CheckReport;
+use crate::verdict::{CheckReport, Status};
 
 pub fn judge(run: &QueueRun) -> CheckReport {
     let users: Vec<_> = run.users.iter().filter(|u| u.token.is_some()).collect();
@@ -112,6 +112,7 @@ pub fn judge(run: &QueueRun) -> CheckReport {
     CheckReport {
         check: "fifo",
         name: format!("{} users, activeCapacity {}", users.len(), run.capacity),
+        status: Status::of(pass),
         pass,
         summary,
         witness,

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{fault, first, ms};
 use crate::history::OpKind;
 use crate::scenarios::race::{RaceRun, Resolution};
-use crate::verdict::CheckReport;
+use crate::verdict::{CheckReport, Status};
 
 pub fn judge(run: &RaceRun, confirm_deadline_secs: u64) -> CheckReport {
     let spec = run.spec;
@@ -207,6 +207,7 @@ pub fn judge(run: &RaceRun, confirm_deadline_secs: u64) -> CheckReport {
     CheckReport {
         check: "oversell",
         name: format!("{} (run {})", spec.label(), run.run),
+        status: Status::of(failures.is_empty()),
         pass: failures.is_empty(),
         summary,
         witness,

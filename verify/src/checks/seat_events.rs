@@ -15,7 +15,7 @@ use ticket_server::concert::SeatEvent;
 use super::fault;
 use crate::scenarios::seatmap::SeatRun;
 use crate::stores::{EventKey, SeatObserved};
-use crate::verdict::CheckReport;
+use crate::verdict::{CheckReport, Status};
 
 pub fn judge(run: &SeatRun, seen: &SeatObserved, deadline_secs: u64) -> CheckReport {
     let [created, paid, expired] = SeatEvent::ALL.map(SeatEvent::topic);
@@ -110,6 +110,7 @@ pub fn judge(run: &SeatRun, seen: &SeatObserved, deadline_secs: u64) -> CheckRep
     CheckReport {
         check: "stores",
         name: format!("seat-map events of {}", run.concert_id),
+        status: Status::of(failures.is_empty()),
         pass: failures.is_empty(),
         summary,
         witness,

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::history::OpKind;
 use crate::scenarios::seatmap::{HoldOk, Role, SeatRun, PRICE};
-use crate::verdict::CheckReport;
+use crate::verdict::{CheckReport, Status};
 
 /// Allowance for the two clocks (client monotonic, server wall) and for
 /// the server rounding `expiresAt`.
@@ -401,6 +401,7 @@ pub fn judge(run: &SeatRun) -> CheckReport {
             run.spec.hot,
             ttl / 1_000_000
         ),
+        status: Status::of(pass),
         pass,
         summary,
         witness,

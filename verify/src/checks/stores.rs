@@ -12,7 +12,7 @@ use super::fault;
 use crate::history::OpKind;
 use crate::scenarios::race::{RaceRun, Resolution};
 use crate::stores::Observed;
-use crate::verdict::CheckReport;
+use crate::verdict::{CheckReport, Status};
 
 /// The ok responses' reservation ids of a race.
 pub fn accepted(run: &RaceRun) -> BTreeSet<String> {
@@ -125,6 +125,7 @@ pub fn judge(run: &RaceRun, seen: &Observed, deadline_secs: u64) -> CheckReport 
     CheckReport {
         check: "stores",
         name: format!("{} (run {})", run.spec.label(), run.run),
+        status: Status::of(failures.is_empty()),
         pass: failures.is_empty(),
         summary,
         witness,

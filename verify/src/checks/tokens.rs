@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::scenarios::tokens::TokensRun;
-use crate::verdict::CheckReport;
+use crate::verdict::{CheckReport, Status};
 
 pub fn judge(run: &TokensRun) -> CheckReport {
     let mut witness = run.problems.clone();
@@ -50,6 +50,7 @@ pub fn judge(run: &TokensRun) -> CheckReport {
     CheckReport {
         check: "tokens",
         name: format!("{} cases", rows.len()),
+        status: Status::of(pass),
         pass,
         summary,
         witness,

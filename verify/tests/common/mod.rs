@@ -52,6 +52,25 @@ pub fn purchases(summary: &str) -> (u64, u64) {
     (parse(n), parse(p))
 }
 
+/// Runs the `verify` binary with `--quiet --out OUT ARGS` (and none of its
+/// environment variables); returns its exit status and stdout then stderr.
+pub fn verify_bin(args: &[&str], out: &std::path::Path) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_verify"))
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .args(args)
+        .env_remove("VERIFY_TARGET")
+        .env_remove("ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
 /// What the proxy does to every `every`-th reserve.
 #[derive(Clone, Copy)]
 pub enum Fault {
@@ -87,6 +106,50 @@ async fn forward(
     if faulty && matches!(fault, Fault::Dropped) {
         return unavailable();
     }
+    let response = relay(req, client, upstream).await;
+    if faulty {
+        return unavailable();
+    }
+    response
+}
+
+/// A flash-sale-only server, as many teams' servers are: the reference
+/// server's events, queue and tickets behind a proxy on 127.0.0.1 that
+/// answers 404 `NOT_FOUND` (an unknown path, per the contract) for every
+/// route of the concert seat map. The proxy reads whole answers, so it
+/// carries no SSE stream: run against it with `--poll`. Returns its base URL.
+pub async fn flash_sale_only(upstream: String) -> String {
+    let client = reqwest::Client::new();
+    fake::serve(move |req| {
+        let (client, upstream) = (client.clone(), upstream.clone());
+        async move {
+            let path = req.uri().path();
+            let seat_map = [
+                "/api/v1/admin/concerts",
+                "/api/v1/concerts/",
+                "/api/v1/payments",
+                "/api/v1/points",
+            ]
+            .iter()
+            .any(|p| path.starts_with(p));
+            if seat_map {
+                return fake::json(
+                    StatusCode::NOT_FOUND,
+                    r#"{"error":"NOT_FOUND","message":"no such path"}"#,
+                );
+            }
+            relay(req, &client, &upstream).await
+        }
+    })
+    .await
+}
+
+/// Sends `req` on to `upstream` and returns its whole answer.
+async fn relay(
+    req: Request<fake::Bytes>,
+    client: &reqwest::Client,
+    upstream: &str,
+) -> Response<fake::Bytes> {
     let url = format!(
         "{upstream}{}",
         req.uri()
@@ -104,9 +167,6 @@ async fn forward(
     let status = answer.status();
     let content_type = answer.headers().get("content-type").cloned();
     let bytes = answer.bytes().await.unwrap();
-    if faulty {
-        return unavailable();
-    }
     let mut response = Response::new(bytes);
     *response.status_mut() = status;
     if let Some(ct) = content_type {
