@@ -12,6 +12,17 @@ use serde::{Deserialize, Serialize};
 /// (7.5 ms at a quarter CPU), not the 75 ms of the default 100 ms period.
 const PERIOD_US: u64 = 10_000;
 
+/// The kernel's smallest quota per period.
+const MIN_QUOTA_US: u64 = 1_000;
+
+/// The CFS period for a quota of `cores`: 10 ms, longer where the
+/// quota's share of it would fall under the kernel's 1 ms minimum (which
+/// would silently raise the quota: 0.07 CPU of 10 ms is 0.7 ms, set as 1).
+pub fn period_us(cores: f64) -> u64 {
+    let needed = (MIN_QUOTA_US as f64 / cores.max(1e-3)).ceil() as u64;
+    PERIOD_US.max(needed.div_ceil(1000) * 1000)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Flavour {
@@ -81,11 +92,12 @@ impl Controller {
                 dir.display()
             )
         })?;
-        let quota = ((cores * PERIOD_US as f64).round() as u64).max(1000);
+        let period = period_us(cores);
+        let quota = ((cores * period as f64).round() as u64).max(MIN_QUOTA_US);
         let written = match self.flavour {
-            Flavour::V1 => fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())
+            Flavour::V1 => fs::write(dir.join("cpu.cfs_period_us"), period.to_string())
                 .and_then(|_| fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())),
-            Flavour::V2 => fs::write(dir.join("cpu.max"), format!("{quota} {PERIOD_US}")),
+            Flavour::V2 => fs::write(dir.join("cpu.max"), format!("{quota} {period}")),
             Flavour::None => Ok(()),
         };
         let group = Group {
@@ -116,6 +128,11 @@ impl Group {
             .with_context(|| format!("moving pid {pid} into {}", self.dir.display()))
     }
 
+    /// The group's directory (`None` without a quota).
+    pub fn dir(&self) -> Option<&Path> {
+        (self.flavour != Flavour::None).then_some(self.dir.as_path())
+    }
+
     /// Periods in which the group used its whole quota (throttled).
     pub fn throttled_periods(&self) -> Option<u64> {
         if self.flavour == Flavour::None {
@@ -136,5 +153,18 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn small_quotas_get_a_period_that_holds_the_kernels_minimum() {
+        assert_eq!(super::period_us(0.15), 10_000);
+        assert_eq!(super::period_us(0.1), 10_000);
+        // 0.07 CPU: 1 ms of a 15 ms period, not 1 ms of 10 (0.1 CPU).
+        let p = super::period_us(0.07);
+        assert_eq!(p, 15_000);
+        assert!((0.07 * p as f64).round() as u64 >= 1000);
     }
 }

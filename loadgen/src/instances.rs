@@ -69,6 +69,15 @@ impl Instance {
     pub fn throttled_periods(&self) -> Option<u64> {
         self.group.throttled_periods()
     }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Its cgroup's directory, under a quota.
+    pub fn cgroup(&self) -> Option<&Path> {
+        self.group.dir()
+    }
 }
 
 /// Instances started together; stopped (killed) on `stop` or drop.

@@ -14,7 +14,7 @@ use crate::machine::Machine;
 use crate::report::{self, Report, VerifySummary};
 use crate::run::{self, RunArgs};
 use crate::scale::{self, ScaleArgs, ScaleReport};
-use crate::scenarios::{Kind, Wait};
+use crate::scenarios::Kind;
 use crate::summary::RunSummary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,12 +49,10 @@ pub struct JobArgs {
     /// Skip the scaling run.
     #[arg(long)]
     pub no_scale: bool,
-    /// Scaling run: CPUs per instance.
-    /// (0.15 by default: four instances then take 0.6 of this 2-core
-    /// machine, leaving the shared stack and the generator the rest, so
-    /// the instances, not the machine, are what scales.)
-    #[arg(long, default_value_t = 0.15)]
-    pub cpus_per_instance: f64,
+    /// Scaling run: CPUs per instance [default: calibrated against the
+    /// shared stack's ceiling; see `loadgen scale --help`].
+    #[arg(long)]
+    pub cpus_per_instance: Option<f64>,
     /// Scaling run without CPU quotas where none can be set.
     #[arg(long)]
     pub no_cpu_quota: bool,
@@ -157,7 +155,7 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     anyhow::ensure!(
-        args.cpus_per_instance > 0.0 && args.cpus_per_instance <= cores,
+        args.cpus_per_instance.is_none_or(|c| c > 0.0 && c <= cores),
         "--cpus-per-instance must be above 0 and at most the {cores} CPUs of this machine"
     );
     let run_id = args.run_id.clone().unwrap_or_else(run::default_run_id);
@@ -293,25 +291,15 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         ))
     } else {
         let bar = spinner("scaling run");
-        let scale_args = ScaleArgs {
-            instances: vec![1, 2, 4],
-            cpus_per_instance: args.cpus_per_instance,
-            no_cpu_quota: args.no_cpu_quota,
-            scenario: Kind::FlashSale,
-            wait: Wait::Sse,
-            p95_bound_ms: 50.0,
-            max_error_rate: 0.001,
-            min_achieved: 0.95,
-            step_secs: 10.0,
-            max_steps: 6,
-            max_secs: 900,
-            quick: args.quick,
-            server_bin: args.server_bin.clone(),
-            admin_token: ADMIN.into(),
-            out: out.join("scale"),
-            run_id: Some(run_id.clone()),
-            quiet: true,
-        };
+        let mut scale_args = ScaleArgs::defaults();
+        scale_args.cpus_per_instance = args.cpus_per_instance;
+        scale_args.no_cpu_quota = args.no_cpu_quota;
+        scale_args.quick = args.quick;
+        scale_args.server_bin = args.server_bin.clone();
+        scale_args.admin_token = ADMIN.into();
+        scale_args.out = out.join("scale");
+        scale_args.run_id = Some(run_id.clone());
+        scale_args.quiet = true;
         let progress = |msg: &str| bar.set_message(format!("scaling run: {msg}"));
         match Box::pin(scale::run(&scale_args, &progress)).await {
             Ok(r) => {
@@ -324,12 +312,11 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
                             .map(|p| format!(
                                 "N={} {} TPS{}",
                                 p.instances,
-                                p.best
-                                    .as_ref()
-                                    .map_or("-".into(), |b| format!("{:.0}", b.tps)),
+                                p.tps.map_or("-".into(), |t| format!("{t:.0}")),
                                 p.efficiency.map_or(String::new(), |e| format!(
-                                    " ({:.0}%{})",
+                                    " ({:.0}% {}{})",
                                     e * 100.0,
+                                    p.verdict.map_or("", |v| v.word()),
                                     if p.efficiency_flagged {
                                         format!(", {}", scale::FLAG_TEXT)
                                     } else {

@@ -1,14 +1,15 @@
 //! `loadgen scale --quick` on the real stack (started by
-//! scripts/services.sh), then `loadgen report` over its output. The run's
-//! structure is checked, not its speed: whether a fleet finds a passing
-//! rate is the report's to say. Each check is a function that a
-//! deliberately broken input below makes fail.
+//! scripts/services.sh), then `loadgen report` over its output, and the
+//! same run through `--fleet-cmd` driving a script that starts and stops
+//! local instances. The runs' structure and arithmetic are checked, not
+//! their speed: whether a fleet scales is the report's to say. Each check
+//! is a function that a deliberately broken input below makes fail.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use loadgen::scale::{Point, ScaleReport, Step};
+use loadgen::scale::stats::{self, Verdict};
+use loadgen::scale::{Point, Repeat, ScaleReport, Step};
 use loadgen::summary::RunSummary;
 use testkit::{real_stack, TempDir};
 
@@ -39,123 +40,146 @@ fn counted_tps(s: &RunSummary) -> Result<f64, String> {
     Ok(w.completed as f64 / w.secs)
 }
 
-/// Every offered step's summary is a measurement: its window's
-/// completions and its backlog add up to the planned iterations, and a
-/// passing step met every bound.
-fn check_steps(
-    report: &ScaleReport,
-    summary_of: &dyn Fn(&Step) -> Result<RunSummary, String>,
-) -> Result<(), String> {
+type SummaryOf<'a> = &'a dyn Fn(&Step) -> Result<RunSummary, String>;
+
+/// Every offered step's summary is a measurement (its window's
+/// completions and backlog add up to the planned iterations), a passing
+/// step met every bound, each repeat's best is its passing step of the
+/// highest TPS and its bracket is a passing rate below a failing one.
+fn check_repeats(report: &ScaleReport, summary_of: SummaryOf<'_>) -> Result<(), String> {
     for p in &report.points {
-        if p.steps.first().is_none_or(|s| s.rate.is_some()) {
-            return Err(format!(
-                "{} instances: no capacity probe first",
-                p.instances
-            ));
-        }
-        if !p.steps.iter().any(|s| s.rate.is_some()) {
-            return Err(format!("{} instances: no offered rate tried", p.instances));
-        }
-        for step in p.steps.iter().filter(|s| s.rate.is_some()) {
-            let s = summary_of(step)?;
-            let (w, b) = s.window.zip(s.backlog).ok_or("no window counts")?;
-            let planned = s.schedule.as_ref().ok_or("no schedule")?.planned;
-            if w.completed + w.failed + b.total() != planned {
+        for r in &p.repeats {
+            for step in r.steps.iter().filter(|s| s.rate.is_some()) {
+                let s = summary_of(step)?;
+                let (w, b) = s.window.zip(s.backlog).ok_or("no window counts")?;
+                let planned = s.schedule.as_ref().ok_or("no schedule")?.planned;
+                if w.completed + w.failed + b.total() != planned {
+                    return Err(format!("{}: counts do not add up to {planned}", step.dir));
+                }
+                let min = report.min_achieved.ok_or("no achieved bound")?;
+                if step.pass
+                    && (step.achieved.ok_or("no achieved share")? < min
+                        || step.p95_ms > report.p95_bound_ms
+                        || step.error_rate > report.max_error_rate)
+                {
+                    return Err(format!("{} passed out of bounds: {step:?}", step.dir));
+                }
+            }
+            let best = r
+                .steps
+                .iter()
+                .filter(|s| s.pass)
+                .map(|s| s.tps)
+                .max_by(f64::total_cmp);
+            if best != r.tps() {
                 return Err(format!(
-                    "{}: {} + {} completed in the window and {} backlog are not the {planned} planned",
-                    step.dir,
-                    w.completed,
-                    w.failed,
-                    b.total()
+                    "{} instances: best {:?} of {best:?}",
+                    p.instances,
+                    r.tps()
                 ));
             }
-            let achieved = step.achieved.ok_or("the step has no achieved share")?;
-            let min = report
-                .min_achieved
-                .ok_or("the report has no achieved bound")?;
-            if step.pass
-                && (achieved < min
-                    || step.p95_ms > report.p95_bound_ms
-                    || step.error_rate > report.max_error_rate)
-            {
-                return Err(format!("{} passed out of bounds: {step:?}", step.dir));
+            if let Some(b) = r.bracket {
+                let passed = r.steps.iter().any(|s| s.pass && s.rate == Some(b.passed));
+                let failed = r.steps.iter().any(|s| !s.pass && s.rate == Some(b.failed));
+                if !(passed && failed && b.passed < b.failed) {
+                    return Err(format!(
+                        "{} instances: bracket {b:?} not its steps'",
+                        p.instances
+                    ));
+                }
             }
         }
     }
     Ok(())
 }
 
-/// Efficiency(N), recomputed from the best steps' own summaries, is the
-/// report's, flagged exactly when more than 5% above 100%; a fleet with no
-/// passing rate has none.
-fn check_efficiency(
-    report: &ScaleReport,
-    summary_of: &dyn Fn(&Step) -> Result<RunSummary, String>,
-) -> Result<(), String> {
-    let first = &report.points[0];
-    let base = match &first.best {
-        Some(b) => Some(counted_tps(&summary_of(b)?)? / first.instances as f64),
-        None => None,
+/// Each fleet size's median, spread, efficiency interval and verdict,
+/// recomputed from its repeats' own summaries (TPS as the steps counted
+/// it), are the report's.
+fn check_statistics(report: &ScaleReport, summary_of: SummaryOf<'_>) -> Result<(), String> {
+    let counted = |p: &Point| -> Result<Vec<f64>, String> {
+        p.repeats
+            .iter()
+            .filter_map(|r: &Repeat| r.best.as_ref())
+            .map(|b| counted_tps(&summary_of(b)?))
+            .collect()
     };
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    let first = &report.points[0];
+    let base = counted(first)?;
     for p in &report.points {
-        let expected = match (&p.best, base) {
-            (Some(b), Some(base)) if p.verify_pass => {
-                Some(counted_tps(&summary_of(b)?)? / (p.instances as f64 * base))
+        let tps = counted(p)?;
+        let (median, spread) = (stats::median(&tps), stats::spread(&tps));
+        if median.zip(p.tps).is_some_and(|(a, b)| !close(a, b))
+            || median.is_some() != p.tps.is_some()
+            || spread != p.tps_interval
+        {
+            return Err(format!(
+                "{} instances: TPS {:?} {:?}, counted {median:?} {spread:?}",
+                p.instances, p.tps, p.tps_interval
+            ));
+        }
+        let expected = match (
+            median.zip(spread),
+            stats::median(&base).zip(stats::spread(&base)),
+        ) {
+            (Some(t), Some(b)) if p.verify_pass => {
+                stats::efficiency(p.instances, t, b, first.instances)
             }
             _ => None,
         };
-        let close = match (p.efficiency, expected) {
-            (Some(e), Some(x)) => (e - x).abs() <= 1e-9 * x.max(1.0),
-            (None, None) => true,
+        let same = match (expected, p.efficiency, p.efficiency_interval) {
+            (Some((e, i)), Some(pe), Some(pi)) => {
+                close(e, pe)
+                    && close(i.lo, pi.lo)
+                    && close(i.hi, pi.hi)
+                    && p.verdict == Some(Verdict::of(i))
+                    && p.efficiency_flagged == stats::above_ideal(i)
+            }
+            (None, None, None) => p.verdict.is_none(),
             _ => false,
         };
-        if !close || p.efficiency_flagged != expected.is_some_and(|x| x > 1.05) {
+        if !same {
             return Err(format!(
-                "{} instances: efficiency {:?} (flagged {}), counted from the steps {expected:?}",
-                p.instances, p.efficiency, p.efficiency_flagged
+                "{} instances: efficiency {:?} {:?} {:?}, counted {expected:?}",
+                p.instances, p.efficiency, p.efficiency_interval, p.verdict
             ));
         }
     }
     Ok(())
 }
 
-/// The pages show each fleet's efficiency in its own cell (flagged when
-/// it is), and name the fleets where no rate met the bounds.
-fn check_pages(report: &ScaleReport, html: &str, md: &str) -> Result<(), String> {
+/// The pages show each fleet size's efficiency and verdict in cells of
+/// their own.
+fn check_pages(report: &ScaleReport, html: &str) -> Result<(), String> {
     for p in &report.points {
-        let cell = match p.efficiency {
-            Some(e) if p.efficiency_flagged => {
-                format!("<td class=\"efficiency flagged\">{:.0}% &#9888;", e * 100.0)
-            }
-            Some(e) => format!("<td class=\"efficiency\">{:.0}%</td>", e * 100.0),
+        let eff = match p.efficiency {
+            Some(e) => format!("\">{:.0}% [", e * 100.0),
             None => "<td class=\"efficiency\">&ndash;</td>".to_owned(),
         };
-        if !html.contains(&cell) {
-            return Err(format!("{} instances: no {cell} in the page", p.instances));
-        }
-        let unmet = format!(
-            "{} instance(s): no offered rate met the bounds",
-            p.instances
-        );
-        if p.best.is_none() != md.contains(&unmet) {
+        let verdict = match p.verdict {
+            Some(v) => format!(">{}</td>", v.word()),
+            None => String::new(),
+        };
+        let row = html
+            .split("<tr>")
+            .find(|r| r.starts_with(&format!("<td>{}</td>", p.instances)))
+            .ok_or(format!("{} instances: no row", p.instances))?;
+        if !row.contains(&eff) || !row.contains(&verdict) {
             return Err(format!(
-                "{} instances: best {:?}, yet report.md {} \"{unmet}\"",
-                p.instances,
-                p.best.as_ref().map(|b| b.tps),
-                if p.best.is_none() { "lacks" } else { "has" }
+                "{} instances: no {eff} or {verdict} in {row}",
+                p.instances
             ));
         }
     }
     Ok(())
 }
 
-#[test]
-fn quick_scale_run_measures_every_fleet_and_reports_it() {
-    if real_stack().is_none() {
-        return;
-    }
-    let out = TempDir::new("loadgen-scale");
+/// `loadgen scale --quick` with `extra` arguments and `env` into `out`;
+/// its report.
+fn quick_scale(out: &TempDir, extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> ScaleReport {
     let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .envs(env.iter().copied())
         // The test builds the server in the dev profile, several times
         // slower than release under the same quota: the bound is loosened
         // so fleets usually find a passing rate and efficiency is checked.
@@ -165,10 +189,11 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
             "--quick",
             "--quiet",
             "--max-secs",
-            "300",
+            "400",
             "--p95-bound-ms",
             "250",
         ])
+        .args(extra)
         .arg("--server-bin")
         .arg(server_bin())
         .arg("--out")
@@ -176,43 +201,50 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
         .status()
         .unwrap();
     assert!(status.success(), "loadgen scale --quick failed");
+    ScaleReport::read(&out.join("scale.json")).unwrap()
+}
 
-    let report = ScaleReport::read(&out.join("scale.json")).unwrap();
-    assert!(report.skipped.is_none(), "skipped: {:?}", report.skipped);
-    assert_eq!(
-        report
-            .points
-            .iter()
-            .map(|p| p.instances)
-            .collect::<Vec<_>>(),
-        [1, 2, 4]
-    );
-    assert_ne!(
-        report.quota,
-        loadgen::cgroup::Flavour::None,
-        "the quota was not applied"
-    );
-    for point in &report.points {
-        assert!(
-            point.verify_pass,
-            "{} instances: {}",
-            point.instances, point.verify_headline
-        );
+fn summary_of(step: &Step) -> Result<RunSummary, String> {
+    RunSummary::read(&Path::new(&step.dir).join("summary.json")).map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn quick_scale_run_calibrates_repeats_and_reports_it() {
+    if real_stack().is_none() {
+        return;
     }
-    let summary_of = |step: &Step| {
-        RunSummary::read(&Path::new(&step.dir).join("summary.json")).map_err(|e| format!("{e:#}"))
-    };
-    check_steps(&report, &summary_of).unwrap();
-    check_efficiency(&report, &summary_of).unwrap();
+    let out = TempDir::new("loadgen-scale");
+    let report = quick_scale(&out, &[], &[]);
+    assert!(report.skipped.is_none(), "skipped: {:?}", report.skipped);
+    let sizes: Vec<usize> = report.points.iter().map(|p| p.instances).collect();
+    assert_eq!(sizes, [1, 2, 4]);
+    assert_ne!(report.quota, loadgen::cgroup::Flavour::None, "no quota");
+    let c = report.calibration.as_ref().expect("calibrated");
+    assert_eq!(c.quota_from, "calibrated");
+    assert!(c.ceiling > 0.0 && c.cpu_ms_per_purchase.is_some(), "{c:?}");
+    assert!(report.cfs_period_us.is_some());
+    for p in &report.points {
+        assert_eq!(p.repeats.len(), 3, "{} instances", p.instances);
+        assert!(
+            p.verify_pass,
+            "{} instances: {}",
+            p.instances, p.verify_headline
+        );
+        // Every step says what each part used.
+        assert!(p
+            .all_steps()
+            .all(|s| s.usage.as_ref().is_some_and(|u| !u.instances.is_empty())));
+    }
+    check_repeats(&report, &summary_of).unwrap();
+    check_statistics(&report, &summary_of).unwrap();
 
     let html_dir = out.join("report");
-    let load = report.points[0].steps.last().unwrap();
+    let load = &report.points[0].repeats[0].steps.last().unwrap().dir;
     let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("report")
-        .arg("--scale")
+        .args(["report", "--scale"])
         .arg(out.path())
         .arg("--load")
-        .arg(&load.dir)
+        .arg(load)
         .arg("--out")
         .arg(&html_dir)
         .status()
@@ -222,27 +254,101 @@ fn quick_scale_run_measures_every_fleet_and_reports_it() {
         "report.html",
         "report.md",
         "report.json",
-        "plots/scaling.png",
-        "plots/scaling.svg",
         "plots/tps.png",
-        "plots/latency.svg",
         "plots/hdr.png",
     ] {
-        if f.contains("scaling") && report.points.iter().all(|p| p.best.is_none()) {
-            continue;
-        }
         non_empty(&html_dir.join(f));
     }
+    if report.points.iter().any(|p| p.tps.is_some()) {
+        non_empty(&html_dir.join("plots/scaling.svg"));
+    }
     let html = std::fs::read_to_string(html_dir.join("report.html")).unwrap();
-    let md = std::fs::read_to_string(html_dir.join("report.md")).unwrap();
-    check_pages(&report, &html, &md).unwrap();
+    check_pages(&report, &html).unwrap();
+}
+
+/// A fleet command as a user would write one: `fleet.sh N` leaves exactly
+/// N ticket-server instances running on the real stack (stopping the
+/// others), each printing where it listens; `fleet.sh hosts` lists them.
+const FLEET_SH: &str = r#"#!/bin/sh
+set -eu
+dir=$(dirname "$0")
+if [ "$1" = hosts ]; then cat "$dir"/*.host 2>/dev/null || true; exit 0; fi
+for pidfile in "$dir"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile" "${pidfile%.pid}.host"
+done
+i=0
+while [ "$i" -lt "$1" ]; do
+    "$SERVER_BIN" --listen 127.0.0.1:0 --backend real --namespace "$NS"         --admin-token scale-admin --token-secret fleet-secret         --instance-id "fleet-$i" --hold-ttl 2000ms >"$dir/$i.out" 2>"$dir/$i.log" &
+    echo $! >"$dir/$i.pid"
+    tries=0
+    until grep -q "listening on" "$dir/$i.out"; do
+        tries=$((tries + 1)); [ "$tries" -lt 600 ] || exit 1; sleep 0.1
+    done
+    sed -n 's/^listening on //p' "$dir/$i.out" >"$dir/$i.host"
+    i=$((i + 1))
+done
+"#;
+
+#[test]
+fn fleet_cmd_scales_a_deployment_of_its_own() {
+    let Some(stack) = real_stack() else { return };
+    let out = TempDir::new("loadgen-fleet-cmd");
+    let fleet = out.join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    let script = fleet.join("fleet.sh");
+    std::fs::write(&script, FLEET_SH).unwrap();
+    let sh = |arg: &str| format!("sh {} {arg}", script.display());
+    let bin = server_bin();
+    let report = quick_scale(
+        &out,
+        &[
+            "--instances",
+            "1,2",
+            "--fleet-cmd",
+            &sh("{n}"),
+            "--hosts-cmd",
+            &sh("hosts"),
+        ],
+        &[
+            ("SERVER_BIN", bin.as_os_str()),
+            ("NS", stack.namespace.as_ref()),
+        ],
+    );
+    assert!(report.fleet.contains("fleet.sh"), "{}", report.fleet);
+    assert!(
+        report.calibration.is_none(),
+        "an external fleet is not calibrated"
+    );
+    for p in &report.points {
+        assert_eq!(p.repeats.len(), 3);
+        assert!(p.verify_pass, "{}", p.verify_headline);
+        // Each step ran against as many hosts as instances.
+        for step in p.all_steps() {
+            assert_eq!(
+                summary_of(step).unwrap().hosts.len(),
+                p.instances,
+                "{}",
+                step.dir
+            );
+        }
+    }
+    check_repeats(&report, &summary_of).unwrap();
+    check_statistics(&report, &summary_of).unwrap();
+    // Brought to 0 at the end: nothing left running.
+    let left: Vec<_> = std::fs::read_dir(&fleet)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 // Broken inputs: each check above fails on one.
 
 /// A one-process summary of an open-model step at `rate`/s for 10 s that
-/// completed `completed` successes inside its window, the rest of the
-/// schedule as backlog.
+/// completed `completed` successes inside its window.
 fn step_summary(rate: f64, completed: u64) -> RunSummary {
     let planned = (rate * 10.0) as u64;
     serde_json::from_value(serde_json::json!({
@@ -258,148 +364,108 @@ fn step_summary(rate: f64, completed: u64) -> RunSummary {
     .unwrap()
 }
 
-/// A scaling run of fleets 1 and 2 whose best steps offered 100/s and
-/// 200/s and completed `counted` successes per second inside their
-/// windows; `tps` gives each step's `tps` field from its rate and count.
+/// Fleets of 1 and 2 whose repeats counted `counted` successes a second.
 fn scaling(
-    counted: [f64; 2],
-    tps: impl Fn(f64, f64) -> f64,
-) -> (ScaleReport, BTreeMap<String, RunSummary>) {
+    counted: [[f64; 3]; 2],
+) -> (ScaleReport, std::collections::BTreeMap<String, RunSummary>) {
     let mut report = ScaleReport::skipped("t", String::new());
     report.skipped = None;
     report.p95_bound_ms = 50.0;
     report.max_error_rate = 0.001;
     report.min_achieved = Some(0.7);
-    let mut summaries = BTreeMap::new();
+    let mut summaries = std::collections::BTreeMap::new();
     for (i, n) in [1usize, 2].into_iter().enumerate() {
-        let rate = 100.0 * n as f64;
-        let dir = format!("n{n}");
-        summaries.insert(dir.clone(), step_summary(rate, (counted[i] * 10.0) as u64));
-        let best = Step {
-            rate: Some(rate),
-            tps: tps(rate, counted[i]),
-            achieved: Some(counted[i] / rate),
-            backlog: Some(((rate - counted[i]) * 10.0) as u64),
-            p50_ms: 10.0,
-            p95_ms: 20.0,
-            p99_ms: 30.0,
-            p95_raw_ms: 20.0,
-            error_rate: 0.0,
-            pass: true,
-            reason: None,
-            dir,
-        };
-        let probe = Step {
-            rate: None,
-            achieved: None,
-            pass: false,
-            ..best.clone()
-        };
-        report.points.push(Point {
-            instances: n,
-            steps: vec![probe, best.clone()],
-            best: Some(best),
-            efficiency: None,
-            efficiency_flagged: false,
-            verify_pass: true,
-            verify_headline: "PASS".into(),
-            throttled_periods: None,
-        });
+        let mut p = Point::new(n);
+        p.verify_pass = true;
+        for (k, &tps) in counted[i].iter().enumerate() {
+            let dir = format!("n{n}-r{k}");
+            let rate = tps / 0.9;
+            summaries.insert(dir.clone(), step_summary(rate, (tps * 10.0) as u64));
+            let best = Step {
+                rate: Some(rate),
+                tps,
+                achieved: Some(0.9),
+                backlog: None,
+                p50_ms: 10.0,
+                p95_ms: 20.0,
+                p99_ms: 30.0,
+                p95_raw_ms: 20.0,
+                error_rate: 0.0,
+                pass: true,
+                reason: None,
+                dir,
+                usage: None,
+            };
+            p.repeats.push(Repeat {
+                order: k,
+                steps: vec![best.clone()],
+                best: Some(best),
+                bracket: None,
+            });
+        }
+        report.points.push(p);
     }
-    report.set_efficiency();
+    report.derive();
     (report, summaries)
 }
 
-fn lookup(
-    summaries: &BTreeMap<String, RunSummary>,
-) -> impl Fn(&Step) -> Result<RunSummary, String> + '_ {
-    |step| {
-        summaries
-            .get(&step.dir)
-            .cloned()
-            .ok_or_else(|| "no summary".into())
-    }
-}
-
 #[test]
-fn efficiency_from_offered_rates_fails_the_recount() {
-    // Fleet 2 fell behind: 150/s counted of 200/s offered.
-    let measured = |_rate: f64, counted: f64| counted;
-    let (report, summaries) = scaling([100.0, 150.0], measured);
-    check_efficiency(&report, &lookup(&summaries)).unwrap();
-    check_steps(&report, &lookup(&summaries)).unwrap();
+fn statistics_that_do_not_follow_the_repeats_fail_the_recount() {
+    let (report, summaries) = scaling([[90.0, 100.0, 110.0], [180.0, 190.0, 200.0]]);
+    let of = |s: &Step| {
+        summaries
+            .get(&s.dir)
+            .cloned()
+            .ok_or_else(|| "none".to_string())
+    };
+    check_statistics(&report, &of).unwrap();
+    check_repeats(&report, &of).unwrap();
 
-    // The old TPS, equal to the offered rate: efficiency 100% where the
-    // steps' own counts say 75%.
-    let offered = |rate: f64, _counted: f64| rate;
-    let (report, summaries) = scaling([100.0, 150.0], offered);
-    assert_eq!(report.points[1].efficiency, Some(1.0));
-    let e = check_efficiency(&report, &lookup(&summaries)).unwrap_err();
-    assert!(e.contains("counted from the steps Some(0.75)"), "{e}");
-
-    // One instance kept 87/s of 100/s, two kept 200/s: 115%, which must
-    // be flagged.
-    let (mut report, summaries) = scaling([87.0, 200.0], measured);
-    check_efficiency(&report, &lookup(&summaries)).unwrap();
-    report.points[1].efficiency_flagged = false;
-    assert!(check_efficiency(&report, &lookup(&summaries)).is_err());
-
+    // The best repeat reported as the median.
+    let mut lucky = report.clone();
+    lucky.points[1].tps = Some(200.0);
+    assert!(check_statistics(&lucky, &of).is_err());
+    // A verdict of pass where the interval (164%..222% / 2) straddles 90%.
+    let mut sure = report.clone();
+    assert_eq!(sure.points[1].verdict, Some(Verdict::Inconclusive));
+    sure.points[1].verdict = Some(Verdict::Pass);
+    assert!(check_statistics(&sure, &of).is_err());
+    // A repeat whose best is not its highest passing step.
+    let mut low = report.clone();
+    low.points[0].repeats[0].best.as_mut().unwrap().tps = 80.0;
+    assert!(check_repeats(&low, &of).is_err());
     // A step whose counts do not add up to its schedule.
-    let (report, mut summaries) = scaling([100.0, 150.0], measured);
-    summaries
-        .get_mut("n2")
+    let mut short = summaries.clone();
+    short
+        .get_mut("n2-r0")
         .unwrap()
         .backlog
         .as_mut()
         .unwrap()
         .completed_after -= 1;
-    assert!(check_steps(&report, &lookup(&summaries)).is_err());
+    let of_short = |s: &Step| short.get(&s.dir).cloned().ok_or_else(|| "none".to_string());
+    assert!(check_repeats(&report, &of_short).is_err());
 }
 
 #[test]
-fn the_efficiency_cell_is_found_where_the_css_would_not_do() {
-    let measured = |_rate: f64, counted: f64| counted;
-    let (report, _) = scaling([100.0, 200.0], measured);
-    assert_eq!(report.points[1].efficiency, Some(1.0));
-    // The old check (the percentage anywhere in the page) passed on the
-    // page's CSS alone.
-    let css_only = "<style>img{max-width:100%}</style>";
-    assert!(css_only.contains("100%"));
-    assert!(check_pages(&report, css_only, "").is_err());
-
-    // The page as `loadgen report` writes it passes; without the flag on a
-    // flagged efficiency, or with a fleet's missing rate unsaid, it fails.
+fn the_pages_cells_are_checked_by_row() {
+    let (report, _) = scaling([[90.0, 100.0, 110.0], [180.0, 190.0, 200.0]]);
     let dir = TempDir::new("loadgen-scale-pages");
-    let (mut flagged, _) = scaling([87.0, 200.0], measured);
-    assert!(flagged.points[1].efficiency_flagged);
-    let page = |report: &ScaleReport| {
-        let r = loadgen::report::Report {
-            run_id: "t".into(),
-            created_at: String::new(),
-            machine: Default::default(),
-            backend: "real".into(),
-            notes: Vec::new(),
-            verify: None,
-            loads: Vec::new(),
-            scale: Some(report.clone()),
-            tps_measure: Default::default(),
-        };
-        loadgen::report::write(&r, dir.path(), None).unwrap();
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        (read("report.html"), read("report.md"))
+    let r = loadgen::report::Report {
+        run_id: "t".into(),
+        created_at: String::new(),
+        machine: Default::default(),
+        backend: "real".into(),
+        notes: Vec::new(),
+        verify: None,
+        loads: Vec::new(),
+        scale: Some(report.clone()),
+        tps_measure: Default::default(),
     };
-    let (html, md) = page(&flagged);
-    check_pages(&flagged, &html, &md).unwrap();
-    let unflagged = html.replace("efficiency flagged", "efficiency");
-    assert!(check_pages(&flagged, &unflagged, &md).is_err());
-
-    // No rate passed at two instances.
-    let failed = &mut flagged.points[1];
-    failed.steps[1].pass = false;
-    failed.steps[1].reason = Some("P95 80.0 ms > 50 ms".into());
-    failed.best = None;
-    flagged.set_efficiency();
-    let (html, md) = page(&flagged);
-    check_pages(&flagged, &html, &md).unwrap();
-    assert!(check_pages(&flagged, &html, "").is_err());
+    loadgen::report::write(&r, dir.path(), None).unwrap();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    check_pages(&report, &html).unwrap();
+    // The verdict's word elsewhere in the page does not do.
+    let moved = html.replace(">inconclusive</td>", ">?</td>") + "<p>inconclusive</td>";
+    assert!(check_pages(&report, &moved).is_err());
 }

@@ -114,12 +114,12 @@ pub(super) fn rows(report: &Report, baseline: Option<&Report>) -> Vec<Row> {
             let old = baseline
                 .and_then(|b| b.scale.as_ref())
                 .and_then(|s| s.points.iter().find(|o| o.instances == p.instances));
-            if let Some(best) = &p.best {
+            if let Some(tps) = p.tps {
                 rows.push(Row {
-                    what: format!("scale: TPS({})", p.instances),
-                    now: best.tps,
+                    what: format!("scale: TPS({}), median", p.instances),
+                    now: tps,
                     unit: "/s",
-                    before: old.and_then(|o| o.best.as_ref()).map(|b| b.tps),
+                    before: old.and_then(|o| o.tps),
                     flag: None,
                 });
             }

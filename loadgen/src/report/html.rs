@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::figures::{generator_line, verdict_line, window_line};
 use super::plots;
-use super::scaling::{bounds, flag_note, quota_label, scaling_diagnosis, unmet_note, Cells};
+use super::scaling::{bounds, notes, quota_label, Cells};
 use super::{Page, Report, OLD_TPS_NOTE};
 
 /// The HTML page: the verdict's banner, the machine, the compared figures,
@@ -138,52 +138,37 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                     esc(&quota_label(scale)),
                     esc(&bounds(scale))
                 );
-                h.push_str("<table><tr><th>instances</th><th>TPS</th><th>P95 ms</th><th>efficiency</th><th>closed-model capacity</th><th>over-selling check</th><th>rates tried</th></tr>");
+                h.push_str("<table><tr><th>instances</th><th>TPS [min&ndash;max]</th><th>P95 ms [min&ndash;max]</th><th>efficiency [interval]</th><th>verdict</th><th>repeats: TPS (passed&ndash;failed /s)</th><th>limited by</th><th>over-selling check</th></tr>");
                 for p in &scale.points {
-                    let Cells {
-                        tps,
-                        p95,
-                        efficiency: eff,
-                        capacity: cap,
-                    } = Cells::of(p, "&ndash;", "&#9888;");
-                    let tried: Vec<String> = p
-                        .steps
-                        .iter()
-                        .filter_map(|s| {
-                            s.rate.map(|r| {
-                                format!(
-                                    "{r:.0}{}{}",
-                                    if s.pass { "&#10003;" } else { "&#10007;" },
-                                    s.achieved
-                                        .map_or(String::new(), |a| format!(" ({:.0}%)", a * 100.0))
-                                )
-                            })
-                        })
-                        .collect();
-                    // The efficiency cell is marked so it can be found.
+                    let c = Cells::of(p, "&ndash;", "&#9888;");
+                    // The efficiency and verdict cells are marked so they
+                    // can be found.
                     let eff_class = if p.efficiency_flagged {
                         "efficiency flagged"
                     } else {
                         "efficiency"
                     };
+                    let verdict_class = match p.verdict {
+                        Some(crate::scale::stats::Verdict::Pass) => "verdict pass",
+                        Some(crate::scale::stats::Verdict::Fail) => "verdict fail",
+                        _ => "verdict",
+                    };
                     let _ = write!(
                         h,
-                        "<tr><td>{}</td><td>{tps}</td><td>{p95}</td><td class=\"{eff_class}\">{eff}</td><td>{cap}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{eff_class}\">{}</td><td class=\"{verdict_class}\">{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                         p.instances,
+                        c.tps,
+                        c.p95,
+                        c.efficiency,
+                        c.verdict,
+                        c.repeats,
+                        esc(&c.limit),
                         if p.verify_pass { "pass" } else { "fail" },
                         esc(&p.verify_headline),
-                        tried.join(" ")
                     );
                 }
                 h.push_str("</table>");
-                for note in [
-                    flag_note(scale),
-                    unmet_note(scale),
-                    scaling_diagnosis(scale),
-                ]
-                .into_iter()
-                .flatten()
-                {
+                for note in notes(scale) {
                     let _ = write!(h, "<p class=\"note\">{}</p>", esc(&note));
                 }
             }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::figures::{generator_line, verdict_line, window_line};
 use super::plots;
-use super::scaling::{bounds, flag_note, quota_label, scaling_diagnosis, unmet_note, Cells};
+use super::scaling::{bounds, notes, quota_label, Cells};
 use super::{Page, Report, OLD_TPS_NOTE};
 
 /// The Markdown summary: the HTML page's content, with each load run's
@@ -114,28 +114,23 @@ pub(super) fn page(page: &Page<'_>) -> String {
             }
             if !scale.points.is_empty() {
                 let _ = writeln!(md, "{}: {}.\n", quota_label(scale), bounds(scale));
-                md.push_str("| instances | TPS | P95 ms | efficiency | closed-model capacity | over-selling check |\n|---:|---:|---:|---:|---:|---|\n");
+                md.push_str("| instances | TPS [min–max] | P95 ms [min–max] | efficiency [interval] | verdict | repeats: TPS (passed–failed /s) | limited by | over-selling check |\n|---:|---:|---:|---:|---|---|---|---|\n");
                 for p in &scale.points {
-                    let Cells {
-                        tps,
-                        p95,
-                        efficiency: eff,
-                        capacity: cap,
-                    } = Cells::of(p, "–", "⚠");
+                    let c = Cells::of(p, "–", "⚠");
                     let _ = writeln!(
                         md,
-                        "| {} | {tps} | {p95} | {eff} | {cap} | {} |",
-                        p.instances, p.verify_headline
+                        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                        p.instances,
+                        c.tps,
+                        c.p95,
+                        c.efficiency,
+                        c.verdict,
+                        c.repeats,
+                        c.limit,
+                        p.verify_headline
                     );
                 }
-                for note in [
-                    flag_note(scale),
-                    unmet_note(scale),
-                    scaling_diagnosis(scale),
-                ]
-                .into_iter()
-                .flatten()
-                {
+                for note in notes(scale) {
                     let _ = writeln!(md, "\n{note}");
                 }
             }

@@ -19,7 +19,6 @@ mod scaling;
 use std::path::Path;
 
 pub use model::{CheckLine, Report, TpsMeasure, VerifySummary, OLD_TPS_NOTE};
-pub use scaling::scaling_diagnosis;
 
 /// Writes `report.json`, `report.html`, `report.md` and `plots/` into `out`
 /// (what is derived from the data derived again, see
@@ -43,7 +42,7 @@ pub fn write(report: &Report, out: &Path, baseline: Option<&Report>) -> anyhow::
         load_plots.push(plots::load_plots(&plots_dir, &prefix, load)?);
     }
     let scaling = match &report.scale {
-        Some(s) if s.points.iter().any(|p| p.best.is_some()) => {
+        Some(s) if s.points.iter().any(|p| p.tps.is_some()) => {
             Some(plots::scaling_plot(&plots_dir, s)?)
         }
         _ => None,

@@ -104,14 +104,18 @@ impl Report {
 
     /// What was derived from the data, derived again: the TPS measure
     /// (the window only when every load run and every offered step was
-    /// counted inside its window) and the efficiency flags.
+    /// counted inside its window) and the scaling run's statistics (reports
+    /// made before repeats read as one repeat per fleet size).
     pub fn normalized(&self) -> Report {
         let mut r = self.clone();
+        if let Some(scale) = &mut r.scale {
+            scale.upgrade();
+        }
         let loads = r.loads.iter().all(RunSummary::measured);
         let steps = r.scale.as_ref().is_none_or(|s| {
             s.points
                 .iter()
-                .flat_map(|p| &p.steps)
+                .flat_map(|p| p.all_steps())
                 .all(|st| st.rate.is_none() || st.achieved.is_some())
         });
         r.tps_measure = if loads && steps {
@@ -119,9 +123,6 @@ impl Report {
         } else {
             TpsMeasure::NominalDuration
         };
-        if let Some(scale) = &mut r.scale {
-            scale.flag_efficiency();
-        }
         r
     }
 

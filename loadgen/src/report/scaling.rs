@@ -1,96 +1,48 @@
-//! What both pages say about the scaling run: the quota, each fleet's
-//! closed-model capacity, and where scaling stopped being the instances'
-//! doing.
+//! What both pages say about the scaling run, in the same words: the
+//! quota and its calibration, each fleet size's cells (median and
+//! interval of TPS, P95 and efficiency, the verdict, what limited it),
+//! the fitted model, and the notes under the table.
 
-use crate::scale::{Point, ScaleReport, EFFICIENCY_ALLOWANCE, FLAG_TEXT};
-
-/// The closed-model capacity probe of each fleet (the first step).
-fn capacity(p: &Point) -> Option<f64> {
-    p.steps.iter().find(|s| s.rate.is_none()).map(|s| s.tps)
-}
-
-/// Says where scaling stopped being the instances' doing: a fleet whose
-/// closed-model capacity grew much less than its size.
-pub fn scaling_diagnosis(scale: &ScaleReport) -> Option<String> {
-    let first = scale.points.first()?;
-    let base = capacity(first)? / first.instances as f64;
-    let flat: Vec<String> = scale
-        .points
-        .iter()
-        .filter_map(|p| {
-            let c = capacity(p)?;
-            let ratio = c / (base * p.instances as f64);
-            (ratio < 0.75).then(|| {
-                format!(
-                    "{} instances reach {:.0}/s ({:.0}% of {} x one)",
-                    p.instances,
-                    c,
-                    ratio * 100.0,
-                    p.instances
-                )
-            })
-        })
-        .collect();
-    (!flat.is_empty()).then(|| {
-        format!(
-            "Closed-model capacity stops following the instance count: {}. There the limit is outside \
-             the instances (the shared stack and the generator on the same machine), so efficiency \
-             at that size measures the machine rather than the instances.",
-            flat.join("; ")
-        )
-    })
-}
+use crate::scale::stats::Interval;
+use crate::scale::{Point, ScaleReport, FLAG_TEXT};
 
 pub(super) fn quota_label(scale: &ScaleReport) -> String {
     if scale.points.is_empty() {
         return "none (no scaling run)".into();
     }
+    let from = scale
+        .calibration
+        .as_ref()
+        .map_or(String::new(), |c| format!(", {}", c.quota_from));
     match scale.quota {
+        crate::cgroup::Flavour::None if scale.fleet.starts_with("the user's") => {
+            "no quota from loadgen: the deployment sizes its own instances".into()
+        }
         crate::cgroup::Flavour::None => {
             "no CPU quota (--no-cpu-quota): instances share the machine freely".into()
         }
-        f => format!(
-            "{:.2} CPU per instance (cgroup {})",
-            scale.cpus_per_instance,
-            serde_json::to_value(f)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        ),
-    }
-}
-
-/// One fleet's cells of the scaling table, `dash` where nothing was
-/// measured; a flagged efficiency is followed by `mark` and the flag's
-/// words.
-pub(super) struct Cells {
-    pub tps: String,
-    pub p95: String,
-    pub efficiency: String,
-    pub capacity: String,
-}
-
-impl Cells {
-    pub fn of(p: &Point, dash: &str, mark: &str) -> Self {
-        let (tps, p95) = p.best.as_ref().map_or((dash.into(), dash.into()), |b| {
-            (format!("{:.0}", b.tps), format!("{:.1}", b.p95_ms))
-        });
-        Cells {
-            tps,
-            p95,
-            efficiency: p.efficiency.map_or(dash.into(), |e| {
-                if p.efficiency_flagged {
-                    format!("{:.0}% {mark} {FLAG_TEXT}", e * 100.0)
-                } else {
-                    format!("{:.0}%", e * 100.0)
-                }
-            }),
-            capacity: capacity(p).map_or(dash.into(), |c| format!("{c:.0}/s")),
+        f => {
+            let period = scale.cfs_period_us.map_or(String::new(), |p| {
+                format!(
+                    ", CFS period {:.0} ms (a throttled instance may stall up to {:.1} ms)",
+                    p as f64 / 1000.0,
+                    p as f64 / 1000.0 * (1.0 - scale.cpus_per_instance).max(0.0)
+                )
+            });
+            format!(
+                "{:.2} CPU per instance (cgroup {}{period}{from})",
+                scale.cpus_per_instance,
+                serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            )
         }
     }
 }
 
-/// What a rate had to do to pass.
+/// What a rate had to do to pass, and how often and how finely each
+/// fleet size was measured.
 pub(super) fn bounds(scale: &ScaleReport) -> String {
     let achieved = scale
         .min_achieved
@@ -100,67 +52,179 @@ pub(super) fn bounds(scale: &ScaleReport) -> String {
                 a * 100.0
             )
         });
+    let repeats = if scale.repeats > 1 {
+        format!(
+            "; {} repeats per fleet size in interleaved order, each on fresh fleets, each searched \
+             to a bracket of {:.0}%; TPS is the median with the repeats' min-max",
+            scale.repeats,
+            scale.resolution * 100.0
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "a rate passes with corrected P95 <= {} ms, errors <= {:.2}% and {achieved}; {} s per rate",
+        "a rate passes with corrected P95 <= {} ms, errors <= {:.2}% and {achieved}; {} s per \
+         rate{repeats}",
         scale.p95_bound_ms,
         scale.max_error_rate * 100.0,
         scale.step_secs
     )
 }
 
-/// The passing rate a fleet's TPS came from and the lowest failing rate
-/// above it, when one was tried: its capacity lies between them.
-fn bracket(p: &Point) -> Option<(f64, f64)> {
-    let lo = p.best.as_ref()?.rate?;
-    let hi = p
-        .steps
-        .iter()
-        .filter(|s| !s.pass)
-        .filter_map(|s| s.rate)
-        .filter(|&r| r > lo)
-        .min_by(f64::total_cmp)?;
-    Some((lo, hi))
+/// The calibration, in one sentence.
+pub(super) fn calibration_line(scale: &ScaleReport) -> Option<String> {
+    let c = scale.calibration.as_ref()?;
+    let bracket = c.bracket.map_or(String::new(), |b| {
+        format!(" (passed {:.0}/s, failed {:.0}/s)", b.passed, b.failed)
+    });
+    let cpu = c.cpu_ms_per_purchase.map_or(String::new(), |ms| {
+        format!("; the instances used {ms:.2} ms of CPU per purchase")
+    });
+    let expected = c.expected_largest.map_or(String::new(), |x| {
+        let largest = scale.points.iter().map(|p| p.instances).max().unwrap_or(1);
+        format!("; {largest} instances at their whole quota would reach about {x:.0}/s")
+    });
+    Some(format!(
+        "Calibration: the shared stack's ceiling with {} unconstrained instances is {:.0}/s{bracket}{cpu}; \
+         headroom (half the ceiling) {:.0}/s{expected}.",
+        c.instances, c.ceiling, c.headroom
+    ))
 }
 
-/// The explanation under a table with a flagged efficiency, with how
-/// closely the search bracketed the first fleet's capacity.
+fn interval(i: Option<Interval>, scale: f64, digits: usize) -> String {
+    i.map_or(String::new(), |i| {
+        format!(" [{:.d$}–{:.d$}]", i.lo * scale, i.hi * scale, d = digits)
+    })
+}
+
+/// One fleet size's cells, `dash` where nothing was measured; a flagged
+/// efficiency is followed by `mark` and the flag's words.
+pub(super) struct Cells {
+    pub tps: String,
+    pub p95: String,
+    pub efficiency: String,
+    pub verdict: String,
+    pub repeats: String,
+    pub limit: String,
+}
+
+impl Cells {
+    pub fn of(p: &Point, dash: &str, mark: &str) -> Self {
+        let tps = p.tps.map_or(dash.into(), |t| {
+            format!("{t:.0}{}", interval(p.tps_interval, 1.0, 0))
+        });
+        let p95 = p.p95_ms.map_or(dash.into(), |t| {
+            format!("{t:.1}{}", interval(p.p95_interval, 1.0, 1))
+        });
+        let efficiency = p.efficiency.map_or(dash.into(), |e| {
+            let text = format!(
+                "{:.0}%{}",
+                e * 100.0,
+                p.efficiency_interval.map_or(String::new(), |i| format!(
+                    " [{:.0}%–{:.0}%]",
+                    i.lo * 100.0,
+                    i.hi * 100.0
+                ))
+            );
+            if p.efficiency_flagged {
+                format!("{text} {mark} {FLAG_TEXT}")
+            } else {
+                text
+            }
+        });
+        let repeats: Vec<String> = p
+            .repeats
+            .iter()
+            .map(|r| match (r.tps(), r.bracket) {
+                (Some(t), Some(b)) => format!("{t:.0} ({:.0}–{:.0})", b.passed, b.failed),
+                (Some(t), None) => format!("{t:.0} (not bracketed)"),
+                (None, _) => "none passed".into(),
+            })
+            .collect();
+        Cells {
+            tps,
+            p95,
+            efficiency,
+            verdict: p.verdict.map_or(dash.into(), |v| v.word().into()),
+            repeats: if repeats.is_empty() {
+                dash.into()
+            } else {
+                repeats.join(", ")
+            },
+            limit: p.limit.as_ref().map_or(dash.into(), |l| {
+                format!("{} ({:.0}%)", l.name, l.utilisation * 100.0)
+            }),
+        }
+    }
+}
+
+/// The fitted model and what it predicts.
+pub(super) fn model_line(scale: &ScaleReport) -> Option<String> {
+    let m = scale.model.as_ref()?;
+    let peak = m.peak_instances.map_or(
+        "throughput never falls (no coherency cost)".to_owned(),
+        |n| format!("throughput peaks near {n:.1} instances"),
+    );
+    let predicted: Vec<String> = m
+        .predicted
+        .iter()
+        .map(|(n, t)| format!("TPS({n}) ≈ {t:.0}"))
+        .collect();
+    Some(format!(
+        "Universal Scalability Law fitted to every repeat: lambda {:.1}/s, contention sigma {:.4}, \
+         coherency kappa {:.5} (rms error {:.1}%); {peak}. Predicted, not measured: {}.",
+        m.fit.lambda,
+        m.fit.sigma,
+        m.fit.kappa,
+        m.fit.rms_relative_error * 100.0,
+        predicted.join(", ")
+    ))
+}
+
+/// The explanation under a table with a flagged efficiency.
 pub(super) fn flag_note(scale: &ScaleReport) -> Option<String> {
     scale.points.iter().any(|p| p.efficiency_flagged).then(|| {
-        let first = scale.points.first();
-        let base = match first.map(|p| (p.instances, bracket(p))) {
-            Some((n, Some((lo, hi)))) => format!(
-                " Here the search at {n} instance(s) stopped between {lo:.0}/s (passed) and \
-                 {hi:.0}/s (failed), a gap of {:.0}%.",
-                (hi - lo) / lo * 100.0
-            ),
-            Some((n, None)) => format!(
-                " Here no rate failed above the best one at {n} instance(s): its capacity was \
-                 not bracketed."
-            ),
-            None => String::new(),
-        };
+        "Efficiency is flagged when even its interval's low end is above 100%: N instances that \
+         share nothing cannot do more than N times one, so one instance's TPS was underestimated or \
+         the machine was busier during its steps. Treat those figures as a measurement problem."
+            .to_owned()
+    })
+}
+
+/// What limited each fleet size, with its figures at the deciding step.
+pub(super) fn limits_note(scale: &ScaleReport) -> Option<String> {
+    let lines: Vec<String> = scale
+        .points
+        .iter()
+        .filter_map(|p| {
+            let l = p.limit.as_ref()?;
+            Some(format!(
+                "{} instance(s): {} at {:.0}% of its limit ({})",
+                p.instances,
+                l.name,
+                l.utilisation * 100.0,
+                l.detail
+            ))
+        })
+        .collect();
+    (!lines.is_empty()).then(|| {
         format!(
-            "Efficiency is flagged when it exceeds 100% by more than {:.0}%, the resolution the \
-             rate search aims for (it stops bisecting there, or after its last rate), until repeated \
-             runs give TPS an interval: N instances doing more than N times one more likely means \
-             the first fleet's TPS is an underestimate (its search stopped below its capacity) than \
-             that instances help each other.{base}",
-            EFFICIENCY_ALLOWANCE * 100.0
+            "What limited each size, where its bound broke: {}.",
+            lines.join(". ")
         )
     })
 }
 
-/// Fleets where no offered rate met the bounds: the performance
-/// expectation the report states, with each rate's reason.
+/// Fleets where no offered rate met the bounds in any repeat, with each
+/// rate's reason.
 pub(super) fn unmet_note(scale: &ScaleReport) -> Option<String> {
     let lines: Vec<String> = scale
         .points
         .iter()
-        .filter(|p| p.best.is_none())
+        .filter(|p| p.tps.is_none() && !p.repeats.is_empty())
         .map(|p| {
             let reasons: Vec<String> = p
-                .steps
-                .iter()
+                .all_steps()
                 .filter_map(|s| {
                     let r = s.rate?;
                     Some(format!(
@@ -186,4 +250,25 @@ pub(super) fn unmet_note(scale: &ScaleReport) -> Option<String> {
             lines.join(". ")
         )
     })
+}
+
+/// Every note under the scaling table, in order.
+pub(super) fn notes(scale: &ScaleReport) -> Vec<String> {
+    let mut notes: Vec<String> = scale
+        .warnings
+        .iter()
+        .map(|w| format!("Warning: {w}."))
+        .collect();
+    notes.extend(
+        [
+            calibration_line(scale),
+            model_line(scale),
+            flag_note(scale),
+            unmet_note(scale),
+            limits_note(scale),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    notes
 }

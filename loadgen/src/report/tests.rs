@@ -1,13 +1,14 @@
-//! What the pages and `report.json` say about efficiency above 100%, the
-//! old TPS definition and fleets without a passing rate: each shown on an
-//! input that has it and one that has not.
+//! What the pages and `report.json` say about the scaling run's
+//! intervals, verdicts and flags, the old TPS definition, fleets without
+//! a passing rate and reports made before repeats: each shown on an input
+//! that has it and one that has not.
 
 use std::path::PathBuf;
 
 use super::{write, Report};
 use crate::cgroup::Flavour;
 use crate::machine::Machine;
-use crate::scale::{Point, ScaleReport, Step};
+use crate::scale::{Point, Repeat, ScaleReport, Step};
 
 fn step(rate: f64, tps: f64, measured: bool) -> Step {
     Step {
@@ -23,44 +24,56 @@ fn step(rate: f64, tps: f64, measured: bool) -> Step {
         pass: true,
         reason: None,
         dir: String::new(),
+        usage: None,
     }
 }
 
-/// A scaling run whose best TPS per fleet size is `tps` (`None`: no rate
-/// passed).
-fn scale(tps: &[(usize, Option<f64>)], measured: bool) -> ScaleReport {
+/// A scaling run whose repeats per fleet size reached `tps` (an empty
+/// list: no rate passed).
+fn scale(tps: &[(usize, &[f64])], measured: bool) -> ScaleReport {
     let mut s = ScaleReport::skipped("t", String::new());
     s.skipped = None;
     s.quota = Flavour::V2;
     s.cpus_per_instance = 0.15;
+    s.cfs_period_us = Some(10_000);
     s.p95_bound_ms = 50.0;
     s.max_error_rate = 0.001;
     s.min_achieved = Some(0.95);
     s.step_secs = 10.0;
+    s.repeats = 3;
+    s.resolution = 0.05;
     s.points = tps
         .iter()
-        .map(|&(n, t)| {
-            let steps = match t {
-                Some(t) => vec![step(t, t, measured)],
-                None => vec![Step {
-                    pass: false,
-                    reason: Some("P95 80.0 ms > 50 ms".into()),
-                    ..step(100.0, 99.0, measured)
-                }],
+        .map(|&(n, ts)| {
+            let mut p = Point::new(n);
+            p.verify_pass = true;
+            p.verify_headline = "PASS".into();
+            p.repeats = if ts.is_empty() {
+                vec![Repeat {
+                    order: 0,
+                    steps: vec![Step {
+                        pass: false,
+                        reason: Some("P95 80.0 ms > 50 ms".into()),
+                        ..step(100.0, 99.0, measured)
+                    }],
+                    best: None,
+                    bracket: None,
+                }]
+            } else {
+                ts.iter()
+                    .enumerate()
+                    .map(|(i, &t)| Repeat {
+                        order: i,
+                        steps: vec![step(t, t, measured)],
+                        best: Some(step(t, t, measured)),
+                        bracket: None,
+                    })
+                    .collect()
             };
-            Point {
-                instances: n,
-                best: steps.iter().find(|s| s.pass).cloned(),
-                steps,
-                efficiency: None,
-                efficiency_flagged: false,
-                verify_pass: true,
-                verify_headline: "PASS".into(),
-                throttled_periods: None,
-            }
+            p
         })
         .collect();
-    s.set_efficiency();
+    s.derive();
     s
 }
 
@@ -97,67 +110,89 @@ fn render(report: &Report) -> (String, String, serde_json::Value) {
 }
 
 #[test]
-fn efficiency_above_its_allowance_is_flagged_in_every_output() {
-    // 212 / (2 x 100) = 106%: beyond the 5% allowance; 408 / 400 = 102%
-    // and 100% are within it.
+fn intervals_verdicts_and_the_flag_are_in_every_output() {
+    // One instance 98..102; two 230..240: efficiency at least 113%, above
+    // ideal beyond its interval; four 380..400: 93%..102%, a pass.
     let r = report(scale(
-        &[(1, Some(100.0)), (2, Some(212.0)), (4, Some(408.0))],
+        &[
+            (1, &[98.0, 100.0, 102.0]),
+            (2, &[230.0, 235.0, 240.0]),
+            (4, &[380.0, 390.0, 400.0]),
+        ],
         true,
     ));
     let (md, html, json) = render(&r);
     assert!(
-        md.contains("| 2 | 212 | 20.0 | 106% ⚠ above 100% beyond the 5% allowance |"),
-        "{md}"
-    );
-    assert!(md.contains("| 4 | 408 | 20.0 | 102% |"), "{md}");
-    assert!(
-        md.contains("| scale: efficiency(2) | 106.0 % ⚠ above 100%"),
+        md.contains("| 2 | 235 [230–240] | 20.0 [20.0–20.0] | 118% [113%–122%] ⚠ above 100% beyond its interval"),
         "{md}"
     );
     assert!(
-        html.contains("<td class=\"efficiency flagged\">106% &#9888; above 100%"),
+        md.contains("| 4 | 390 [380–400] | 20.0 [20.0–20.0] | 98% [93%–102%] | pass |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| scale: efficiency(2) | 117.5 % ⚠ above 100%"),
+        "{md}"
+    );
+    assert!(
+        html.contains("<td class=\"efficiency flagged\">118% [113%–122%] &#9888;"),
         "{html}"
     );
     assert!(
-        html.contains("<td class=\"efficiency\">102%</td>"),
+        html.contains("<td class=\"verdict pass\">pass</td>"),
         "{html}"
     );
-    assert!(
-        html.contains("<td class=\"efficiency\">100%</td>"),
-        "{html}"
-    );
-    let flags: Vec<bool> = json["scale"]["points"]
-        .as_array()
-        .unwrap()
+    let points = json["scale"]["points"].as_array().unwrap();
+    let flags: Vec<bool> = points
         .iter()
         .map(|p| p["efficiencyFlagged"].as_bool().unwrap())
         .collect();
     assert_eq!(flags, [false, true, false]);
+    assert_eq!(points[2]["verdict"], "pass");
+    assert_eq!(points[2]["repeats"].as_array().unwrap().len(), 3);
+    assert_eq!(points[2]["tpsInterval"]["lo"], 380.0);
+    assert!(json["scale"]["model"]["predicted"].is_array(), "{json}");
+    assert!(md.contains("Predicted, not measured: TPS(8)"), "{md}");
 
-    // A report.json read back is flagged again, whatever it said.
+    // A report.json read back is derived again, whatever it said.
     let mut read_back: Report = serde_json::from_value(json).unwrap();
     for p in &mut read_back.scale.as_mut().unwrap().points {
         p.efficiency_flagged = false;
+        p.verdict = None;
     }
     let (md, ..) = render(&read_back);
-    assert!(md.contains("106% ⚠"), "{md}");
+    assert!(md.contains("122%] ⚠"), "{md}");
+    assert!(md.contains("| pass |"), "{md}");
 
-    // Without a value beyond the allowance, nothing is flagged.
-    let r = report(scale(&[(1, Some(100.0)), (2, Some(208.0))], true));
+    // An interval that straddles 90% is inconclusive, one below it fails,
+    // and nothing is flagged where the interval reaches 100%.
+    let r = report(scale(
+        &[
+            (1, &[95.0, 100.0, 105.0]),
+            (2, &[170.0, 190.0, 200.0]),
+            (4, &[300.0, 310.0, 320.0]),
+        ],
+        true,
+    ));
     let (md, html, json) = render(&r);
+    assert_eq!(json["scale"]["points"][1]["verdict"], "inconclusive");
+    assert_eq!(json["scale"]["points"][2]["verdict"], "fail");
     assert!(!md.contains('⚠'), "{md}");
     assert!(!html.contains("efficiency flagged"), "{html}");
-    assert_eq!(json["scale"]["points"][1]["efficiencyFlagged"], false);
+    assert!(
+        html.contains("<td class=\"verdict fail\">fail</td>"),
+        "{html}"
+    );
 }
 
 #[test]
 fn a_report_without_window_counts_says_its_tps_is_of_the_old_definition() {
-    let (md, html, json) = render(&report(scale(&[(1, Some(100.0))], false)));
+    let (md, html, json) = render(&report(scale(&[(1, &[100.0])], false)));
     assert_eq!(json["tpsMeasure"], "nominalDuration");
     assert!(md.contains(super::OLD_TPS_NOTE), "{md}");
     assert!(html.contains("class=\"note old-tps\""), "{html}");
 
-    let (md, html, json) = render(&report(scale(&[(1, Some(100.0))], true)));
+    let (md, html, json) = render(&report(scale(&[(1, &[100.0])], true)));
     assert_eq!(json["tpsMeasure"], "window");
     assert!(!md.contains("old definition"), "{md}");
     assert!(!html.contains("old-tps"), "{html}");
@@ -165,12 +200,31 @@ fn a_report_without_window_counts_says_its_tps_is_of_the_old_definition() {
 
 #[test]
 fn a_fleet_without_a_passing_rate_is_reported_as_not_met() {
-    let (md, ..) = render(&report(scale(&[(1, Some(100.0)), (2, None)], true)));
+    let (md, ..) = render(&report(scale(&[(1, &[100.0]), (2, &[])], true)));
     assert!(
         md.contains("2 instance(s): no offered rate met the bounds (100/s: P95 80.0 ms > 50 ms)"),
         "{md}"
     );
-    assert!(md.contains("| 2 | – | – | – |"), "{md}");
-    let (md, ..) = render(&report(scale(&[(1, Some(100.0)), (2, Some(190.0))], true)));
+    assert!(md.contains("| 2 | – | – | – | – | none passed |"), "{md}");
+    let (md, ..) = render(&report(scale(&[(1, &[100.0]), (2, &[190.0])], true)));
     assert!(!md.contains("Not met"), "{md}");
+}
+
+#[test]
+fn a_report_made_before_repeats_reads_as_one_repeat_per_fleet() {
+    let mut old = serde_json::to_value(scale(&[(1, &[100.0]), (2, &[150.0])], true)).unwrap();
+    for p in old["points"].as_array_mut().unwrap() {
+        let r = p["repeats"][0].clone();
+        p["steps"] = r["steps"].clone();
+        p["best"] = r["best"].clone();
+        p.as_object_mut().unwrap().remove("repeats");
+        p.as_object_mut().unwrap().remove("verdict");
+    }
+    let mut read: ScaleReport = serde_json::from_value(old).unwrap();
+    read.upgrade();
+    assert_eq!(read.points[1].repeats.len(), 1);
+    assert_eq!(read.points[1].tps, Some(150.0));
+    assert_eq!(read.points[1].efficiency, Some(0.75));
+    assert_eq!(read.points[1].verdict.map(|v| v.word()), Some("fail"));
+    assert!(read.points[1].steps.is_empty() && read.points[1].best.is_none());
 }

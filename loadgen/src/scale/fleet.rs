@@ -1,51 +1,128 @@
-//! The fleets a scaling run measures: a fresh one for every step, in a
-//! namespace of its own, and verify's over-selling check against one.
+//! The bundled deployment: ticket-server processes on this machine, a
+//! fresh fleet for every step in a namespace of its own, each instance in
+//! its own CPU-quota cgroup; and verify's over-selling check against any
+//! deployment's fleet.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::search::Search;
+use super::deploy::Deployment;
+use super::meters::{self, Meters};
+use crate::cgroup::{Controller, Flavour};
 use crate::instances::{Backend, Fleet, ServerSpec};
 
-impl Search<'_> {
-    /// A fresh fleet of `n` for one step. Every step gets its own
-    /// namespace (topics, keys, schema) so each starts from empty topics:
-    /// tansu's memory store lists a partition's every batch on each fetch,
-    /// so a topic that grew in earlier steps would slow later ones.
-    pub(super) async fn fleet(&self, n: usize, step: &str) -> anyhow::Result<Fleet> {
+pub struct Bundled {
+    pub bin: PathBuf,
+    pub admin_token: String,
+    pub run_id: String,
+    pub log_dir: PathBuf,
+    pub controller: Controller,
+}
+
+impl Deployment for Bundled {
+    type Fleet = Fleet;
+
+    fn describe(&self) -> String {
+        format!(
+            "bundled ticket-server ({}), one process per instance",
+            self.bin.display()
+        )
+    }
+
+    fn quota(&self) -> Flavour {
+        self.controller.flavour
+    }
+
+    /// Every step gets its own namespace (topics, keys, schema) so each
+    /// starts from empty topics: tansu's memory store lists a partition's
+    /// every batch on each fetch, so a topic that grew in earlier steps
+    /// would slow later ones.
+    async fn up(&self, n: usize, label: &str, cpus: Option<f64>) -> anyhow::Result<Fleet> {
         let spec = ServerSpec {
-            bin: self
-                .args
-                .server_bin
-                .clone()
-                .unwrap_or_else(ServerSpec::default_bin),
+            bin: self.bin.clone(),
             backend: Backend::Real,
-            admin_token: self.args.admin_token.clone(),
+            admin_token: self.admin_token.clone(),
             token_secret: format!("scale-secret-{}", self.run_id),
-            namespace: namespace(self.run_id, n, step),
-            log_dir: self.args.out.join("logs"),
+            namespace: namespace(&self.run_id, n, label),
+            log_dir: self.log_dir.clone(),
+        };
+        let none = Controller::none();
+        let controller = if cpus.is_some() {
+            &self.controller
+        } else {
+            &none
         };
         Fleet::start(
             &spec,
             n,
-            self.controller,
-            self.args.cpus_per_instance,
-            &format!("n{n}-{step}"),
+            controller,
+            cpus.unwrap_or(0.0),
+            &format!("n{n}-{label}"),
         )
         .await
     }
+
+    fn hosts(&self, fleet: &Fleet) -> Vec<String> {
+        fleet.hosts()
+    }
+
+    fn meters(&self, fleet: &Fleet) -> Meters {
+        let instances = fleet
+            .instances
+            .iter()
+            .enumerate()
+            .filter_map(|(i, inst)| {
+                let quota = inst.cgroup().and_then(cpus_of);
+                Some(meters::instance(
+                    format!("instance {i}"),
+                    inst.pid()?,
+                    quota,
+                    inst.cgroup().map(Path::to_owned),
+                ))
+            })
+            .collect();
+        Meters {
+            instances,
+            shared: meters::shared_stack(),
+        }
+    }
+
+    async fn down(&self, fleet: Fleet) {
+        fleet.stop().await;
+    }
+}
+
+/// The quota a cgroup holds, in CPUs (v1 or v2).
+fn cpus_of(dir: &Path) -> Option<f64> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    let (quota, period) = match read("cpu.max") {
+        Some(max) => {
+            let mut it = max.split_whitespace();
+            (
+                it.next()?.parse::<f64>().ok()?,
+                it.next()?.parse::<f64>().ok()?,
+            )
+        }
+        None => (
+            read("cpu.cfs_quota_us")?.trim().parse().ok()?,
+            read("cpu.cfs_period_us")?.trim().parse().ok()?,
+        ),
+    };
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
 }
 
 /// A step's namespace, kept to `[a-z0-9_]` (the server's rule: it prefixes
 /// Redis keys, a PostgreSQL schema and Kafka topics) and to the run id's
 /// last 20 characters, which tell runs apart.
 fn namespace(run_id: &str, n: usize, step: &str) -> String {
-    let clean: String = run_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let tail = &clean[clean.len().saturating_sub(20)..];
-    format!("sc{tail}_n{n}_{step}")
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let id = clean(run_id);
+    let tail = &id[id.len().saturating_sub(20)..];
+    format!("sc{tail}_n{n}_{}", clean(step))
 }
 
 /// verify's over-selling check against the fleet.

@@ -1,11 +1,16 @@
-//! What a scaling run measured, as `scale.json` holds it: each fleet
-//! size's steps (the capacity probe, then each rate tried), its best
-//! passing rate, its efficiency and the over-selling check's verdict.
+//! What a scaling run measured, as `scale.json` holds it: the calibration,
+//! then per fleet size every repeat's rates (each a [`Step`]), the
+//! repeats' median TPS with its interval, efficiency with its interval and
+//! the verdict, the over-selling check; and the scalability model fitted
+//! to it all.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{Limit, Usage};
+use super::stats::{self, Interval, Verdict};
+use super::usl::Fit;
 use crate::cgroup::Flavour;
 use crate::machine::Machine;
 
@@ -13,13 +18,13 @@ use crate::machine::Machine;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
-    /// Offered iterations per second (`None`: the closed-model probe).
+    /// Offered iterations per second (`None`: a closed-model probe).
     pub rate: Option<f64>,
     /// Successful iterations completed inside the step's measured window,
     /// per second (in reports made before the window was measured:
     /// successes over the nominal duration).
     pub tps: f64,
-    /// `tps / rate` (absent for the probe and in older reports).
+    /// `tps / rate` (absent for a probe and in older reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub achieved: Option<f64>,
     /// Iterations of the step that did not complete inside its window
@@ -36,26 +41,160 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub dir: String,
+    /// What each part of the system used during the measured window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// The passing and failing rates a search ended between: the capacity
+/// within the bounds lies in `[passed, failed)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bracket {
+    pub passed: f64,
+    pub failed: f64,
+}
+
+impl Bracket {
+    /// The gap as a share of the passing rate.
+    pub fn gap(&self) -> f64 {
+        (self.failed - self.passed) / self.passed
+    }
+}
+
+/// One repeat of a fleet size: its own fresh fleets, its own search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repeat {
+    /// The position in the run's interleaved order (0 first).
+    pub order: usize,
+    pub steps: Vec<Step>,
+    /// The passing step of the highest TPS.
+    pub best: Option<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bracket: Option<Bracket>,
+}
+
+impl Repeat {
+    pub fn tps(&self) -> Option<f64> {
+        self.best.as_ref().map(|b| b.tps)
+    }
+
+    pub fn p95_ms(&self) -> Option<f64> {
+        self.best.as_ref().map(|b| b.p95_ms)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Point {
     pub instances: usize,
-    pub steps: Vec<Step>,
-    /// The highest passing rate's step.
-    pub best: Option<Step>,
+    #[serde(default)]
+    pub repeats: Vec<Repeat>,
+    /// The median of the repeats' TPS, and their spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tps_interval: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_interval: Option<Interval>,
     pub efficiency: Option<f64>,
-    /// Efficiency above 100% by more than [`EFFICIENCY_ALLOWANCE`]: more
-    /// than N single instances would do, which the measurement cannot
-    /// explain (see [`efficiency_flagged`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency_interval: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Efficiency above 100% beyond its interval: a measurement problem
+    /// (see [`stats::above_ideal`]).
     #[serde(default)]
     pub efficiency_flagged: bool,
     pub verify_pass: bool,
     pub verify_headline: String,
-    /// Quota periods in which an instance was throttled, summed.
+    /// What limited this fleet size, from its steps' usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub throttled_periods: Option<u64>,
+    pub limit: Option<Limit>,
+    /// Reports made before repeats: the one search's steps and best step
+    /// (read into one repeat, never written).
+    #[serde(default, skip_serializing)]
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing)]
+    pub best: Option<Step>,
+}
+
+impl Point {
+    pub fn new(instances: usize) -> Self {
+        Point {
+            instances,
+            repeats: Vec::new(),
+            tps: None,
+            tps_interval: None,
+            p95_ms: None,
+            p95_interval: None,
+            efficiency: None,
+            efficiency_interval: None,
+            verdict: None,
+            efficiency_flagged: false,
+            verify_pass: false,
+            verify_headline: String::new(),
+            limit: None,
+            steps: Vec::new(),
+            best: None,
+        }
+    }
+
+    /// The median TPS and P95 of the repeats so far, and their spreads.
+    pub fn derive_tps(&mut self) {
+        let tps: Vec<f64> = self.repeats.iter().filter_map(Repeat::tps).collect();
+        let p95: Vec<f64> = self.repeats.iter().filter_map(Repeat::p95_ms).collect();
+        self.tps = stats::median(&tps);
+        self.tps_interval = stats::spread(&tps);
+        self.p95_ms = stats::median(&p95);
+        self.p95_interval = stats::spread(&p95);
+    }
+
+    /// Every step of every repeat.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.repeats.iter().flat_map(|r| &r.steps)
+    }
+}
+
+/// How the per-instance quota was chosen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Calibration {
+    /// The unconstrained fleet the ceiling was measured with.
+    pub instances: usize,
+    /// The highest purchase rate the shared stack sustained within the
+    /// bounds (TPS of the best passing step), and the search's bracket.
+    pub ceiling: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bracket: Option<Bracket>,
+    /// The instances' CPU per purchase at that rate, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_purchase: Option<f64>,
+    /// Half the ceiling: what the largest fleet may need.
+    pub headroom: f64,
+    /// The largest fleet's expected rate: its instances at their whole
+    /// quota, from the CPU per purchase (or, once measured, N x TPS(1)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_largest: Option<f64>,
+    /// "calibrated" or "--cpus-per-instance".
+    pub quota_from: String,
+    pub steps: Vec<Step>,
+}
+
+/// The Universal Scalability Law fitted to every repeat, with what it
+/// predicts (predictions, not measurements).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    pub fit: Fit,
+    /// Where the fitted throughput peaks (`None`: it never falls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_instances: Option<f64>,
+    /// `(instances, TPS)` the law predicts, at 8 and 16.
+    pub predicted: Vec<(usize, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +205,13 @@ pub struct ScaleReport {
     pub machine: Machine,
     pub quota: Flavour,
     pub cpus_per_instance: f64,
+    /// The CFS period of each instance's quota, in microseconds: a
+    /// throttled instance may stall for up to `period x (1 - quota)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cfs_period_us: Option<u64>,
+    /// What was scaled: the bundled fleet or the user's command.
+    #[serde(default)]
+    pub fleet: String,
     pub scenario: String,
     pub p95_bound_ms: f64,
     pub max_error_rate: f64,
@@ -74,7 +220,19 @@ pub struct ScaleReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_achieved: Option<f64>,
     pub step_secs: f64,
+    /// Repeats per fleet size and the bracket the search aims for.
+    #[serde(default)]
+    pub repeats: usize,
+    #[serde(default)]
+    pub resolution: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
     pub points: Vec<Point>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Model>,
+    /// What the reader must know before trusting the figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Set when the run was not (fully) carried out, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -82,8 +240,11 @@ pub struct ScaleReport {
 }
 
 impl ScaleReport {
+    /// Reads `scale.json`, older ones too (see [`ScaleReport::upgrade`]).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        crate::summary::read_json(path)
+        let mut r: Self = crate::summary::read_json(path)?;
+        r.upgrade();
+        Ok(r)
     }
 
     /// A report for a scaling run that could not take place.
@@ -94,80 +255,105 @@ impl ScaleReport {
             machine: Machine::detect(),
             quota: Flavour::None,
             cpus_per_instance: 0.0,
+            cfs_period_us: None,
+            fleet: String::new(),
             scenario: String::new(),
             p95_bound_ms: 0.0,
             max_error_rate: 0.0,
             min_achieved: None,
             step_secs: 0.0,
+            repeats: 0,
+            resolution: 0.0,
+            calibration: None,
             points: Vec::new(),
+            model: None,
+            warnings: Vec::new(),
             skipped: Some(reason),
             elapsed_secs: 0.0,
         }
     }
 
+    /// A report made before repeats: each fleet's one search becomes its
+    /// one repeat, and the statistics are derived again.
+    pub fn upgrade(&mut self) {
+        for p in &mut self.points {
+            if p.repeats.is_empty() && !p.steps.is_empty() {
+                p.repeats.push(Repeat {
+                    order: 0,
+                    steps: std::mem::take(&mut p.steps),
+                    best: p.best.take(),
+                    bracket: None,
+                });
+            }
+        }
+        if self.repeats == 0 && !self.points.is_empty() {
+            self.repeats = 1;
+        }
+        self.derive();
+    }
+
+    /// The median TPS of fleet size `n`.
     pub fn tps_of(&self, n: usize) -> Option<f64> {
         self.points
             .iter()
             .find(|p| p.instances == n)
-            .and_then(|p| p.best.as_ref())
-            .map(|b| b.tps)
+            .and_then(|p| p.tps)
     }
 
-    /// Efficiency(N) = TPS(N) / (N x one instance's TPS), where one
-    /// instance's TPS is measured, or scaled from the first fleet when 1 is
-    /// not among --instances. A fleet that over-sold gets none: a fast wrong
-    /// answer is not a result. Sets the flags too.
-    pub fn set_efficiency(&mut self) {
+    /// Everything derived from the repeats: per fleet size the medians and
+    /// intervals, efficiency against the first fleet (per instance) with
+    /// its interval and verdict, the flags, and the fitted model. A fleet
+    /// that over-sold gets no efficiency: a fast wrong answer is not a
+    /// result.
+    pub fn derive(&mut self) {
+        for p in &mut self.points {
+            p.derive_tps();
+        }
         let base = self
             .points
             .first()
-            .and_then(|p| p.best.as_ref().map(|b| b.tps / p.instances as f64));
-        for point in &mut self.points {
-            point.efficiency = match (&point.best, base) {
-                (Some(best), Some(base)) if base > 0.0 && point.verify_pass => {
-                    Some(best.tps / (point.instances as f64 * base))
+            .and_then(|p| Some((p.tps?, p.tps_interval?, p.instances)));
+        for p in &mut self.points {
+            let e = match (p.tps.zip(p.tps_interval), base) {
+                (Some(t), Some((b, bi, bn))) if p.verify_pass => {
+                    stats::efficiency(p.instances, t, (b, bi), bn)
                 }
                 _ => None,
             };
+            p.efficiency = e.map(|e| e.0);
+            p.efficiency_interval = e.map(|e| e.1);
+            p.verdict = e.map(|e| Verdict::of(e.1));
+            p.efficiency_flagged = e.is_some_and(|e| stats::above_ideal(e.1));
         }
-        self.flag_efficiency();
+        let points: Vec<(f64, f64)> = self
+            .points
+            .iter()
+            .filter(|p| p.verify_pass)
+            .flat_map(|p| {
+                p.repeats
+                    .iter()
+                    .filter_map(move |r| Some((p.instances as f64, r.tps()?)))
+            })
+            .collect();
+        self.model = super::usl::fit(&points).map(|fit| Model {
+            fit,
+            peak_instances: fit.peak(),
+            predicted: [8, 16].map(|n| (n, fit.at(n as f64))).to_vec(),
+        });
     }
 
-    /// Flags each efficiency above 100% beyond the allowance (also for
-    /// reports read back, whatever they said).
-    pub fn flag_efficiency(&mut self) {
-        for point in &mut self.points {
-            point.efficiency_flagged = point.efficiency.is_some_and(efficiency_flagged);
-        }
-    }
-
-    /// Fleets with no passing rate (no TPS, no efficiency).
+    /// Fleets with no passing rate in any repeat (no TPS, no efficiency).
     pub fn unmet(&self) -> Vec<usize> {
         self.points
             .iter()
-            .filter(|p| p.best.is_none())
+            .filter(|p| p.tps.is_none())
             .map(|p| p.instances)
             .collect()
     }
 }
 
-/// How far above 100% an efficiency may be before it is flagged. Until
-/// repeated runs give TPS an interval, this is the resolution the rate
-/// search aims for (it stops bisecting once the passing and failing rates
-/// are within 5%, or after its last rate), so each TPS(N), and their ratio,
-/// is known to about that at best.
-pub const EFFICIENCY_ALLOWANCE: f64 = 0.05;
-
-/// Efficiency above 100% by more than [`EFFICIENCY_ALLOWANCE`]: N
-/// instances did more than N times one, which more likely means TPS(1) is
-/// an underestimate (its search stopped below one instance's capacity) than
-/// that instances help each other.
-pub fn efficiency_flagged(efficiency: f64) -> bool {
-    efficiency > 1.0 + EFFICIENCY_ALLOWANCE
-}
-
 /// The words every output puts beside a flagged efficiency.
-pub const FLAG_TEXT: &str = "above 100% beyond the 5% allowance";
+pub const FLAG_TEXT: &str = "above 100% beyond its interval: a measurement problem";
 
 pub(super) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()

@@ -1,47 +1,64 @@
-//! The search for one fleet size: a closed-model capacity probe, then
-//! open-model rates, raised while they pass and bisected once one fails,
-//! each judged against the P95, error and achieved-rate bounds.
+//! The search for one repeat of one fleet size: open-model rates, raised
+//! while they pass and lowered while they fail, then bisected until the
+//! passing and failing rates are within the run's resolution of each
+//! other; each rate on a fresh fleet, judged against the P95, error and
+//! achieved-rate bounds, with what every part used during its window.
 
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
 
-use super::fleet::guard;
-use super::results::{Point, Step};
+use super::deploy::Deployment;
+use super::limits::Usage;
+use super::meters::{self, Sampler};
+use super::results::{Bracket, Repeat, Step};
 use super::ScaleArgs;
-use crate::cgroup::Controller;
 use crate::run::{self, RunArgs};
 use crate::summary::RunSummary;
 
-/// One scaling run's search, fleet by fleet.
-pub(super) struct Search<'a> {
+/// One scaling run's search, step by step.
+pub(super) struct Search<'a, D: Deployment> {
     pub args: &'a ScaleArgs,
-    pub controller: &'a Controller,
+    pub deploy: &'a D,
     pub run_id: &'a str,
     pub step_secs: f64,
     pub probe_secs: f64,
+    pub warmup: f64,
     pub max_steps: usize,
+    pub resolution: f64,
     pub deadline: Instant,
     pub progress: &'a dyn Fn(&str),
 }
 
-impl Search<'_> {
-    /// One load run on a fresh fleet of `n`.
-    async fn step(
+/// Where a repeat's search begins.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Start {
+    /// Nothing known: a closed-model probe, then 60% of what it reached.
+    Probe,
+    /// An estimate, and the factor to move by until the bound is crossed
+    /// (small when the estimate is this fleet size's own earlier median).
+    Rate(f64, f64),
+}
+
+impl<D: Deployment> Search<'_, D> {
+    /// One load run on a fresh fleet of `n`, under `dir` (relative to the
+    /// run's output).
+    pub(super) async fn step(
         &self,
         n: usize,
-        k: usize,
+        dir: &Path,
         rate: Option<f64>,
-    ) -> anyhow::Result<(Step, Option<u64>)> {
-        let fleet = self.fleet(n, &format!("s{k}")).await?;
-        let label = rate.map_or("probe".to_owned(), |r| format!("{r:.0}"));
+        cpus: Option<f64>,
+    ) -> anyhow::Result<Step> {
+        let label = dir
+            .to_string_lossy()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let fleet = self.deploy.up(n, &label, cpus).await?;
+        let out = self.args.out.join(dir);
         let mut args = RunArgs::new(
-            fleet.hosts(),
+            self.deploy.hosts(&fleet),
             &self.args.admin_token,
             self.args.scenario,
-            self.args
-                .out
-                .join(format!("n{n}"))
-                .join(format!("step{k}-{label}")),
+            out.clone(),
         );
         args.rate = rate;
         args.users = rate.map_or(Some(16 * n), |_| None);
@@ -52,100 +69,147 @@ impl Search<'_> {
         };
         args.wait = self.args.wait;
         args.active_capacity = 100_000;
-        args.warmup = if self.args.quick { 2.0 } else { 3.0 };
-        args.run_id = Some(format!("{}-n{n}-s{k}", self.run_id));
+        args.warmup = self.warmup;
+        args.run_id = Some(format!("{}-{label}", self.run_id));
         args.no_goose_report = true;
-        let summary = Box::pin(run::run(&args)).await;
-        let throttled = fleet
+        let meters = self.deploy.meters(&fleet);
+        let mut reads: Vec<meters::ReadFn> = meters
             .instances
             .iter()
-            .filter_map(|i| i.throttled_periods())
-            .reduce(|a, b| a + b);
-        fleet.stop().await;
-        Ok((judge(self.args, &summary?, rate, &args.out), throttled))
+            .chain(&meters.shared)
+            .map(|m| m.read.clone())
+            .collect();
+        reads.push(std::sync::Arc::new(|| {
+            Some(meters::Reading {
+                busy_secs: meters::machine_cpu()?,
+                periods: None,
+            })
+        }));
+        let sampler = Sampler::start(reads);
+        let summary = Box::pin(run::run(&args)).await;
+        let usage = match &summary {
+            Ok(s) => match window(s) {
+                Some((from, to)) => sampler.finish(from, to).await,
+                None => sampler.finish(SystemTime::now(), SystemTime::now()).await,
+            }
+            .map(|(secs, deltas)| Usage::from(&meters, secs, &deltas, s)),
+            Err(_) => None,
+        };
+        self.deploy.down(fleet).await;
+        let mut step = judge(self.args, &summary?, rate, &out);
+        step.usage = usage;
+        Ok(step)
     }
 
-    /// The capacity probe, the rate search and the over-selling guard for
-    /// fleets of `n`.
-    pub(super) async fn point(
+    /// One repeat's search for fleets of `n`; its steps go under `dir`.
+    pub(super) async fn repeat(
         &self,
         n: usize,
-        per_instance_tps: Option<f64>,
-    ) -> anyhow::Result<Point> {
-        let progress = self.progress;
-        progress(&format!("{n} instance(s): capacity probe (closed model)"));
+        order: usize,
+        dir: PathBuf,
+        start: Start,
+        cpus: Option<f64>,
+    ) -> anyhow::Result<Repeat> {
         let mut steps = Vec::new();
-        let mut throttled: Option<u64> = None;
-        let mut add = |t: Option<u64>| {
-            if let Some(t) = t {
-                throttled = Some(throttled.unwrap_or(0) + t);
+        let (mut rate, mut factor) = match start {
+            Start::Rate(r, f) => (r, f),
+            Start::Probe => {
+                (self.progress)(&format!("{n} instance(s): capacity probe (closed model)"));
+                let probe = self.step(n, &dir.join("probe"), None, cpus).await?;
+                let r = (probe.tps * 0.6).max(5.0);
+                steps.push(probe);
+                (r, 1.3)
             }
         };
-        let (probe, t) = Box::pin(self.step(n, 0, None)).await?;
-        add(t);
-        // Start below what the closed model reached, or near what one
-        // instance sustained times n.
-        let closed = probe.tps;
-        steps.push(probe);
-        let mut rate = match per_instance_tps {
-            Some(one) => (one * n as f64 * 0.95).max(closed * 0.5),
-            None => closed * 0.6,
-        }
-        .max(10.0);
-        let (mut lo, mut hi): (f64, Option<f64>) = (0.0, None);
-        for k in 1..=self.max_steps {
+        let (mut lo, mut hi, mut hint): (Option<f64>, Option<f64>, Option<f64>) =
+            (None, None, None);
+        for k in 0..self.max_steps {
             if Instant::now() > self.deadline {
                 break;
             }
-            progress(&format!("{n} instance(s): {rate:.0}/s"));
-            let (judged, t) = Box::pin(self.step(n, k, Some(rate.round()))).await?;
-            add(t);
-            if judged.pass {
-                lo = rate;
+            (self.progress)(&format!(
+                "{n} instance(s), repeat {}: {rate:.0}/s",
+                order + 1
+            ));
+            let step = self
+                .step(n, &dir.join(format!("step{k}-{rate:.0}")), Some(rate), cpus)
+                .await?;
+            if step.pass {
+                lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
             } else {
-                hi = Some(rate);
-            }
-            steps.push(judged);
-            rate = match hi {
-                None => rate * 1.3,
-                Some(h) if lo > 0.0 => (lo + h) / 2.0,
-                Some(h) => h * 0.7,
-            };
-            if let Some(h) = hi {
-                if lo > 0.0 && (h - lo) / lo < 0.05 {
-                    break;
+                hi = Some(hi.map_or(rate, |h: f64| h.min(rate)));
+                if step.tps > 0.0 {
+                    hint = Some(hint.map_or(step.tps, |t: f64| t.min(step.tps)));
                 }
             }
+            steps.push(step);
+            match next_rate(lo, hi, hint, factor, self.resolution) {
+                Some((r, f)) => (rate, factor) = (r, f),
+                None => break,
+            }
         }
-        progress(&format!("{n} instance(s): verify (over-selling)"));
-        let fleet = self.fleet(n, "verify").await?;
-        let guard = guard(
-            &fleet.hosts(),
-            &self.args.admin_token,
-            &self.args.out.join(format!("n{n}")).join("verify"),
-        )
-        .await;
-        fleet.stop().await;
-        let (verify_pass, verify_headline) = guard?;
         let best = steps
             .iter()
             .filter(|s| s.pass && s.rate.is_some())
             .max_by(|a, b| a.tps.total_cmp(&b.tps))
             .cloned();
-        Ok(Point {
-            instances: n,
+        Ok(Repeat {
+            order,
             steps,
             best,
-            efficiency: None,
-            efficiency_flagged: false,
-            verify_pass,
-            verify_headline,
-            throttled_periods: throttled,
+            bracket: lo
+                .zip(hi)
+                .map(|(passed, failed)| Bracket { passed, failed }),
         })
     }
 }
 
-/// One step's figures, judged against the bounds. The closed-model probe
+/// The next rate to try and the factor after it, from the highest
+/// passing and lowest failing rates so far and the lowest TPS a failing
+/// step reached (`hint`: a fleet offered more than it serves shows about
+/// what it serves); `None` once the rates are within `resolution` of each
+/// other. Until the bound is crossed the factor grows at each step, so a
+/// poor estimate costs a few steps, not many.
+pub(super) fn next_rate(
+    lo: Option<f64>,
+    hi: Option<f64>,
+    hint: Option<f64>,
+    factor: f64,
+    resolution: f64,
+) -> Option<(f64, f64)> {
+    let wider = 1.0 + (factor - 1.0) * 1.5;
+    match (lo, hi) {
+        (Some(l), Some(h)) if h <= l * (1.0 + resolution) + 1e-9 => None,
+        (Some(l), Some(h)) => {
+            let mid = (l + h) / 2.0;
+            let next = match hint {
+                Some(t) if t >= l * (1.0 - resolution) => mid.min(t.max(l * (1.0 + resolution))),
+                _ => mid,
+            };
+            Some((next, factor))
+        }
+        (Some(l), None) => Some((l * factor, wider)),
+        (None, Some(h)) => Some(((h / factor).min(hint.unwrap_or(f64::INFINITY)), wider)),
+        (None, None) => None,
+    }
+}
+
+/// The measured window of a step: from the recorder's start for the
+/// step's duration.
+fn window(s: &RunSummary) -> Option<(SystemTime, SystemTime)> {
+    let from = time::OffsetDateTime::parse(
+        &s.started_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    let from = SystemTime::from(from);
+    Some((
+        from,
+        from + std::time::Duration::from_secs_f64(s.duration_secs),
+    ))
+}
+
+/// One step's figures, judged against the bounds. A closed-model probe
 /// offers no rate, so it never passes: it only says where to start.
 fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Step {
     let (p50, p95, p99, p95_raw) = s.headline().map_or((0.0, 0.0, 0.0, 0.0), |t| {
@@ -158,7 +222,6 @@ fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Ste
         )
     });
     let tps = s.tps();
-    let achieved = s.achieved;
     let error_rate = s.error_rate();
     let reason = match rate {
         None => None,
@@ -179,7 +242,7 @@ fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Ste
     Step {
         rate,
         tps,
-        achieved,
+        achieved: s.achieved,
         backlog: s.backlog.map(|b| b.total()),
         p50_ms: p50,
         p95_ms: p95,
@@ -189,5 +252,55 @@ fn judge(args: &ScaleArgs, s: &RunSummary, rate: Option<f64>, dir: &Path) -> Ste
         pass: rate.is_some() && reason.is_none(),
         reason,
         dir: dir.display().to_string(),
+        usage: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_rate;
+
+    /// The search against a fleet whose bound lies exactly at `capacity`:
+    /// the rates it tries, from `start`.
+    /// Offered more, it serves `capacity`.
+    fn search(capacity: f64, start: f64, factor: f64) -> (Vec<f64>, Option<f64>, Option<f64>) {
+        let (mut rate, mut factor) = (start, factor);
+        let (mut lo, mut hi, mut hint) = (None, None, None::<f64>);
+        let mut tried = Vec::new();
+        for _ in 0..20 {
+            tried.push(rate);
+            if rate <= capacity {
+                lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
+            } else {
+                hi = Some(hi.map_or(rate, |h: f64| h.min(rate)));
+                hint = Some(hint.map_or(capacity, |t| t.min(capacity)));
+            }
+            match next_rate(lo, hi, hint, factor, 0.05) {
+                Some(n) => (rate, factor) = n,
+                None => break,
+            }
+        }
+        (tried, lo, hi)
+    }
+
+    #[test]
+    fn the_search_ends_with_a_bracket_within_the_resolution() {
+        for (capacity, start, factor) in [
+            (100.0, 60.0, 1.3),
+            (100.0, 400.0, 1.3),
+            (100.0, 98.0, 1.05),
+            (100.0, 103.0, 1.05),
+            (37.0, 20.0, 1.3),
+        ] {
+            let (tried, lo, hi) = search(capacity, start, factor);
+            let (lo, hi) = (lo.unwrap(), hi.unwrap());
+            assert!(lo <= capacity && capacity < hi, "{tried:?}");
+            assert!(hi <= lo * 1.05 + 1e-9, "{lo}..{hi}: {tried:?}");
+            assert!(tried.len() <= 6, "{capacity} from {start}: {tried:?}");
+        }
+        // Four times over: what the fleet served says where to go.
+        assert!(search(100.0, 400.0, 1.3).0.len() <= 3);
+        // From the fleet's own earlier median, two steps settle it.
+        assert_eq!(search(100.0, 98.0, 1.05).0.len(), 2);
     }
 }
