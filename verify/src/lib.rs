@@ -7,10 +7,14 @@
 //! - [`target`]: a base URL, or the reference server in process.
 //! - [`capabilities`]: what the target implements (the seat map or not).
 //! - [`client`]: the contract as a recording client (and an SSE reader).
-//! - [`history`]: invoke / ok / fail / info operations, written as JSON lines.
+//! - [`history`]: invoke / ok / fail / info operations, written as JSON
+//!   lines and read back.
 //! - [`scenarios`]: the race, the queue, the token rules, the seat map: they
 //!   drive and record.
-//! - [`checks`]: one module per check: they judge and name a witness.
+//! - [`recorded`]: each scenario rebuilt from the history alone.
+//! - [`checks`]: one module per check, registered in one table: they judge
+//!   the recorded run and name a witness ([`checks::judge`], live and
+//!   offline).
 //! - [`verdict`]: headline, per-check results, `verdict.json`, `junit.xml`.
 //!
 //! Exit status of the binary: 0 all checks passed, 1 a check failed, 2 the
@@ -19,15 +23,17 @@
 pub mod capabilities;
 pub mod checks;
 pub mod client;
+pub mod export;
 pub mod history;
 pub mod options;
 mod progress;
+pub mod recorded;
 pub mod scenarios;
 pub mod stores;
 pub mod target;
 pub mod verdict;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use history::History;
 pub use options::{CheckName, Options, DEFAULT_HOLD_TTL_MS};
@@ -78,8 +84,8 @@ pub async fn run(options: &Options) -> Result<Outcome, RunError> {
 /// Runs the selected checks against an already started target.
 pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, RunError> {
     validate(options)?;
-    let started = Instant::now();
     let history = History::new();
+    history.note("run", recorded::run_note(&target.label, options));
     let client = Client::new(
         &target.bases,
         &target.admin_token,
@@ -101,7 +107,6 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
     };
     // A check named with --checks must run; a default one the target
     // cannot run is reported as not applicable, with the reason.
-    let mut not_applicable = Vec::new();
     for check in options.selected() {
         if let Some(reason) = capabilities.lacks(check) {
             if options.named(check) {
@@ -111,7 +116,6 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                     reason: reason.to_owned(),
                 });
             }
-            not_applicable.push(CheckReport::not_applicable(check.as_str(), reason));
         }
     }
     let can = |check: CheckName| options.runs(check) && capabilities.lacks(check).is_none();
@@ -135,7 +139,6 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
         _ => None,
     };
     let nonce = format!("{:08x}", rand::random::<u32>());
-    let mut reports = Vec::new();
     let result: Result<(), RunError> = async {
         if options.runs(CheckName::Oversell) {
             for run in 1..=options.repeat {
@@ -151,7 +154,6 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                         &progress,
                     )
                     .await?;
-                    reports.push(checks::oversell::judge(&race, options.confirm_deadline));
                     if let Some(stores) = &stores {
                         progress.step(format!("race {run}: reading Redis, Kafka and PostgreSQL"));
                         let accepted = checks::stores::accepted(&race);
@@ -162,13 +164,13 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                                 Duration::from_secs(options.store_deadline),
                             )
                             .await;
-                        reports.push(checks::stores::judge(&race, &seen, options.store_deadline));
+                        history.note("stores", serde_json::json!({ "observed": seen }));
                     }
                 }
             }
         }
         if options.runs(CheckName::Fifo) || options.runs(CheckName::Display) {
-            let queue = scenarios::queue::run(
+            scenarios::queue::run(
                 &client,
                 format!("verify-{nonce}-queue"),
                 options.queue_users,
@@ -177,23 +179,16 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                 &progress,
             )
             .await?;
-            if options.runs(CheckName::Fifo) {
-                reports.push(checks::fifo::judge(&queue));
-            }
-            if options.runs(CheckName::Display) {
-                reports.push(checks::display::judge(&queue));
-            }
         }
         if options.runs(CheckName::Tokens) {
             progress.step("tokens: refusals and stock");
-            let tokens = scenarios::tokens::run(
+            scenarios::tokens::run(
                 &client,
                 format!("verify-{nonce}-tokens"),
                 format!("verify-{nonce}-tokens-other"),
                 watch,
             )
             .await?;
-            reports.push(checks::tokens::judge(&tokens));
         }
         if can(CheckName::Seatmap) {
             let spec = scenarios::seatmap::SeatSpec {
@@ -211,7 +206,6 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                 &progress,
             )
             .await?;
-            reports.push(checks::seatmap::judge(&seats));
             if let Some(stores) = &stores {
                 progress.step("seat map: reading its events on Kafka and its rows in PostgreSQL");
                 let seen = stores
@@ -220,11 +214,7 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                         Duration::from_secs(options.store_deadline),
                     )
                     .await;
-                reports.push(checks::seat_events::judge(
-                    &seats,
-                    &seen,
-                    options.store_deadline,
-                ));
+                history.note("seat-stores", serde_json::json!({ "observed": seen }));
             }
         }
         Ok(())
@@ -232,15 +222,18 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
     .await;
     progress.finish();
     result?;
-    reports.extend(not_applicable);
 
-    let verdict = Verdict::new(
-        target.label.clone(),
-        reports,
-        started.elapsed().as_millis() as u64,
-        history.len(),
-    );
+    // The verdict is the history's: the same judgement `verify judge` makes.
+    let verdict = checks::judge(&history.ops())
+        .map_err(|e| RunError::Other(format!("the run's own history: {e}")))?;
     Ok(Outcome { verdict, history })
+}
+
+/// Re-judges a recorded run from its `history.jsonl`: the verdict the live
+/// run reached on the same history.
+pub fn judge_file(path: &std::path::Path) -> Result<Verdict, RunError> {
+    let ops = history::read_jsonl(path).map_err(|e| RunError::Usage(e.to_string()))?;
+    checks::judge(&ops).map_err(|e| RunError::Usage(format!("{}: {e}", path.display())))
 }
 
 /// The race as configured, then (unless `--no-variants`) quantity 2, and a

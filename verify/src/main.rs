@@ -1,14 +1,17 @@
 //! Run with: `cargo run --release -p verify` (against the reference server
 //! started in process), or `verify --target http://host:port --admin-token T`
-//! against any server that speaks the contract.
+//! against any server that speaks the contract; `verify judge
+//! verify-out/history.jsonl` re-judges a recorded run offline.
 //!
 //! Exit status: 0 every check passed, 1 a check failed, 2 the run could not
-//! be carried out.
+//! be carried out (or the history could not be read).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use verify::options::Command;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -17,7 +20,15 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let options = verify::Options::parse();
-    match verify::run(&options).await {
+    match &options.command {
+        Some(Command::Judge { history, out }) => judge(history, out.as_deref()),
+        Some(Command::Export { history, out }) => export(history, out),
+        None => live(&options).await,
+    }
+}
+
+async fn live(options: &verify::Options) -> ExitCode {
+    match verify::run(options).await {
         Ok(outcome) => {
             print!("{}", outcome.verdict.human());
             if let Err(e) = outcome.verdict.write(&options.out, &outcome.history) {
@@ -35,6 +46,40 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("ERROR the run could not be carried out: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn judge(history: &Path, out: Option<&Path>) -> ExitCode {
+    match verify::judge_file(history) {
+        Ok(verdict) => {
+            print!("{}", verdict.human());
+            if let Some(out) = out {
+                if let Err(e) = verdict.write_judgement(out) {
+                    eprintln!("ERROR could not write results to {}: {e}", out.display());
+                    return ExitCode::from(2);
+                }
+            }
+            ExitCode::from(verdict.exit_code() as u8)
+        }
+        Err(e) => {
+            eprintln!("ERROR the history could not be judged: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn export(history: &Path, out: &Path) -> ExitCode {
+    match verify::export::export_file(history, out) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ERROR the history could not be exported: {e}");
             ExitCode::from(2)
         }
     }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// The checks that can be selected with `--checks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,6 +140,32 @@ pub struct Options {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of a live run.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Re-judge a recorded run offline from its history.jsonl and print the
+    /// verdict (exit status 0 pass, 1 fail, 2 unreadable history).
+    Judge {
+        /// The history.jsonl a run wrote.
+        history: PathBuf,
+        /// Also write verdict.json and junit.xml into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Export the over-selling and queue histories of a recorded run for
+    /// Jepsen's Elle (elle-cli), as EDN (see docs/VERIFY.md).
+    Export {
+        /// The history.jsonl a run wrote.
+        history: PathBuf,
+        /// The directory to write the exported histories into.
+        #[arg(long, default_value = "verify-export")]
+        out: PathBuf,
+    },
 }
 
 /// The checks of a run without `--checks`; those the target cannot run are

@@ -26,7 +26,7 @@ pub struct Stores {
 
 /// Reservation ids of one event as each store holds them; `kafka` and
 /// `postgres` keep duplicates.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Observed {
     pub redis: BTreeSet<String>,
     pub kafka: Vec<String>,

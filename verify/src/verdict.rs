@@ -202,13 +202,18 @@ impl Verdict {
 
     /// Writes `verdict.json`, `junit.xml` and `history.jsonl` into `dir`.
     pub fn write(&self, dir: &Path, history: &History) -> std::io::Result<()> {
+        self.write_judgement(dir)?;
+        history.write_jsonl(&dir.join("history.jsonl"))
+    }
+
+    /// Writes `verdict.json` and `junit.xml` into `dir`.
+    pub fn write_judgement(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(
             dir.join("verdict.json"),
             serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
         )?;
-        std::fs::write(dir.join("junit.xml"), self.junit())?;
-        history.write_jsonl(&dir.join("history.jsonl"))
+        std::fs::write(dir.join("junit.xml"), self.junit())
     }
 }
 

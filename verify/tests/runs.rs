@@ -36,7 +36,7 @@ fn ops_named(history: &verify::History, names: &[&str]) -> usize {
     history
         .ops()
         .iter()
-        .filter(|op| names.contains(&op.f))
+        .filter(|op| names.contains(&op.f.as_str()))
         .count()
 }
 
@@ -153,6 +153,7 @@ async fn the_history_is_a_complete_jepsen_style_log() {
     assert_eq!(ops.len(), outcome.verdict.history_ops);
     let mut open: std::collections::HashMap<(String, String), usize> = Default::default();
     let mut last_time = 0;
+    let mut notes = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         assert_eq!(op["index"], i);
         let time = op["time"].as_u64().unwrap();
@@ -165,6 +166,8 @@ async fn the_history_is_a_complete_jepsen_style_log() {
         match op["type"].as_str().unwrap() {
             "invoke" => *open.entry(key).or_default() += 1,
             "ok" | "fail" | "info" if key.1 == "sse" => {}
+            // The verifier's own steps: single notes, no invoke.
+            "info" if key.0 == verify::history::VERIFY => notes.push(key.1),
             "ok" | "fail" | "info" => {
                 let n = open.get_mut(&key).expect("a completion follows an invoke");
                 *n -= 1;
@@ -173,6 +176,11 @@ async fn the_history_is_a_complete_jepsen_style_log() {
         }
     }
     assert!(open.values().all(|n| *n == 0), "every invoke completed");
+    assert_eq!(
+        notes,
+        ["run", "scenario", "release", "scenario"],
+        "race, then tokens"
+    );
     let reserves_ok = ops
         .iter()
         .filter(|o| o["f"] == "reserve" && o["type"] == "ok")

@@ -1,5 +1,12 @@
-//! One module per check; each judges what a scenario recorded and returns a
-//! `CheckReport` with a minimal witness on failure.
+//! One module per check; each judges a scenario as the history recorded it
+//! ([`crate::recorded`]) and returns a `CheckReport` with a minimal witness
+//! on failure. [`CHECKS`] is the one place they are registered, and
+//! [`judge`] the one way a verdict is reached, live or offline.
+
+use crate::history::Op;
+use crate::options::CheckName;
+use crate::recorded::Recorded;
+use crate::verdict::{CheckReport, Verdict};
 
 pub mod display;
 pub mod fifo;
@@ -36,4 +43,76 @@ pub(crate) fn fault<T: ToString>(
         failures.push(what(items.len()));
         witness.extend(first(items, n));
     }
+}
+
+/// How one check judges a recorded run: a report per run of its scenario.
+pub type Judge = fn(&Recorded) -> Vec<CheckReport>;
+
+/// Every check, in the order the verdict lists them.
+pub const CHECKS: [(CheckName, Judge); 6] = [
+    (CheckName::Oversell, |r| {
+        r.races
+            .iter()
+            .map(|(race, _)| oversell::judge(race, r.confirm_deadline_secs))
+            .collect()
+    }),
+    (CheckName::Stores, |r| {
+        let races = r.races.iter().filter_map(|(race, seen)| {
+            Some(stores::judge(race, seen.as_ref()?, r.store_deadline_secs))
+        });
+        let seats = r.seats.iter().filter_map(|(seats, seen)| {
+            Some(seat_events::judge(
+                seats,
+                seen.as_ref()?,
+                r.store_deadline_secs,
+            ))
+        });
+        races.chain(seats).collect()
+    }),
+    (CheckName::Fifo, |r| {
+        r.queue.iter().map(fifo::judge).collect()
+    }),
+    (CheckName::Display, |r| {
+        r.queue.iter().map(display::judge).collect()
+    }),
+    (CheckName::Tokens, |r| {
+        r.tokens.iter().map(tokens::judge).collect()
+    }),
+    (CheckName::Seatmap, |r| {
+        r.seats
+            .iter()
+            .map(|(seats, _)| seatmap::judge(seats))
+            .collect()
+    }),
+];
+
+/// The verdict on a history: each check the run asked for judges what was
+/// recorded; one the target could not run is not applicable, with the
+/// reason. A history that cannot be rebuilt is an error naming why.
+pub fn judge(ops: &[Op]) -> Result<Verdict, String> {
+    let run = Recorded::from_ops(ops)?;
+    let stores_seen = run.races.iter().any(|(_, s)| s.is_some())
+        || run.seats.as_ref().is_some_and(|(_, s)| s.is_some());
+    let mut reports = Vec::new();
+    for (name, check) in CHECKS {
+        let asked = run.checks.contains(&name) || (name == CheckName::Stores && stores_seen);
+        if !asked {
+            continue;
+        }
+        if let Some(reason) = run.capabilities.lacks(name) {
+            reports.push(CheckReport::not_applicable(name.as_str(), reason));
+            continue;
+        }
+        let judged = check(&run);
+        if judged.is_empty() {
+            // Asked for, applicable, and nothing recorded to judge: a
+            // truncated or edited history must not pass by omission.
+            return Err(format!(
+                "the history records no scenario for the {} check it asked for",
+                name.as_str()
+            ));
+        }
+        reports.extend(judged);
+    }
+    Ok(Verdict::new(run.target, reports, run.duration_ms, run.ops))
 }

@@ -61,6 +61,11 @@ pub async fn run(
     watch: Watch,
     progress: &Progress,
 ) -> Result<QueueRun, RunError> {
+    client.history.note(
+        "scenario",
+        json!({"scenario": "queue", "eventId": event_id, "users": users,
+               "capacity": capacity, "wave": WAVE}),
+    );
     create_event(
         client,
         json!({
@@ -233,6 +238,9 @@ pub async fn run(
         purchases += 1;
     }
 
+    if let Some(why) = &stalled {
+        client.history.note("stalled", json!({ "why": why }));
+    }
     let _ = stop_sampler.send(true);
     let _ = sampler.await;
     for w in watchers {
@@ -266,6 +274,10 @@ async fn early_purchase_probe(client: &Client, event_id: &str, users: &mut [Queu
         return false;
     };
     let token = waiting.token.clone().unwrap_or_default();
+    // Noted so the history tells this purchase from the driver's.
+    client
+        .history
+        .note("early-buy-probe", json!({ "user": waiting.user }));
     let call = client
         .reserve(&waiting.user, Some(&token), event_id, 1)
         .await;

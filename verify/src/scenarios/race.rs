@@ -90,6 +90,11 @@ pub async fn run(
     confirm_deadline: Duration,
     progress: &Progress,
 ) -> Result<RaceRun, RunError> {
+    client.history.note(
+        "scenario",
+        json!({"scenario": "race", "run": run, "eventId": event_id, "buyers": spec.buyers,
+               "stock": spec.stock, "quantity": spec.quantity}),
+    );
     create_event(
         client,
         json!({
@@ -135,7 +140,8 @@ pub async fn run(
             }
             // Everyone reaches the barrier, stuck or not, so nobody waits forever.
             if barrier.wait().await.is_leader() {
-                released.store(client.history.now(), std::sync::atomic::Ordering::Relaxed);
+                let at = client.history.note("release", json!({}));
+                released.store(at, std::sync::atomic::Ordering::Relaxed);
             }
             if let (None, Some(token)) = (&buyer.stuck, &buyer.token) {
                 buyer.reserve = Some(
@@ -249,8 +255,11 @@ async fn read_until_confirmed(
         confirmed_at: None,
         error: None,
     };
+    // One process per reader: the readers run at once, and a Jepsen
+    // process does one thing at a time (so each answer pairs with its read).
+    let process = format!("reader-{}", read.user);
     loop {
-        let call = client.ticket("checker", &read.reservation_id).await;
+        let call = client.ticket(&process, &read.reservation_id).await;
         if call.reply.is_success() {
             read.body = call.reply.body().cloned();
             read.error = None;

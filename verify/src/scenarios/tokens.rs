@@ -9,6 +9,18 @@ use super::{create_event, until_active, Watch};
 use crate::client::{Client, Reply};
 use crate::RunError;
 
+/// The refusals, in the order they are tried: the case, the status and
+/// the code the contract calls for. The last follows tok-alice's one
+/// legitimate purchase.
+pub const CASES: [(&str, u16, &str); 6] = [
+    ("no token", 401, "UNAUTHORIZED"),
+    ("forged token (one byte changed)", 401, "UNAUTHORIZED"),
+    ("malformed token", 401, "UNAUTHORIZED"),
+    ("waiting token", 403, "NOT_ACTIVE"),
+    ("token of another event", 403, "NOT_ACTIVE"),
+    ("used token", 403, "NOT_ACTIVE"),
+];
+
 #[derive(Debug, Clone)]
 pub struct TokenCase {
     pub name: &'static str,
@@ -34,6 +46,10 @@ pub async fn run(
     other_event_id: String,
     watch: Watch,
 ) -> Result<TokensRun, RunError> {
+    client.history.note(
+        "scenario",
+        json!({"scenario": "tokens", "eventId": event_id, "otherEventId": other_event_id}),
+    );
     for id in [&event_id, &other_event_id] {
         create_event(
             client,
@@ -56,19 +72,14 @@ pub async fn run(
 
     let forged = forge(&alice);
     let mut cases = Vec::new();
-    let attempts: [(&'static str, Option<&str>, u16, &'static str); 5] = [
-        ("no token", None, 401, "UNAUTHORIZED"),
-        (
-            "forged token (one byte changed)",
-            Some(&forged),
-            401,
-            "UNAUTHORIZED",
-        ),
-        ("malformed token", Some("not-a-token"), 401, "UNAUTHORIZED"),
-        ("waiting token", Some(&bob), 403, "NOT_ACTIVE"),
-        ("token of another event", Some(&carol), 403, "NOT_ACTIVE"),
+    let tokens = [
+        None,
+        Some(forged.as_str()),
+        Some("not-a-token"),
+        Some(&bob),
+        Some(&carol),
     ];
-    for (name, token, status, code) in attempts {
+    for ((name, status, code), token) in CASES.into_iter().zip(tokens) {
         cases.push(attempt(client, &event_id, name, token, status, code).await);
     }
     let legit = client
@@ -80,17 +91,8 @@ pub async fn run(
             legit.reply.short()
         ));
     }
-    cases.push(
-        attempt(
-            client,
-            &event_id,
-            "used token",
-            Some(&alice),
-            403,
-            "NOT_ACTIVE",
-        )
-        .await,
-    );
+    let (name, status, code) = CASES[5];
+    cases.push(attempt(client, &event_id, name, Some(&alice), status, code).await);
     Ok(TokensRun {
         event_id,
         cases,

@@ -17,7 +17,7 @@ use super::{read_topics, Stores};
 pub type EventKey = (String, String);
 
 /// What the stores hold of one concert's seat-map events.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SeatObserved {
     /// The events PostgreSQL's rows imply, read before Kafka.
     pub expected: BTreeSet<EventKey>,

@@ -45,6 +45,12 @@ pub async fn run(
     watch: Watch,
     progress: &Progress,
 ) -> Result<SeatRun, RunError> {
+    client.history.note(
+        "scenario",
+        serde_json::json!({"scenario": "seatmap", "concertId": concert_id,
+            "users": spec.users, "seats": spec.seats, "hot": spec.hot,
+            "ttlMs": spec.ttl.as_millis() as u64, "toleranceMs": spec.tolerance.as_millis() as u64}),
+    );
     roles::create_concert(client, spec, &concert_id).await?;
 
     progress.step(format!(

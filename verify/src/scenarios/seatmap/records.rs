@@ -19,7 +19,7 @@ pub struct HoldOk {
 
 impl HoldOk {
     /// The hold `call` made, if the server answered 201 with a reservation.
-    pub(super) fn from_call(user: &str, rehold: bool, seat: u32, call: &Call) -> Option<Self> {
+    pub(crate) fn from_call(user: &str, rehold: bool, seat: u32, call: &Call) -> Option<Self> {
         let id = call
             .reply
             .str_field("reservationId")
@@ -59,7 +59,7 @@ pub struct SeatUser {
 }
 
 impl SeatUser {
-    pub(super) fn new(user: String, rehold: bool, role: Role) -> Self {
+    pub(crate) fn new(user: String, rehold: bool, role: Role) -> Self {
         SeatUser {
             user,
             rehold,

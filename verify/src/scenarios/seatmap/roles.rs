@@ -30,7 +30,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub(super) fn of(i: usize) -> Role {
+    pub fn of(i: usize) -> Role {
         match i % 10 {
             9 => Role::Poor,
             3 => Role::Abandoner,

@@ -1,17 +1,32 @@
 //! The history of a run, in the Jepsen model: every operation is an
 //! `invoke` followed by `ok` (it happened), `fail` (it definitely did not)
 //! or `info` (unknown: a timeout, a reset, a 5xx). Written as JSON lines so
-//! a verdict can be re-judged offline.
+//! a verdict can be re-judged offline: the checks judge nothing else.
+//!
+//! Beside the clients' operations, the verifier's own steps are recorded
+//! as single `info` operations of the process [`VERIFY`] (as Jepsen records
+//! its nemesis): where each scenario starts and with what parameters, the
+//! moment a barrier released the buyers, a queue that stalled.
+//!
+//! - [`read`]: a written history read back, and its operations paired into
+//!   calls.
+
+pub mod read;
+
+pub use read::{read_jsonl, Call as RecordedCall, Calls, ReadError};
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The process of the verifier's own steps (not a client's requests).
+pub const VERIFY: &str = "verify";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OpKind {
     Invoke,
@@ -20,7 +35,7 @@ pub enum OpKind {
     Info,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Op {
     pub index: u64,
     #[serde(rename = "type")]
@@ -29,8 +44,9 @@ pub struct Op {
     pub time: u64,
     /// The client (buyer) that performed the operation.
     pub process: String,
-    /// The operation: enter, status, stream, reserve, read-ticket, read-event, create-event.
-    pub f: &'static str,
+    /// The operation: enter, status, stream, sse, reserve, read-ticket,
+    /// read-event, create-event, …; for the process `verify`, its step.
+    pub f: String,
     /// Arguments on invoke, result on completion.
     pub value: Value,
 }
@@ -77,6 +93,12 @@ impl History {
         self.push(kind, process, f, value)
     }
 
+    /// Records one of the verifier's own steps (a scenario's start, a
+    /// barrier's release) and returns its time.
+    pub fn note(&self, f: &'static str, value: Value) -> u64 {
+        self.push(OpKind::Info, VERIFY, f, value)
+    }
+
     fn push(&self, kind: OpKind, process: &str, f: &'static str, value: Value) -> u64 {
         let mut ops = self.inner.ops.lock().expect("history lock poisoned");
         // Taken under the lock so that times follow the order of `index`.
@@ -87,7 +109,7 @@ impl History {
             kind,
             time,
             process: process.to_owned(),
-            f,
+            f: f.to_owned(),
             value,
         });
         time
@@ -110,11 +132,16 @@ impl History {
     }
 
     pub fn write_jsonl(&self, path: &Path) -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-        for op in self.inner.ops.lock().expect("history lock poisoned").iter() {
-            serde_json::to_writer(&mut out, op)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()
+        write_jsonl(&self.inner.ops.lock().expect("history lock poisoned"), path)
     }
+}
+
+/// Writes `ops` as JSON lines, one operation a line.
+pub fn write_jsonl(ops: &[Op], path: &Path) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for op in ops {
+        serde_json::to_writer(&mut out, op)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
 }
