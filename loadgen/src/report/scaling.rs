@@ -77,9 +77,15 @@ pub(super) fn calibration_line(scale: &ScaleReport) -> Option<String> {
     let bracket = c.bracket.map_or(String::new(), |b| {
         format!(" (passed {:.0}/s, failed {:.0}/s)", b.passed, b.failed)
     });
-    let cpu = c.cpu_ms_per_purchase.map_or(String::new(), |ms| {
+    let mut cpu = c.cpu_ms_per_purchase.map_or(String::new(), |ms| {
         format!("; the instances used {ms:.2} ms of CPU per purchase")
     });
+    if let (Some((cpus, tps)), Some(ms)) = (c.trial, c.cpu_ms_per_purchase_at_quota) {
+        cpu += &format!(
+            "; one instance saturated at {cpus:.2} CPU served {tps:.0}/s, {ms:.2} ms of its \
+             quota per purchase (background work included), which sized the quota"
+        );
+    }
     let expected = c.expected_largest.map_or(String::new(), |x| {
         let largest = scale.points.iter().map(|p| p.instances).max().unwrap_or(1);
         format!("; {largest} instances at their whole quota would reach about {x:.0}/s")

@@ -33,11 +33,34 @@ pub(super) async fn ceiling<D: Deployment>(search: &Search<'_, D>) -> anyhow::Re
         ceiling,
         bracket: repeat.bracket,
         cpu_ms_per_purchase,
+        trial: None,
+        cpu_ms_per_purchase_at_quota: None,
         headroom: ceiling / 2.0,
         expected_largest: None,
         quota_from: String::new(),
         steps: repeat.steps,
     })
+}
+
+/// One instance saturated under `cpus` (closed model): the CPU seconds
+/// per purchase of an instance at a quota, background work included.
+pub(super) async fn trial<D: Deployment>(
+    search: &Search<'_, D>,
+    cpus: f64,
+) -> anyhow::Result<(Step, Option<f64>)> {
+    (search.progress)(&format!(
+        "calibration: one instance saturated at {cpus:.2} CPU"
+    ));
+    let step = search
+        .step(
+            1,
+            &PathBuf::from("calibration").join("trial"),
+            None,
+            Some(cpus),
+        )
+        .await?;
+    let per = (step.tps > 0.0).then(|| cpus / step.tps);
+    Ok((step, per))
 }
 
 /// The instances' CPU seconds per purchase during a step.

@@ -110,19 +110,22 @@ fn cpus_of(dir: &Path) -> Option<f64> {
     (quota > 0.0 && period > 0.0).then(|| quota / period)
 }
 
-/// A step's namespace, kept to `[a-z0-9_]` (the server's rule: it prefixes
-/// Redis keys, a PostgreSQL schema and Kafka topics) and to the run id's
-/// last 20 characters, which tell runs apart.
+/// A step's namespace, kept to `[a-z0-9_]` and 40 characters (the
+/// server's rule: it prefixes Redis keys, a PostgreSQL schema and Kafka
+/// topics): the run id's last 14 characters, which tell runs apart, and a
+/// hash of the step's label, which tells steps apart.
 fn namespace(run_id: &str, n: usize, step: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
-    let id = clean(run_id);
-    let tail = &id[id.len().saturating_sub(20)..];
-    format!("sc{tail}_n{n}_{}", clean(step))
+    let id: String = run_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let tail = &id[id.len().saturating_sub(14)..];
+    // FNV-1a: stable across runs and platforms, unlike the std hasher.
+    let hash = step.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("sc{tail}_n{n}_{:08x}", hash as u32)
 }
 
 /// verify's over-selling check against the fleet.
@@ -142,4 +145,20 @@ pub(super) async fn guard(
         .map_err(|e| anyhow::anyhow!("verify: {e}"))?;
     outcome.verdict.write(out, &outcome.history)?;
     Ok((outcome.verdict.pass, outcome.verdict.headline.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn namespaces_fit_the_servers_rule_and_differ_by_step() {
+        let a = super::namespace("20261121-163800-123456789", 16, "n16r3step5-12345");
+        let b = super::namespace("20261121-163800-123456789", 16, "n16r3step6-12345");
+        assert_ne!(a, b);
+        for ns in [a, b] {
+            assert!(ns.len() <= 40, "{ns}");
+            assert!(ns
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        }
+    }
 }

@@ -80,7 +80,7 @@ pub struct ScaleArgs {
     #[arg(long)]
     pub step_secs: Option<f64>,
     /// Seconds of unrecorded purchases before each step [default: 2;
-    /// --quick: 1].
+    /// --quick: 0.5].
     #[arg(long)]
     pub warmup_secs: Option<f64>,
     /// Rates tried per repeat at most.
@@ -89,8 +89,8 @@ pub struct ScaleArgs {
     /// Stop (report what was measured) after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub max_secs: u64,
-    /// Short: 2 s steps after 1 s of warm-up, a bracket of 10% (or the
-    /// --resolution given, if coarser), at most 4 rates per repeat, 1,2,4.
+    /// Short: 2 s steps after 0.5 s of warm-up, a bracket of 10% (or the
+    /// --resolution given, if coarser), at most 3 rates per repeat, 1,2,4.
     #[arg(long)]
     pub quick: bool,
     /// Bring your own deployment to N instances: a shell command with
@@ -190,10 +190,10 @@ impl ScaleArgs {
         if self.quick {
             Effective {
                 step_secs: self.step_secs.unwrap_or(2.0),
-                warmup: self.warmup_secs.unwrap_or(1.0),
+                warmup: self.warmup_secs.unwrap_or(0.5),
                 probe_secs: 2.0,
                 resolution: self.resolution.max(0.1),
-                max_steps: self.max_steps.min(4),
+                max_steps: self.max_steps.min(3),
             }
         } else {
             Effective {
@@ -312,8 +312,20 @@ pub async fn run_with<D: Deployment>(
     let mut per_purchase = None;
     if deploy.quota() != Flavour::None {
         let mut c = Box::pin(calibrate::ceiling(&search)).await?;
-        per_purchase = c.cpu_ms_per_purchase.map(|ms| ms / 1000.0);
-        let largest_default = match per_purchase {
+        let unconstrained = c.cpu_ms_per_purchase.map(|ms| ms / 1000.0);
+        // A first quota from the unconstrained CPU per purchase, for the
+        // default sizes; one instance saturated under it gives the CPU per
+        // purchase at a quota, which sizes the real one.
+        if let (Some(p), None) = (unconstrained, args.cpus_per_instance) {
+            let first = calibrate::quota_for(c.headroom, p, 4);
+            let (step, at_quota) = Box::pin(calibrate::trial(&search, first)).await?;
+            c.trial = Some((first, step.tps));
+            c.cpu_ms_per_purchase_at_quota = at_quota.map(|s| s * 1000.0);
+            c.steps.push(step);
+            per_purchase = at_quota;
+        }
+        let per_purchase_or = per_purchase.or(unconstrained);
+        let largest_default = match per_purchase_or {
             Some(p) if !args.quick && calibrate::fits(c.headroom, p, 8) => 8,
             _ => 4,
         };
@@ -324,7 +336,7 @@ pub async fn run_with<D: Deployment>(
                 .collect()
         });
         let largest = list.iter().copied().max().unwrap_or(1);
-        let q = match (args.cpus_per_instance, per_purchase) {
+        let q = match (args.cpus_per_instance, per_purchase_or) {
             (Some(q), _) => {
                 c.quota_from = "--cpus-per-instance".into();
                 q
@@ -342,6 +354,7 @@ pub async fn run_with<D: Deployment>(
                 FALLBACK_CPUS
             }
         };
+        per_purchase = per_purchase_or;
         c.expected_largest = per_purchase.map(|p| calibrate::expected(largest, q, p));
         if let Some(x) = c.expected_largest.filter(|&x| x > c.headroom) {
             report.warnings.push(format!(
@@ -456,7 +469,8 @@ fn start_for(
         return Start::Rate(one * n as f64 * 0.95, 1.0 + 2.0 * resolution);
     }
     match (cpus, per_purchase) {
-        (Some(q), Some(p)) => Start::Rate(0.7 * calibrate::expected(n, q, p), 1.3),
+        // The whole quota's rate; the bound is met somewhat below it.
+        (Some(q), Some(p)) => Start::Rate(0.75 * calibrate::expected(n, q, p), 1.2),
         _ => Start::Probe,
     }
 }

@@ -173,6 +173,15 @@ pub struct Calibration {
     /// The instances' CPU per purchase at that rate, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms_per_purchase: Option<f64>,
+    /// One instance under a trial quota (CPUs), saturated (closed
+    /// model): its TPS, and so the CPU per purchase of an instance at a
+    /// quota, background work included (ms). This, not the unconstrained
+    /// figure, sizes the quota: a quota'd instance also spends its slice on
+    /// loops that do not scale with its rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<(f64, f64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_purchase_at_quota: Option<f64>,
     /// Half the ceiling: what the largest fleet may need.
     pub headroom: f64,
     /// The largest fleet's expected rate: its instances at their whole
