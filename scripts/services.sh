@@ -2,7 +2,7 @@
 # The real stack on 127.0.0.1, as child processes with their data in a
 # scratch directory: Redis, PostgreSQL and the tansu Kafka-protocol broker.
 # Installs what is missing (apt-get for Redis and PostgreSQL; cargo install
-# for tansu, 10-15 minutes once). Idempotent.
+# for tansu, TANSU_INSTALL_TIME once). Idempotent.
 #
 #   scripts/services.sh start    install if needed, start, wait until ready
 #   scripts/services.sh stop
@@ -13,6 +13,14 @@
 #
 # Ports (override with the variables): REDIS_PORT 16379, PG_PORT 15432,
 # KAFKA_PORT 19092. Data: $TICKETBENCH_SERVICES_DIR (default /tmp/ticketbench-services).
+#
+# The broker's storage, TANSU_STORAGE (reports/broker-storage.md compares them):
+#   sqlite    (default) a SQLite file in the data directory: topics survive a
+#             broker restart, fetch cost does not grow with the topic
+#   postgres  a database of its own (tansu) in the PostgreSQL above
+#   memory    nothing kept across a restart
+# tansu is built with all three (cargo install --root $TANSU_ROOT); TANSU_BIN
+# overrides the binary.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,7 +30,22 @@ REDIS_PORT=${REDIS_PORT:-16379}
 PG_PORT=${PG_PORT:-15432}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 TANSU_VERSION=0.6.0
+TANSU_STORAGE=${TANSU_STORAGE:-sqlite}
+TANSU_FEATURES=dynostore,libsql,postgres
+TANSU_ROOT=${TANSU_ROOT:-$HOME/.cache/ticketbench/tansu-$TANSU_VERSION}
+TANSU_INSTALL_TIME="15-30 minutes on 2 cores"
+# The postgres engine's schema is not in the crate: tansu's repository
+# ships it, at the release's tag.
+TANSU_PG_SCHEMA_URL=https://raw.githubusercontent.com/tansu-io/tansu/v$TANSU_VERSION/etc/initdb.d/010-schema.sql
+TANSU_PG_SCHEMA_SHA256=e4941efd0bb20bbadc16db1a8d52d4d3aed10d9f12147fea1a116d47cbce626e
 COMPONENTS="redis postgres kafka"
+case $TANSU_STORAGE in
+    sqlite | postgres | memory) ;;
+    *)
+        say "TANSU_STORAGE must be sqlite, postgres or memory (not '$TANSU_STORAGE')"
+        exit 2
+        ;;
+esac
 
 port_of() {
     case $1 in
@@ -37,7 +60,7 @@ print_env() {
     echo "export POSTGRES_URL=postgres://ticketbench:ticketbench@127.0.0.1:$PG_PORT/ticketbench"
     echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
     # Read by loadgen's report, which says what the broker was.
-    echo "export KAFKA_BROKER_KIND=tansu-0.6.0-memory"
+    echo "export KAFKA_BROKER_KIND=tansu-$TANSU_VERSION-$TANSU_STORAGE"
 }
 
 pg_bin() {
@@ -47,17 +70,19 @@ pg_bin() {
 }
 
 tansu_bin() {
-    command -v tansu 2>/dev/null || { [ -x "$HOME/.cargo/bin/tansu" ] && echo "$HOME/.cargo/bin/tansu"; }
+    local bin=${TANSU_BIN:-$TANSU_ROOT/bin/tansu}
+    [ -x "$bin" ] && echo "$bin"
 }
 
 install_missing() {
     command -v redis-server >/dev/null || apt_install "the real stack's Redis" redis-server
     pg_bin >/dev/null || apt_install "the real stack's PostgreSQL" postgresql
     if ! tansu_bin >/dev/null; then
-        say "installing tansu $TANSU_VERSION (cargo install, 10-15 minutes once)"
+        say "installing the tansu $TANSU_VERSION Kafka broker with its SQLite, PostgreSQL and memory storage into $TANSU_ROOT (cargo install, $TANSU_INSTALL_TIME, once)"
+        local started=$SECONDS
         env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
-            --features dynostore --quiet
-        say "tansu $TANSU_VERSION installed"
+            --features "$TANSU_FEATURES" --root "$TANSU_ROOT" --quiet
+        say "tansu $TANSU_VERSION installed in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
     fi
 }
 
@@ -120,22 +145,59 @@ start_postgres() {
     say "PostgreSQL ready (database ticketbench)"
 }
 
+# The broker's own database in the PostgreSQL above (not the application's):
+# created and given tansu's schema once.
+tansu_pg_database() {
+    local bin schema=$TANSU_ROOT/010-schema.sql
+    bin=$(pg_bin)
+    port_open "$PG_PORT" || die "the postgres storage needs PostgreSQL up on 127.0.0.1:$PG_PORT (scripts/services.sh start-one postgres)"
+    if pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'tansu'" | grep -q 1; then
+        return
+    fi
+    if ! echo "$TANSU_PG_SCHEMA_SHA256  $schema" | sha256sum -c --status 2>/dev/null; then
+        say "downloading tansu's PostgreSQL schema ($TANSU_PG_SCHEMA_URL)"
+        mkdir -p "$TANSU_ROOT"
+        curl -sSfL --max-time 60 -o "$schema.part" "$TANSU_PG_SCHEMA_URL" ||
+            die "could not download $TANSU_PG_SCHEMA_URL"
+        echo "$TANSU_PG_SCHEMA_SHA256  $schema.part" | sha256sum -c --status ||
+            die "$TANSU_PG_SCHEMA_URL is not the expected file (sha256 differs)"
+        mv "$schema.part" "$schema"
+    fi
+    say "creating the broker's database tansu in PostgreSQL (once)"
+    pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \
+        "CREATE DATABASE tansu OWNER ticketbench"
+    pg_run "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U ticketbench -d tansu -q \
+        -v ON_ERROR_STOP=1 -f - <"$schema" >/dev/null
+}
+
 start_kafka() {
     if port_open "$KAFKA_PORT"; then
         say "the tansu Kafka broker already up on 127.0.0.1:$KAFKA_PORT"
         return
     fi
-    say "starting the tansu Kafka broker on 127.0.0.1:$KAFKA_PORT"
-    local bin
-    bin=$(tansu_bin)
-    nohup "$bin" broker \
-        --storage-engine memory://tansu/ \
+    say "starting the tansu Kafka broker on 127.0.0.1:$KAFKA_PORT ($TANSU_STORAGE storage)"
+    echo "--- $(date -Is) starting, $TANSU_STORAGE storage" >>"$DIR/kafka.log"
+    local bin storage
+    bin=$(tansu_bin) || die "no tansu binary at ${TANSU_BIN:-$TANSU_ROOT/bin/tansu} (scripts/services.sh start installs it)"
+    mkdir -p "$DIR/kafka"
+    case $TANSU_STORAGE in
+        # A path relative to the broker's working directory.
+        sqlite) storage=sqlite://tansu.db ;;
+        postgres)
+            tansu_pg_database
+            storage=postgres://ticketbench:ticketbench@127.0.0.1:$PG_PORT/tansu
+            ;;
+        memory) storage=memory://tansu/ ;;
+    esac
+    (cd "$DIR/kafka" && exec env -u STORAGE_ENGINE nohup "$bin" broker \
+        --storage-engine "$storage" \
         --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        >"$DIR/kafka.log" 2>&1 &
+        >>"$DIR/kafka.log" 2>&1) &
     echo $! >"$DIR/kafka.pid"
     wait_port kafka "$KAFKA_PORT" "$DIR/kafka.log"
-    say "Kafka broker ready"
+    say "Kafka broker ready ($storage, run in $DIR/kafka; log $DIR/kafka.log)"
 }
 
 # Kills the process named in $DIR/NAME.pid and waits for its port to close.
