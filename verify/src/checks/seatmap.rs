@@ -14,7 +14,7 @@
 //! - Per user, the final balance = charges - distinct payments, never
 //!   negative; retries with one key share one payment.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::json;
 
@@ -199,9 +199,26 @@ pub fn judge(run: &SeatRun) -> CheckReport {
         .collect();
     let mut after_expiry = 0;
     let mut wrong_answer = 0;
+    // A payment invoked while its hold was live, and not refused, may
+    // have succeeded then (an unknown outcome too); a later success for the
+    // same reservation is the idempotent replay of that payment, not a
+    // payment after expiry (paid stays paid).
+    let paid_in_time: HashSet<&str> = run
+        .pays
+        .iter()
+        .filter(|p| {
+            let hold = holds_by_id[p.reservation_id.as_str()];
+            p.call.invoked <= hold.call.completed + ttl + SLACK_NS
+                && !matches!(p.call.reply.kind(), OpKind::Fail)
+        })
+        .map(|p| p.reservation_id.as_str())
+        .collect();
     for p in &run.pays {
         let hold = holds_by_id[p.reservation_id.as_str()];
-        if p.call.reply.is_success() && p.call.invoked > hold.call.completed + ttl + SLACK_NS {
+        if p.call.reply.is_success()
+            && p.call.invoked > hold.call.completed + ttl + SLACK_NS
+            && !paid_in_time.contains(p.reservation_id.as_str())
+        {
             push(
                 &mut after_expiry,
                 format!(
