@@ -178,6 +178,9 @@ async fn broker_restart_under_two_instances_loses_nothing() {
     let Some(stack) = real_stack() else {
         return;
     };
+    // The broker as scripts/services.sh starts it now, with its configured
+    // storage, not one left running by an earlier configuration.
+    BrokerDown::stop().start();
     let real = Backend::Real(stack.clone());
     let kafka: Arc<BaseConsumer> = Arc::new(
         ClientConfig::new()
