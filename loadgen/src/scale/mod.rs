@@ -272,13 +272,24 @@ pub fn interleaved(instances: &[usize], repeats: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The scaling run on any deployment.
+/// The scaling run on any deployment; the deployment is finished (a
+/// fleet command brought to 0) whatever the outcome.
 pub async fn run_with<D: Deployment>(
     args: &ScaleArgs,
     deploy: &D,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<ScaleReport> {
     args.validate()?;
+    let outcome = Box::pin(measure(args, deploy, progress)).await;
+    deploy.finish().await;
+    outcome
+}
+
+async fn measure<D: Deployment>(
+    args: &ScaleArgs,
+    deploy: &D,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<ScaleReport> {
     let started = Instant::now();
     let run_id = args.run_id.clone().unwrap_or_else(run::default_run_id);
     std::fs::create_dir_all(&args.out)?;
@@ -414,7 +425,6 @@ pub async fn run_with<D: Deployment>(
             guard?
         };
     }
-    deploy.finish().await;
     report.derive();
     for p in &mut report.points {
         p.limit = limits::point_limit(p);

@@ -96,7 +96,13 @@ impl<D: Deployment> Search<'_, D> {
             Err(_) => None,
         };
         self.deploy.down(fleet).await;
-        let mut step = judge(self.args, &summary?, rate, &out);
+        // A run that could not be carried out (the stack refused the
+        // set-up, say) is a failing step with its reason, not the end of
+        // the whole scaling run.
+        let mut step = match &summary {
+            Ok(s) => judge(self.args, s, rate, &out),
+            Err(e) => failed(rate, &out, format!("the load run failed: {e:#}")),
+        };
         step.usage = usage;
         Ok(step)
     }
@@ -207,6 +213,25 @@ fn window(s: &RunSummary) -> Option<(SystemTime, SystemTime)> {
         from,
         from + std::time::Duration::from_secs_f64(s.duration_secs),
     ))
+}
+
+/// A step whose load run did not complete.
+fn failed(rate: Option<f64>, dir: &Path, reason: String) -> Step {
+    Step {
+        rate,
+        tps: 0.0,
+        achieved: None,
+        backlog: None,
+        p50_ms: 0.0,
+        p95_ms: 0.0,
+        p99_ms: 0.0,
+        p95_raw_ms: 0.0,
+        error_rate: 1.0,
+        pass: false,
+        reason: Some(reason),
+        dir: dir.display().to_string(),
+        usage: None,
+    }
 }
 
 /// One step's figures, judged against the bounds. A closed-model probe
