@@ -228,8 +228,16 @@ fn quick_scale_run_calibrates_repeats_and_reports_it() {
     assert_eq!(sizes, [1, 2, 4]);
     assert_ne!(report.quota, loadgen::cgroup::Flavour::None, "no quota");
     let c = report.calibration.as_ref().expect("calibrated");
-    assert_eq!(c.quota_from, "calibrated");
-    assert!(c.ceiling > 0.0 && c.cpu_ms_per_purchase.is_some(), "{c:?}");
+    // A loaded machine may find no passing rate even unconstrained: then
+    // the quota falls back, and the report must say so.
+    if c.ceiling > 0.0 {
+        assert_eq!(c.quota_from, "calibrated");
+        assert!(c.cpu_ms_per_purchase_at_quota.is_some(), "{c:?}");
+        assert!((c.headroom - c.ceiling / 2.0).abs() < 1e-9);
+    } else {
+        assert!(c.quota_from.starts_with("fallback"), "{c:?}");
+        assert!(!report.warnings.is_empty());
+    }
     assert!(report.cfs_period_us.is_some());
     for p in &report.points {
         assert_eq!(p.repeats.len(), 3, "{} instances", p.instances);

@@ -129,6 +129,7 @@ impl<D: Deployment> Search<'_, D> {
         };
         let (mut lo, mut hi, mut hint): (Option<f64>, Option<f64>, Option<f64>) =
             (None, None, None);
+        let mut over = 1.0;
         for k in 0..self.max_steps {
             if Instant::now() > self.deadline {
                 break;
@@ -143,13 +144,16 @@ impl<D: Deployment> Search<'_, D> {
             if step.pass {
                 lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
             } else {
+                if hi.is_none_or(|h| rate < h) {
+                    over = step.p95_ms / self.args.p95_bound_ms;
+                }
                 hi = Some(hi.map_or(rate, |h: f64| h.min(rate)));
                 if step.tps > 0.0 {
                     hint = Some(hint.map_or(step.tps, |t: f64| t.min(step.tps)));
                 }
             }
             steps.push(step);
-            match next_rate(lo, hi, hint, factor, self.resolution) {
+            match next_rate(lo, hi, hint, over, factor, self.resolution) {
                 Some((r, f)) => (rate, factor) = (r, f),
                 None => break,
             }
@@ -175,11 +179,13 @@ impl<D: Deployment> Search<'_, D> {
 /// step reached (`hint`: a fleet offered more than it serves shows about
 /// what it serves); `None` once the rates are within `resolution` of each
 /// other. Until the bound is crossed the factor grows at each step, so a
-/// poor estimate costs a few steps, not many.
+/// poor estimate costs a few steps, not many; a failing rate whose P95 was
+/// `over` times the bound (2 or more) at least halves the next.
 pub(super) fn next_rate(
     lo: Option<f64>,
     hi: Option<f64>,
     hint: Option<f64>,
+    over: f64,
     factor: f64,
     resolution: f64,
 ) -> Option<(f64, f64)> {
@@ -195,7 +201,10 @@ pub(super) fn next_rate(
             Some((next, factor))
         }
         (Some(l), None) => Some((l * factor, wider)),
-        (None, Some(h)) => Some(((h / factor).min(hint.unwrap_or(f64::INFINITY)), wider)),
+        (None, Some(h)) => {
+            let by = if over >= 2.0 { factor.max(2.0) } else { factor };
+            Some(((h / by).min(hint.unwrap_or(f64::INFINITY)), wider))
+        }
         (None, None) => None,
     }
 }
@@ -300,7 +309,7 @@ mod tests {
                 hi = Some(hi.map_or(rate, |h: f64| h.min(rate)));
                 hint = Some(hint.map_or(capacity, |t| t.min(capacity)));
             }
-            match next_rate(lo, hi, hint, factor, 0.05) {
+            match next_rate(lo, hi, hint, 1.0, factor, 0.05) {
                 Some(n) => (rate, factor) = n,
                 None => break,
             }
@@ -325,6 +334,11 @@ mod tests {
         }
         // Four times over: what the fleet served says where to go.
         assert!(search(100.0, 400.0, 1.3).0.len() <= 3);
+        // Far over the bound (P95 at 8 times it): at least halved.
+        let (next, _) = next_rate(None, Some(300.0), None, 8.0, 1.3, 0.05).unwrap();
+        assert_eq!(next, 150.0);
+        let (next, _) = next_rate(None, Some(300.0), None, 1.2, 1.3, 0.05).unwrap();
+        assert!((next - 300.0 / 1.3).abs() < 1e-9);
         // From the fleet's own earlier median, two steps settle it.
         assert_eq!(search(100.0, 98.0, 1.05).0.len(), 2);
     }
