@@ -197,6 +197,25 @@ pub(super) fn flag_note(scale: &ScaleReport) -> Option<String> {
     })
 }
 
+/// Fleet sizes with a repeat that found no passing rate: their spread
+/// leaves that repeat out, so their verdict is at most inconclusive.
+pub(super) fn incomplete_note(scale: &ScaleReport) -> Option<String> {
+    let sizes: Vec<String> = scale
+        .points
+        .iter()
+        .filter(|p| p.tps.is_some() && p.repeats.iter().any(|r| r.tps().is_none()))
+        .map(|p| p.instances.to_string())
+        .collect();
+    (!sizes.is_empty()).then(|| {
+        format!(
+            "At {} instance(s) a repeat found no passing rate: its capacity lies below every rate \
+             it tried, how far is unknown, so the spread leaves it out and efficiency there (and, \
+             for the first size, everywhere) is at most inconclusive and never flagged.",
+            sizes.join(", ")
+        )
+    })
+}
+
 /// What limited each fleet size, with its figures at the deciding step.
 pub(super) fn limits_note(scale: &ScaleReport) -> Option<String> {
     let lines: Vec<String> = scale
@@ -270,6 +289,7 @@ pub(super) fn notes(scale: &ScaleReport) -> Vec<String> {
             calibration_line(scale),
             model_line(scale),
             flag_note(scale),
+            incomplete_note(scale),
             unmet_note(scale),
             limits_note(scale),
         ]

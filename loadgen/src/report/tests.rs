@@ -228,3 +228,26 @@ fn a_report_made_before_repeats_reads_as_one_repeat_per_fleet() {
     assert_eq!(read.points[1].verdict.map(|v| v.word()), Some("fail"));
     assert!(read.points[1].steps.is_empty() && read.points[1].best.is_none());
 }
+
+#[test]
+fn a_repeat_without_a_passing_rate_leaves_the_verdict_inconclusive() {
+    // Complete, two instances at 95%..105% would pass; one repeat of one
+    // instance that found no rate makes it undecided, and says why.
+    let complete = scale(
+        &[(1, &[100.0, 100.0, 100.0]), (2, &[195.0, 200.0, 205.0])],
+        true,
+    );
+    assert_eq!(complete.points[1].verdict.map(|v| v.word()), Some("pass"));
+    let mut s = complete.clone();
+    let failed = scale(&[(1, &[])], true).points[0].repeats[0].clone();
+    s.points[0].repeats.push(failed);
+    s.derive();
+    assert_eq!(s.points[1].verdict.map(|v| v.word()), Some("inconclusive"));
+    let (md, ..) = render(&report(s));
+    assert!(
+        md.contains("At 1 instance(s) a repeat found no passing rate"),
+        "{md}"
+    );
+    let (md, ..) = render(&report(complete));
+    assert!(!md.contains("found no passing rate"), "{md}");
+}

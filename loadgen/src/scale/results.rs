@@ -322,7 +322,13 @@ impl ScaleReport {
             .points
             .first()
             .and_then(|p| Some((p.tps?, p.tps_interval?, p.instances)));
+        // A repeat that found no passing rate is not in the spread (its
+        // capacity is below every rate it tried, how far is unknown), so
+        // an interval it would have widened decides nothing.
+        let complete = |p: &Point| p.repeats.iter().all(|r| r.tps().is_some());
+        let base_complete = self.points.first().is_some_and(complete);
         for p in &mut self.points {
+            let decisive = base_complete && complete(p);
             let e = match (p.tps.zip(p.tps_interval), base) {
                 (Some(t), Some((b, bi, bn))) if p.verify_pass => {
                     stats::efficiency(p.instances, t, (b, bi), bn)
@@ -331,8 +337,14 @@ impl ScaleReport {
             };
             p.efficiency = e.map(|e| e.0);
             p.efficiency_interval = e.map(|e| e.1);
-            p.verdict = e.map(|e| Verdict::of(e.1));
-            p.efficiency_flagged = e.is_some_and(|e| stats::above_ideal(e.1));
+            p.verdict = e.map(|e| {
+                if decisive {
+                    Verdict::of(e.1)
+                } else {
+                    Verdict::Inconclusive
+                }
+            });
+            p.efficiency_flagged = decisive && e.is_some_and(|e| stats::above_ideal(e.1));
         }
         let points: Vec<(f64, f64)> = self
             .points
