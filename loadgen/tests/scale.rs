@@ -138,11 +138,22 @@ fn check_statistics(report: &ScaleReport, summary_of: SummaryOf<'_>) -> Result<(
         };
         let same = match (expected, p.efficiency, p.efficiency_interval) {
             (Some((e, i)), Some(pe), Some(pi)) => {
+                // A repeat without a passing rate (here or at the base)
+                // leaves the spread incomplete: no verdict beyond
+                // inconclusive, no flag.
+                let complete = [p, first]
+                    .iter()
+                    .all(|q| q.repeats.iter().all(|r| r.tps().is_some()));
+                let (verdict, flag) = if complete {
+                    (Verdict::of(i), stats::above_ideal(i))
+                } else {
+                    (Verdict::Inconclusive, false)
+                };
                 close(e, pe)
                     && close(i.lo, pi.lo)
                     && close(i.hi, pi.hi)
-                    && p.verdict == Some(Verdict::of(i))
-                    && p.efficiency_flagged == stats::above_ideal(i)
+                    && p.verdict == Some(verdict)
+                    && p.efficiency_flagged == flag
             }
             (None, None, None) => p.verdict.is_none(),
             _ => false,
