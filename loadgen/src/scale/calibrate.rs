@@ -15,6 +15,10 @@ use super::search::{Search, Start};
 /// can each take a core of this machine, more would only contend.
 const FLEET: usize = 2;
 
+/// Rates the ceiling's search may try, --quick too: every fleet's quota
+/// follows from it, so it is worth a bracket where a repeat's is not.
+const CEILING_STEPS: usize = 6;
+
 /// The smallest quota an instance gets: below it a quota period is mostly
 /// stall, which the latency bound feels more than the rate.
 pub const MIN_CPUS: f64 = 0.08;
@@ -23,7 +27,13 @@ pub const MIN_CPUS: f64 = 0.08;
 pub(super) async fn ceiling<D: Deployment>(search: &Search<'_, D>) -> anyhow::Result<Calibration> {
     (search.progress)("calibration: the shared stack's ceiling, instances unconstrained");
     let repeat = search
-        .repeat(FLEET, 0, PathBuf::from("calibration"), Start::Probe, None)
+        .repeat(
+            FLEET,
+            0,
+            PathBuf::from("calibration"),
+            (Start::Probe, search.max_steps.max(CEILING_STEPS)),
+            None,
+        )
         .await?;
     let best = repeat.best.clone();
     let ceiling = best.as_ref().map_or(0.0, |b| b.tps);

@@ -402,7 +402,7 @@ async fn measure<D: Deployment>(
         }
         let start = start_for(&report, n, cpus, per_purchase, e.resolution);
         let dir = PathBuf::from(format!("n{n}")).join(format!("r{}", round + 1));
-        let repeat = Box::pin(search.repeat(n, order, dir, start, cpus)).await?;
+        let repeat = Box::pin(search.repeat(n, order, dir, (start, e.max_steps), cpus)).await?;
         if let Some(p) = report.points.iter_mut().find(|p| p.instances == n) {
             p.repeats.push(repeat);
             p.derive_tps();

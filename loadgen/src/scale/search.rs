@@ -107,13 +107,14 @@ impl<D: Deployment> Search<'_, D> {
         Ok(step)
     }
 
-    /// One repeat's search for fleets of `n`; its steps go under `dir`.
+    /// One repeat's search for fleets of `n`, `max_steps` rates at most;
+    /// its steps go under `dir`.
     pub(super) async fn repeat(
         &self,
         n: usize,
         order: usize,
         dir: PathBuf,
-        start: Start,
+        (start, max_steps): (Start, usize),
         cpus: Option<f64>,
     ) -> anyhow::Result<Repeat> {
         let mut steps = Vec::new();
@@ -130,7 +131,7 @@ impl<D: Deployment> Search<'_, D> {
         let (mut lo, mut hi, mut hint): (Option<f64>, Option<f64>, Option<f64>) =
             (None, None, None);
         let mut over = 1.0;
-        for k in 0..self.max_steps {
+        for k in 0..max_steps {
             if Instant::now() > self.deadline {
                 break;
             }
