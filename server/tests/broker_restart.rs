@@ -9,12 +9,13 @@
 //! Alone in its binary: it stops and starts the shared broker of
 //! `scripts/services.sh` (test binaries run one after another).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::services;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use reqwest::StatusCode;
@@ -29,16 +30,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// No request may take longer, outage or not.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 const STOCK: u64 = 100_000;
-
-fn services(args: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "services.sh {args:?}");
-}
 
 /// The broker stopped; started again when dropped, whatever happened, so
 /// the test binaries after this one find it up.

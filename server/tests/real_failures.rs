@@ -12,22 +12,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::active_token;
+use common::{active_token, services};
 use reqwest::StatusCode;
 use serde_json::json;
 use testkit::{assert_error, eventually, real_stack, start, Backend, TempDir, TestServer};
 
 const DEADLINE: Duration = Duration::from_secs(45);
-
-fn services(args: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "services.sh {args:?}");
-}
 
 struct OwnRedis {
     child: Child,

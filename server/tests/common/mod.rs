@@ -6,6 +6,19 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::{call, TestServer};
 
+/// Runs `scripts/services.sh` with `args` (stop-one, start-one: failure
+/// tests) and asserts it worked.
+pub fn services(args: &[&str]) {
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "services.sh {args:?}");
+}
+
 /// Enters the queue and asserts the user was admitted at once.
 pub async fn active_token(server: &TestServer, event: &str, user: &str) -> String {
     let entered = server.enter(event, user).await;
