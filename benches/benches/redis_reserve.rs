@@ -7,7 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ticket_server::backend::stack::keys::EventKeys;
-use ticket_server::backend::stack::lua::{CreateReply, RedisScripts, RegisterReply, ReserveReply};
+use ticket_server::backend::stack::line::RegisterReply;
+use ticket_server::backend::stack::lua::{CreateReply, RedisScripts, ReserveReply};
 
 fn bench(c: &mut Criterion) {
     let Ok(url) = std::env::var("REDIS_URL") else {
@@ -44,14 +45,26 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let mut n = 0u64;
     let mut register = |conn: &mut redis::aio::MultiplexedConnection| -> (u64, String) {
+        // The line's places are the offsets 0, 1, 2, ... as the admission
+        // consumer reads them; an entry nobody placed yet is adopted.
+        let seq = n;
         n += 1;
-        let user = format!("u{n}");
+        let user = format!("u{seq}");
         let reply: RegisterReply = rt
-            .block_on(scripts.register.on(&keys).arg(&user).arg(0u64).run(conn))
+            .block_on(
+                scripts
+                    .register
+                    .on(&keys)
+                    .arg(&user)
+                    .arg(0u64)
+                    .arg(seq)
+                    .run(conn),
+            )
             .unwrap();
-        let RegisterReply::Placed { seq } = reply else {
-            panic!("not placed: {reply:?}")
-        };
+        assert!(
+            matches!(reply, RegisterReply::Adopted),
+            "not placed: {reply:?}"
+        );
         (seq, user)
     };
     let reserve_once = |conn: &mut redis::aio::MultiplexedConnection, seq: u64, user: &str| {
