@@ -71,6 +71,21 @@ fn call(
     op(out, index, kind, f, v, process, c.completed);
 }
 
+/// The checker's last read, answering `value`, just after `after` (every
+/// operation it must follow).
+fn final_read(out: &mut String, index: &mut u64, value: &str, after: u64) {
+    op(
+        out,
+        index,
+        OpKind::Invoke,
+        "read",
+        "nil",
+        CHECKER,
+        after + 1,
+    );
+    op(out, index, OpKind::Ok, "read", value, CHECKER, after + 2);
+}
+
 /// The EDN histories of a recorded run: `(file name, text)` for each race
 /// (`race-<run>-<k>.edn`, counter) and the queue (`queue.edn`, set).
 pub fn histories(run: &Recorded) -> Vec<(String, String)> {
@@ -98,24 +113,7 @@ pub fn histories(run: &Recorded) -> Vec<(String, String)> {
                 .filter_map(|b| b.reserve.as_ref().map(|c| c.completed))
                 .max()
                 .unwrap_or(0);
-            op(
-                &mut out,
-                &mut index,
-                OpKind::Invoke,
-                "read",
-                "nil",
-                CHECKER,
-                t + 1,
-            );
-            op(
-                &mut out,
-                &mut index,
-                OpKind::Ok,
-                "read",
-                &sold.to_string(),
-                CHECKER,
-                t + 2,
-            );
+            final_read(&mut out, &mut index, &sold.to_string(), t);
         }
         files.push((format!("race-{}-{k}.edn", race.run), out));
     }
@@ -146,25 +144,8 @@ pub fn histories(run: &Recorded) -> Vec<(String, String)> {
             .chain(queue.users.iter().map(|u| u.enter.completed))
             .max()
             .unwrap_or(0);
-        op(
-            &mut out,
-            &mut index,
-            OpKind::Invoke,
-            "read",
-            "nil",
-            CHECKER,
-            end + 1,
-        );
         let read = format!("#{{{}}}", admitted.join(" "));
-        op(
-            &mut out,
-            &mut index,
-            OpKind::Ok,
-            "read",
-            &read,
-            CHECKER,
-            end + 2,
-        );
+        final_read(&mut out, &mut index, &read, end);
         files.push(("queue.edn".to_owned(), out));
     }
     files
