@@ -18,3 +18,12 @@ services_start_own
 eval "$(scripts/services.sh env)"
 
 cargo test --workspace --locked
+
+# Suites that need tools beyond cargo (an API tester, fuzzers, a browser,
+# manifest validation): each is one script here, run in name order, and each
+# installs what it needs, says so, and bounds its own time.
+for suite in scripts/test.d/*.sh; do
+    [ -e "$suite" ] || continue
+    echo "== $suite"
+    bash "$suite"
+done
