@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -92,7 +92,13 @@ impl App {
         };
         let label = route.label();
         if req.method() != method {
-            return (label, Err(Error::MethodNotAllowed));
+            // RFC 9110 15.5.6: a 405 names the methods the route takes.
+            let mut refused = error_response(&Error::MethodNotAllowed);
+            refused.headers_mut().insert(
+                ALLOW,
+                HeaderValue::from_str(method.as_str()).expect("a method is a valid header"),
+            );
+            return (label, Ok(refused));
         }
         if route.rate_limited() {
             if let Some(limiter) = &self.rate_limiter {

@@ -14,7 +14,8 @@ use hyper::{Method, Request, Response};
 use crate::error::Result;
 use crate::http::{App, Body};
 
-/// Every route of the contract. Ids taken from the path are validated by the
+/// Every route of the contract. Ids taken from the path are percent-decoded
+/// here (RFC 3986: a client may encode `:` as `%3A`) and validated by the
 /// handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -56,20 +57,20 @@ impl Route {
             "/openapi.yaml" => (Route::OpenApi, Method::GET),
             _ => {
                 if let Some(id) = single_segment(path, "/api/v1/events/") {
-                    (Route::GetEvent(id.to_owned()), Method::GET)
+                    (Route::GetEvent(decode(id)), Method::GET)
                 } else if let Some(id) = single_segment(path, "/api/v1/tickets/") {
-                    (Route::GetReservation(id.to_owned()), Method::GET)
+                    (Route::GetReservation(decode(id)), Method::GET)
                 } else if let Some(rest) = path.strip_prefix("/api/v1/concerts/") {
                     let parts: Vec<&str> = rest.split('/').collect();
                     if parts.iter().any(|p| p.is_empty()) {
                         return None;
                     }
                     match parts.as_slice() {
-                        [c, "schedules"] => (Route::Schedules((*c).to_owned()), Method::GET),
+                        [c, "schedules"] => (Route::Schedules(decode(c)), Method::GET),
                         [c, "schedules", s, "seats"] => {
-                            (Route::Seats((*c).to_owned(), (*s).to_owned()), Method::GET)
+                            (Route::Seats(decode(c), decode(s)), Method::GET)
                         }
-                        [c, "reservations"] => (Route::Hold((*c).to_owned()), Method::POST),
+                        [c, "reservations"] => (Route::Hold(decode(c)), Method::POST),
                         _ => return None,
                     }
                 } else {
@@ -131,6 +132,15 @@ impl Route {
     }
 }
 
+/// A path segment percent-decoded. Invalid UTF-8 after decoding keeps the
+/// raw segment, whose `%` the id check then refuses (400), as it refuses a
+/// decoded `/`.
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map_or_else(|_| segment.to_owned(), |s| s.into_owned())
+}
+
 /// `rest` when `path` is `prefix` followed by one non-empty segment.
 fn single_segment<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     path.strip_prefix(prefix)
@@ -162,6 +172,25 @@ mod tests {
         assert_eq!(
             Route::resolve("/api/v1/concerts/c1/reservations"),
             Some((Route::Hold("c1".into()), Method::POST))
+        );
+        assert_eq!(
+            Route::resolve("/api/v1/events/0%3A5p"),
+            Some((Route::GetEvent("0:5p".into()), Method::GET)),
+            "segments are percent-decoded"
+        );
+        assert_eq!(
+            Route::resolve("/api/v1/concerts/c%3A1/schedules/s%2D1/seats"),
+            Some((Route::Seats("c:1".into(), "s-1".into()), Method::GET))
+        );
+        assert_eq!(
+            Route::resolve("/api/v1/tickets/a%2Fb"),
+            Some((Route::GetReservation("a/b".into()), Method::GET)),
+            "an encoded slash stays in the id (which the handler refuses)"
+        );
+        assert_eq!(
+            Route::resolve("/api/v1/tickets/%FF"),
+            Some((Route::GetReservation("%FF".into()), Method::GET)),
+            "not UTF-8 once decoded: kept raw"
         );
         assert_eq!(Route::resolve("/api/v1/concerts//schedules"), None);
         assert_eq!(Route::resolve("/api/v1/concerts/c1/schedules/s1"), None);
