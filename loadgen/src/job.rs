@@ -66,6 +66,20 @@ pub struct JobArgs {
     pub reports_dir: PathBuf,
     #[arg(long)]
     pub run_id: Option<String>,
+    /// Gates on the flash-sale load run (unprefixed metrics), any
+    /// transaction of either load run, and the scaling run (efficiency@N).
+    #[command(flatten)]
+    pub gates: crate::thresholds::ThresholdArgs,
+}
+
+impl JobArgs {
+    pub fn thresholds(&self) -> anyhow::Result<Vec<crate::thresholds::Threshold>> {
+        self.gates.parse(&crate::thresholds::Scope {
+            command: "job",
+            scenarios: vec![Kind::FlashSale, Kind::HoldAndPay],
+            scale: !self.no_scale,
+        })
+    }
 }
 
 const ADMIN: &str = "job-admin";
@@ -142,7 +156,10 @@ fn timed(msg: impl Into<String>, secs: f64) -> ProgressBar {
     bar
 }
 
-pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
+/// Runs the job; returns its report directory and whether every
+/// threshold passed.
+pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
+    let gates = args.thresholds()?;
     anyhow::ensure!(
         args.rate > 0.0
             && args.rate.is_finite()
@@ -341,6 +358,26 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         }
     };
 
+    // Each result is kept with what it judged: the scaling run's in
+    // scale.json, the others with the main load run; junit.xml has all.
+    let mut load = load;
+    let mut scale = scale;
+    let judged: Vec<_> = gates
+        .iter()
+        .map(|t| crate::thresholds::judge(t, &[&load, &seats], scale.as_ref()))
+        .collect();
+    let passed = judged.iter().all(|j| j.pass);
+    if !judged.is_empty() {
+        crate::thresholds::write_junit(&judged, "thresholds", &out.join("junit.xml"))?;
+        eprint!("{}", crate::thresholds::human(&judged));
+    }
+    for (t, j) in gates.iter().zip(judged) {
+        match scale.as_mut() {
+            Some(s) if t.metric.is_scale() => s.thresholds.push(j),
+            _ => load.thresholds.push(j),
+        }
+    }
+
     let bar = spinner("report");
     let report = Report {
         run_id: run_id.clone(),
@@ -362,7 +399,7 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<PathBuf> {
         &bar,
         format!("report: {}", out.join("report.html").display()),
     );
-    Ok(out)
+    Ok((out, passed))
 }
 
 /// " of 200/s offered (99%), 3 in backlog" for an open-model run.

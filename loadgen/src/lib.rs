@@ -4,6 +4,7 @@
 //! merge exactly, the scaling run and the reports.
 
 pub mod cgroup;
+pub mod console;
 pub mod instances;
 pub mod job;
 pub mod machine;
@@ -16,3 +17,4 @@ pub mod scale;
 pub mod scenarios;
 pub mod setup;
 pub mod summary;
+pub mod thresholds;

@@ -1,23 +1,39 @@
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "loadgen", version, about = "ticketbench's load generator")]
+#[command(
+    name = "loadgen",
+    version,
+    about = "ticketbench's load generator",
+    after_help = EXIT_STATUS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+const EXIT_STATUS: &str = "Exit status (run, scale, job; the others use 0 and 1):
+  0  the run completed and every --threshold passed
+  1  the run could not be carried out (target unreachable, set-up refused, ...)
+  2  bad command line: unknown option, malformed threshold, a metric the
+     command does not measure (nothing was sent)
+  3  the run completed and at least one --threshold failed (see junit.xml)";
+
 #[derive(Subcommand)]
 enum Command {
     /// One load run against any server that speaks the contract.
+    #[command(after_help = EXIT_STATUS)]
     Run(loadgen::run::RunArgs),
     /// The scaling run: 1, 2, 4 instances on the shared real stack under
     /// equal CPU quotas; TPS, P95 and efficiency per instance count.
+    #[command(after_help = EXIT_STATUS)]
     Scale(loadgen::scale::ScaleArgs),
     /// The main job: verify, a load run and the scaling run against the
     /// reference server, reported in reports/<run-id>/ (and reports/latest).
+    #[command(after_help = EXIT_STATUS)]
     Job(loadgen::job::JobArgs),
     /// Builds the report (plots, HTML, Markdown, JSON) from the outputs of
     /// `run`, `scale` and verify.
@@ -65,13 +81,44 @@ fn write_report(
     Ok(())
 }
 
+use loadgen::thresholds::exit;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    if let Err(e) = refuse_bad_options(&cli.command) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(exit::USAGE);
+    }
+    match Box::pin(command(cli.command)).await {
+        Ok(true) => ExitCode::from(exit::OK),
+        Ok(false) => ExitCode::from(exit::THRESHOLD_FAILED),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::RUN_FAILED)
+        }
+    }
+}
+
+/// Options the command line could not refuse by itself (bounds,
+/// thresholds): checked before anything is sent.
+fn refuse_bad_options(command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => args.validate(),
+        Command::Scale(args) => args.validate(),
+        Command::Job(args) => args.thresholds().map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `command`; `Ok(false)` when a threshold failed.
+async fn command(command: Command) -> anyhow::Result<bool> {
+    let mut gates_passed = true;
+    match command {
         Command::Run(args) => {
             let summary = loadgen::run::run(&args).await?;
-            println!("{}", serde_json::to_string_pretty(&summary.transactions)?);
+            print!("{}", loadgen::console::table(&summary, &args.out));
+            gates_passed = summary.thresholds.iter().all(|t| t.pass);
         }
         Command::Scale(args) => {
             let quiet = args.quiet;
@@ -81,11 +128,13 @@ async fn main() -> anyhow::Result<()> {
                 }
             })
             .await?;
-            println!("{}", serde_json::to_string_pretty(&report.points)?);
+            print!("{}", loadgen::console::scale_table(&report, &args.out));
+            gates_passed = report.thresholds.iter().all(|t| t.pass);
         }
         Command::Job(args) => {
-            let out = loadgen::job::run(&args).await?;
+            let (out, passed) = loadgen::job::run(&args).await?;
             println!("{}", out.join("report.html").display());
+            gates_passed = passed;
         }
         Command::Report {
             from: Some(from),
@@ -145,5 +194,5 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(gates_passed)
 }

@@ -231,6 +231,7 @@ impl ParsedLog {
             achieved: None,
             window: None,
             backlog: None,
+            thresholds: Vec::new(),
         };
         if let Some(window) = &self.window {
             summary.apply_window(window);

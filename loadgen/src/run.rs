@@ -15,6 +15,7 @@ use crate::record::Recorder;
 use crate::scenarios::{self, Ctx, Kind, Wait};
 use crate::setup::{self, Admin};
 use crate::summary::{Generator, Model, RunSummary, Schedule};
+use crate::thresholds::{self, Scope, Threshold, ThresholdArgs};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -66,6 +67,13 @@ pub struct RunArgs {
     /// Skip goose's own HTML/JSON report.
     #[arg(long)]
     pub no_goose_report: bool,
+    /// Also print goose's console metrics: goose's own closed-loop
+    /// accounting (every request goose timed, over goose's run time), not
+    /// loadgen's measured window; off by default.
+    #[arg(long)]
+    pub goose_metrics: bool,
+    #[command(flatten)]
+    pub gates: ThresholdArgs,
     /// Less output.
     #[arg(long, short)]
     pub quiet: bool,
@@ -115,7 +123,17 @@ impl RunArgs {
             self.active_capacity >= 1,
             "--active-capacity must be at least 1"
         );
+        self.thresholds()?;
         Ok(())
+    }
+
+    /// The run's threshold gates, parsed and checked against the scenario.
+    pub fn thresholds(&self) -> anyhow::Result<Vec<Threshold>> {
+        self.gates.parse(&Scope {
+            command: "run",
+            scenarios: vec![self.scenario],
+            scale: false,
+        })
     }
 
     pub fn users(&self) -> usize {
@@ -165,6 +183,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
 
 async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     args.validate()?;
+    let gates = args.thresholds()?;
     let hosts: Vec<String> = args
         .hosts
         .iter()
@@ -224,10 +243,20 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     config.no_telnet = true;
     // Our own API answers uncompressed; skip the gzip layer.
     config.no_gzip = true;
-    if args.quiet {
-        config.quiet = config.quiet.max(1);
+    // goose's console tables count every request goose timed over its own
+    // run time (closed-loop), which contradicts the measured window: they
+    // are shown only on request, labelled.
+    if args.quiet || !args.goose_metrics {
         config.no_print_metrics = true;
         config.no_error_summary = true;
+    }
+    if args.quiet {
+        config.quiet = config.quiet.max(1);
+    } else if args.goose_metrics {
+        eprintln!(
+            "loadgen: goose's console metrics follow (--goose-metrics): goose's own closed-loop \
+             accounting of every request over its run time; loadgen's figures are its table at the end"
+        );
     }
     if !args.no_goose_report {
         config.report_file = vec![
@@ -266,7 +295,11 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     });
     let attack = GooseAttack::initialize_with_config(config)?
         .register_scenario(scenarios::scenario(Arc::clone(&ctx)));
+    let progress = (!args.quiet).then(|| {
+        crate::console::Progress::start(Arc::clone(&recorder), args.scenario.name(), duration)
+    });
     let outcome = Box::pin(attack.execute()).await;
+    drop(progress);
     let measured = recorder.elapsed().min(duration + Duration::from_secs(1));
     log.finish()?;
     outcome.context("goose run")?;
@@ -323,9 +356,22 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         achieved: None,
         window: None,
         backlog: None,
+        thresholds: Vec::new(),
     };
     if let Some(window) = recorder.window_log() {
         summary.apply_window(&window);
+    }
+    if !gates.is_empty() {
+        summary.thresholds = gates
+            .iter()
+            .map(|t| thresholds::judge(t, &[&summary], None))
+            .collect();
+        thresholds::write_junit(
+            &summary.thresholds,
+            "thresholds",
+            &args.out.join("junit.xml"),
+        )?;
+        summary.files.insert("junit".into(), "junit.xml".into());
     }
     summary.write(&args.out.join("summary.json"))?;
     Ok(summary)

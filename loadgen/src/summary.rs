@@ -323,6 +323,9 @@ pub struct RunSummary {
     pub window: Option<Window>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog: Option<Backlog>,
+    /// The run's threshold gates, judged (`--threshold`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::thresholds::Judged>,
 }
 
 /// Reads one of loadgen's JSON files (summary, scale, report).

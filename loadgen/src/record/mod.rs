@@ -359,6 +359,17 @@ impl Recorder {
         (txs, series)
     }
 
+    /// Iterations started so far and the completions of `tx` (inside the
+    /// window or after it), for the progress line.
+    pub fn progress(&self, tx: &str) -> (u64, Counts) {
+        let inner = self.inner.lock().expect("recorder lock");
+        let mut done = inner.inside.get(tx).copied().unwrap_or_default();
+        let after = inner.after.get(tx).copied().unwrap_or_default();
+        done.ok += after.ok;
+        done.failed += after.failed;
+        (self.iterations_started.load(Ordering::Relaxed), done)
+    }
+
     /// The generator process, sampled once a second.
     pub fn process_samples(&self) -> Vec<ProcSample> {
         self.inner.lock().expect("recorder lock").process.clone()

@@ -80,6 +80,8 @@ pub struct ScaleArgs {
     pub run_id: Option<String>,
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub gates: crate::thresholds::ThresholdArgs,
 }
 
 /// `ScaleArgs` as the command line defines them.
@@ -105,8 +107,18 @@ impl ScaleArgs {
         <ScaleCli as clap::Parser>::parse_from(["scale"]).args
     }
 
+    /// The scaling run's threshold gates (efficiency@N, tps@N, p95@N).
+    pub fn thresholds(&self) -> anyhow::Result<Vec<crate::thresholds::Threshold>> {
+        self.gates.parse(&crate::thresholds::Scope {
+            command: "scale",
+            scenarios: Vec::new(),
+            scale: true,
+        })
+    }
+
     /// Refuses bad options before any instance is started.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.thresholds()?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         if let Some(instances) = &self.instances {
             anyhow::ensure!(

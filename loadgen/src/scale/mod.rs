@@ -258,6 +258,15 @@ async fn measure<D: Deployment>(
     }
     headroom_warning(&mut report);
     report.elapsed_secs = started.elapsed().as_secs_f64();
+    let judged: Vec<_> = args
+        .thresholds()?
+        .iter()
+        .map(|t| crate::thresholds::judge(t, &[], Some(&report)))
+        .collect();
+    if !judged.is_empty() {
+        crate::thresholds::write_junit(&judged, "thresholds", &args.out.join("junit.xml"))?;
+    }
+    report.thresholds = judged;
     std::fs::write(
         args.out.join("scale.json"),
         serde_json::to_vec_pretty(&report)?,

@@ -246,6 +246,9 @@ pub struct ScaleReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     pub elapsed_secs: f64,
+    /// The run's threshold gates, judged (`--threshold`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::thresholds::Judged>,
 }
 
 impl ScaleReport {
@@ -279,6 +282,7 @@ impl ScaleReport {
             warnings: Vec::new(),
             skipped: Some(reason),
             elapsed_secs: 0.0,
+            thresholds: Vec::new(),
         }
     }
 
