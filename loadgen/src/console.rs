@@ -123,7 +123,7 @@ pub fn table(s: &RunSummary, out: &Path) -> String {
 }
 
 /// Prints a progress line on stderr about once a second until dropped:
-/// overwritten in place on a terminal, a plain line every 5 s otherwise
+/// overwritten in place on a terminal, a plain line every 2 s otherwise
 /// (CI logs).
 pub struct Progress {
     task: Option<tokio::task::JoinHandle<()>>,
@@ -139,7 +139,7 @@ impl Progress {
                 terminal,
             };
         }
-        let every = if terminal { 1 } else { 5 };
+        let every = if terminal { 1 } else { 2 };
         let task = tokio::spawn(async move {
             let begun = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_secs(every));
@@ -150,7 +150,7 @@ impl Progress {
                 let elapsed = begun.elapsed().as_secs_f64();
                 let line = format!(
                     "loadgen: {:.0}/{:.0} s, {started} started, {} {headline} ok ({:.0}/s), {} failed",
-                    elapsed.min(duration.as_secs_f64() + 1.0),
+                    elapsed.min(duration.as_secs_f64()),
                     duration.as_secs_f64(),
                     done.ok,
                     done.ok as f64 / elapsed.max(1e-3),

@@ -250,9 +250,12 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         config.no_print_metrics = true;
         config.no_error_summary = true;
     }
-    if args.quiet {
+    // goose's INFO log (a line per user launched) drowns the summary: its
+    // warnings only, unless goose's own output was asked for.
+    if args.quiet || !args.goose_metrics {
         config.quiet = config.quiet.max(1);
-    } else if args.goose_metrics {
+    }
+    if !args.quiet && args.goose_metrics {
         eprintln!(
             "loadgen: goose's console metrics follow (--goose-metrics): goose's own closed-loop \
              accounting of every request over its run time; loadgen's figures are its table at the end"

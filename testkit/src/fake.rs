@@ -54,3 +54,31 @@ pub fn json(status: StatusCode, body: &'static str) -> Response<Bytes> {
     );
     r
 }
+
+/// What the stand-in servers answer: enough of the contract for loadgen's
+/// set-up (an event, sample purchases) and its browse scenario's reads.
+pub fn contract_reply(path: &str) -> Response<Bytes> {
+    let status = if path == "/api/v1/admin/events" {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json(
+        status,
+        r#"{"token":"t","status":"ACTIVE","reservationId":"r1","eventId":"e","stock":1}"#,
+    )
+}
+
+/// A stand-in whose reads (every GET) each take `delay` before answering,
+/// whatever the load (they wait side by side): a known added delay to
+/// check a load generator's latencies and rate against. Set-up calls
+/// answer at once. Returns the base URL.
+pub async fn delayed(delay: std::time::Duration) -> String {
+    serve(move |req| async move {
+        if req.method() == hyper::Method::GET {
+            tokio::time::sleep(delay).await;
+        }
+        contract_reply(req.uri().path())
+    })
+    .await
+}
