@@ -1,6 +1,7 @@
 //! The HTTP layer: accept loop with graceful shutdown, the one dispatch
 //! point, and the helpers every route uses (bodies, tokens, JSON replies).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -137,12 +138,12 @@ impl App {
             })
             .transpose()?;
         let token = match header {
-            Some(t) => t,
+            Some(t) => Cow::Borrowed(t),
             None if allow_query => query_param(req.uri().query(), "token")
                 .ok_or(Error::Unauthorized("queue token missing"))?,
             None => return Err(Error::Unauthorized("queue token missing (X-Queue-Token)")),
         };
-        self.signer.verify(token, now_unix()).map_err(|e| {
+        self.signer.verify(&token, now_unix()).map_err(|e| {
             Error::Unauthorized(match e {
                 TokenError::Malformed => "queue token is malformed",
                 TokenError::BadSignature => "queue token signature is invalid",
@@ -152,14 +153,20 @@ impl App {
     }
 }
 
-/// The value of `name` in a query string (no percent-decoding: nothing the
-/// contract puts in a query needs it).
-pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?
+/// The value of `name` in a query string, percent-decoded (a client may
+/// send an id's `:` as `%3A`). Not UTF-8 once decoded: kept raw, so the id
+/// check refuses its `%`.
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
+    let raw = query?
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .map(|(_, v)| v)?;
+    Some(
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .unwrap_or(Cow::Borrowed(raw)),
+    )
 }
 
 /// Reads a request body, refusing more than 16 KiB before parsing anything.

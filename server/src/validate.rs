@@ -30,6 +30,24 @@ pub fn id(field: &str, value: &str) -> Result<()> {
     }
 }
 
+/// Checks a display name: at most `max_chars` characters and no NUL, which
+/// PostgreSQL's text cannot store (it would fail as a backend error, 503,
+/// instead of the client's 400).
+pub fn name(field: &str, value: &str, max_chars: usize) -> Result<()> {
+    range(
+        &format!("{field} length"),
+        value.chars().count(),
+        0,
+        max_chars,
+    )?;
+    if value.contains('\0') {
+        return Err(Error::bad_request(format!(
+            "{field} must not contain the NUL character"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `value` lies in `min..=max`, naming the field in the error.
 pub fn range<T: PartialOrd + std::fmt::Display>(
     field: &str,

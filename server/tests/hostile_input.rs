@@ -124,3 +124,52 @@ async fn the_spec_is_served_as_yaml() {
     assert_eq!(text, include_str!("../../docs/openapi.yaml"));
     s.stop().await.unwrap();
 }
+
+on_both_stacks!(a_nul_in_a_name_is_400_and_creates_nothing, [], |s| {
+    // PostgreSQL text cannot hold NUL: it reached the real stack as 503.
+    let got = s
+        .create_event(json!({"eventId": "n1", "name": "a\u{0}b", "stock": 1}))
+        .await;
+    assert_error(&got, 400, "BAD_REQUEST");
+    assert_error(&s.get("/api/v1/events/n1").await, 404, "NOT_FOUND");
+    let got = s
+        .admin_post(
+            "/api/v1/admin/concerts",
+            json!({"concertId": "n2", "name": "\u{0}", "schedules": [
+                {"scheduleId": "d1", "date": "2026-12-24", "price": 10}]}),
+        )
+        .await;
+    assert_error(&got, 400, "BAD_REQUEST");
+    assert_error(
+        &s.get("/api/v1/concerts/n2/schedules").await,
+        404,
+        "NOT_FOUND",
+    );
+    // Control: other unusual characters are a valid name.
+    let (status, _) = s
+        .create_event(json!({"eventId": "n3", "name": "é\u{1}✓", "stock": 1}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    s.stop().await.unwrap();
+});
+
+on_both_stacks!(percent_encoded_query_values_are_decoded, [], |s| {
+    let (status, body) = s
+        .post(
+            "/api/v1/points/charge",
+            json!({"userId": "u:1", "amount": 7}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s.get("/api/v1/points?userId=u%3A1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["balance"], 7);
+    assert_eq!(body["userId"], "u:1");
+    // Control: a value that decodes to a non-id character is still 400.
+    assert_error(
+        &s.get("/api/v1/points?userId=u%201").await,
+        400,
+        "BAD_REQUEST",
+    );
+    s.stop().await.unwrap();
+});

@@ -33,7 +33,7 @@ pub async fn create_event(app: &App, req: Request<Incoming>) -> Result<Response<
     validate::id("eventId", &body.event_id)?;
     validate::range("stock", body.stock, 0, MAX_STOCK)?;
     if let Some(name) = &body.name {
-        validate::range("name length", name.chars().count(), 0, 200)?;
+        validate::name("name", name, 200)?;
     }
     let spec = EventSpec {
         event_id: body.event_id,

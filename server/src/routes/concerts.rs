@@ -44,7 +44,7 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
     let body: CreateConcert = validate::json(&read_body(req).await?)?;
     validate::id("concertId", &body.concert_id)?;
     if let Some(name) = &body.name {
-        validate::range("name length", name.chars().count(), 0, 200)?;
+        validate::name("name", name, 200)?;
     }
     validate::range(
         "number of schedules",

@@ -47,9 +47,15 @@ struct Points<'a> {
 pub async fn points(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let user_id = query_param(req.uri().query(), "userId")
         .ok_or_else(|| Error::bad_request("query parameter userId is required"))?;
-    validate::id("userId", user_id)?;
-    let balance = app.backend.points(user_id).await?;
-    json_response(StatusCode::OK, &Points { user_id, balance })
+    validate::id("userId", &user_id)?;
+    let balance = app.backend.points(&user_id).await?;
+    json_response(
+        StatusCode::OK,
+        &Points {
+            user_id: &user_id,
+            balance,
+        },
+    )
 }
 
 #[derive(Deserialize)]
