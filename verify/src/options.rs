@@ -30,7 +30,17 @@ pub const DEFAULT_HOLD_TTL_MS: u64 = 2000;
 /// Verify that a ticketing server does not over-sell, admits fairly and
 /// enforces its token rules, through the HTTP contract alone.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "verify", version, about)]
+#[command(
+    name = "verify",
+    version,
+    about,
+    after_help = "Exit status (a live run and `judge` alike):
+  0  every check that ran passed (checks the target cannot run are not applicable)
+  1  a check failed: the verdict, verdict.json and junit.xml say which
+  2  the run could not be carried out: target unreachable, set-up refused, a
+     check named with --checks that the target cannot run, bad options, an
+     unreadable history"
+)]
 pub struct Options {
     /// Base URL of the server under test; several (comma-separated or
     /// repeated) spread the buyers over them. Without it, the reference
