@@ -17,6 +17,16 @@ use super::line::RegisterReply;
 use super::messages::{QueueEntry, ReservedEvent};
 use super::{kafka, now_ms, pg, Stack, StackOptions};
 
+/// The admission consumer's `fetch.wait.max.ms`. It is off the buyers'
+/// path (an entrant's own write confirms its place; the consumer only
+/// adopts places whose instance died and passes places nobody holds), and
+/// every fetch costs tansu's SQLite engine more as the line grows (an idle
+/// line of 1,100 entries cost the broker 0.2 CPU at 5 ms), so it waits
+/// long: such a place is passed within about this much.
+const ADMISSION_FETCH_WAIT_MS: u32 = 100;
+/// The persistence consumer's: it only turns PENDING into CONFIRMED.
+const PERSIST_FETCH_WAIT_MS: u32 = 100;
+
 impl Stack {
     /// The two leased consumers: admission (queue topic -> places in Redis)
     /// and persistence (reserved topic -> PostgreSQL).
@@ -31,10 +41,14 @@ impl Stack {
             fetch_wait_ms,
         };
         let (stack, lister) = (self.clone(), self.clone());
-        // Admission is on every buyer's path: fetch often. Its units are
-        // the events' lines, so the set grows with every event.
+        // Its units are the events' lines, so the set grows with every
+        // event.
         tokio::spawn(kafka::run_leased(
-            spec("admission", 5, self.line_added.clone()),
+            spec(
+                "admission",
+                ADMISSION_FETCH_WAIT_MS,
+                self.line_added.clone(),
+            ),
             self.pg.clone(),
             stop.clone(),
             move || {
@@ -48,9 +62,8 @@ impl Stack {
         ));
         let stack = self.clone();
         let reserved = kafka::partitions_of(&self.topics.reserved, options.partitions);
-        // Persistence only turns PENDING into CONFIRMED: fetch less.
         tokio::spawn(kafka::run_leased(
-            spec("persist", 50, Arc::new(Notify::new())),
+            spec("persist", PERSIST_FETCH_WAIT_MS, Arc::new(Notify::new())),
             self.pg.clone(),
             stop,
             move || std::future::ready(Ok(reserved.clone())),
