@@ -243,7 +243,7 @@ fn quick_scale_run_calibrates_repeats_and_reports_it() {
     // the quota falls back, and the report must say so.
     if c.ceiling > 0.0 {
         assert_eq!(c.quota_from, "calibrated");
-        assert!(c.cpu_ms_per_purchase_at_quota.is_some(), "{c:?}");
+        assert!(c.sizing.is_some(), "{c:?}");
         assert!((c.headroom - c.ceiling / 2.0).abs() < 1e-9);
     } else {
         assert!(c.quota_from.starts_with("fallback"), "{c:?}");

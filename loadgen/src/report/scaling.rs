@@ -80,15 +80,24 @@ pub(super) fn calibration_line(scale: &ScaleReport) -> Option<String> {
     let mut cpu = c.cpu_ms_per_purchase.map_or(String::new(), |ms| {
         format!("; the instances used {ms:.2} ms of CPU per purchase")
     });
-    if let (Some((cpus, tps)), Some(ms)) = (c.trial, c.cpu_ms_per_purchase_at_quota) {
+    if let Some(s) = &c.sizing {
+        let model = match (s.background, s.cpu_ms_per_purchase) {
+            (Some(bg), Some(ms)) => format!(
+                " (fitted: {bg:.3} CPU of background work plus {ms:.2} ms per purchase, the \
+                 bound met at {:.0}% of its quota)",
+                s.used_at_bound * 100.0
+            ),
+            _ => " (in proportion: its steps allowed no fit)".into(),
+        };
         cpu += &format!(
-            "; one instance saturated at {cpus:.2} CPU served {tps:.0}/s, {ms:.2} ms of its \
-             quota per purchase (background work included), which sized the quota"
+            "; one instance at a trial quota of {:.2} CPU sustained {:.0}/s within the bounds \
+             (open model){model}, so one instance needs {:.3} CPU for its share of the headroom",
+            s.trial_cpus, s.trial_rate, s.cpus
         );
     }
     let expected = c.expected_largest.map_or(String::new(), |x| {
         let largest = scale.points.iter().map(|p| p.instances).max().unwrap_or(1);
-        format!("; {largest} instances at their whole quota would reach about {x:.0}/s")
+        format!("; {largest} instances at the chosen quota are expected to sustain about {x:.0}/s")
     });
     Some(format!(
         "Calibration: the shared stack's ceiling with {} unconstrained instances is {:.0}/s{bracket}{cpu}; \

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use super::deploy::Deployment;
-use super::results::{Calibration, Step};
+use super::results::{Calibration, Repeat, Sizing, Step};
 use super::search::{Search, Start};
 
 /// The unconstrained fleet the ceiling is measured with: two instances
@@ -43,8 +43,7 @@ pub(super) async fn ceiling<D: Deployment>(search: &Search<'_, D>) -> anyhow::Re
         ceiling,
         bracket: repeat.bracket,
         cpu_ms_per_purchase,
-        trial: None,
-        cpu_ms_per_purchase_at_quota: None,
+        sizing: None,
         headroom: ceiling / 2.0,
         expected_largest: None,
         quota_from: String::new(),
@@ -52,32 +51,116 @@ pub(super) async fn ceiling<D: Deployment>(search: &Search<'_, D>) -> anyhow::Re
     })
 }
 
-/// One instance saturated under `cpus` (closed model): the CPU seconds
-/// per purchase of an instance at a quota, background work included.
+/// Rates the trial's search may try: it only sizes the quota (the
+/// measured repeats are what the verdict rests on), so a rough bracket is
+/// enough.
+const TRIAL_STEPS: usize = 5;
+
+/// What one instance sustains within the bounds under a trial quota
+/// `cpus` (open model, searched like a repeat), and the quota that makes
+/// one instance's rate `target`: the instance's CPU is modelled as a
+/// background share plus a cost per purchase, fitted to the trial's
+/// steps, and the quota is what that needs at `target`, at the share of
+/// its quota the trial instance used where it met the bound.
 pub(super) async fn trial<D: Deployment>(
     search: &Search<'_, D>,
     cpus: f64,
-) -> anyhow::Result<(Step, Option<f64>)> {
+    estimate: f64,
+) -> anyhow::Result<Repeat> {
     (search.progress)(&format!(
-        "calibration: one instance saturated at {cpus:.2} CPU"
+        "calibration: what one instance sustains at {cpus:.2} CPU (open model)"
     ));
-    let step = search
-        .step(
+    search
+        .repeat(
             1,
-            &PathBuf::from("calibration").join("trial"),
-            None,
+            0,
+            PathBuf::from("calibration").join("trial"),
+            (Start::Rate(estimate.max(5.0), 1.5), TRIAL_STEPS),
             Some(cpus),
         )
-        .await?;
-    let per = (step.tps > 0.0).then(|| cpus / step.tps);
-    Ok((step, per))
+        .await
+}
+
+/// The quota for one instance to sustain `target`/s, from the trial at
+/// `cpus` (`None` when no trial rate passed).
+pub fn sizing(trial: &Repeat, cpus: f64, target: f64) -> Option<Sizing> {
+    let best = trial.best.as_ref()?;
+    let points: Vec<(f64, f64)> = trial
+        .steps
+        .iter()
+        .filter_map(|s| Some((s.tps, instances_cpu(s)?)))
+        .collect();
+    Some(size(cpus, best.tps, &points, target))
+}
+
+/// The quota for `target`/s, from a trial at `cpus` that sustained
+/// `at_bound`/s, and its steps' (rate, instance CPU) pairs.
+pub fn size(cpus: f64, at_bound: f64, points: &[(f64, f64)], target: f64) -> Sizing {
+    // Only unsaturated steps show the cost of a rate; a throttled one
+    // shows the quota.
+    let free: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|&(r, c)| r > 0.0 && c < 0.9 * cpus)
+        .collect();
+    let fit = linear_fit(&free).filter(|&(bg, per)| per > 0.0 && (0.0..cpus).contains(&bg));
+    match fit {
+        Some((bg, per)) => {
+            let used = ((bg + per * at_bound) / cpus).clamp(0.3, 1.0);
+            Sizing {
+                trial_cpus: cpus,
+                trial_rate: at_bound,
+                cpus: (bg + per * target) / used,
+                background: Some(bg),
+                cpu_ms_per_purchase: Some(per * 1000.0),
+                used_at_bound: used,
+            }
+        }
+        None => Sizing {
+            trial_cpus: cpus,
+            trial_rate: at_bound,
+            cpus: cpus * target / at_bound.max(1e-9),
+            background: None,
+            cpu_ms_per_purchase: None,
+            used_at_bound: 1.0,
+        },
+    }
+}
+
+/// Least squares `y = a + b x`, when the points span at least 20% in x.
+fn linear_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let (lo, hi) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &(x, _)| {
+            (lo.min(x), hi.max(x))
+        });
+    if points.len() < 2 || hi < 1.2 * lo {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let b = sxy / sxx;
+    Some((my - b * mx, b))
+}
+
+/// The instances' CPU (cores) during a step.
+fn instances_cpu(step: &Step) -> Option<f64> {
+    let u = step.usage.as_ref()?;
+    Some(u.instances.iter().map(|i| i.cpu).sum())
 }
 
 /// The instances' CPU seconds per purchase during a step.
 fn cpu_per_purchase(step: &Step) -> Option<f64> {
-    let u = step.usage.as_ref()?;
-    let cpu: f64 = u.instances.iter().map(|i| i.cpu).sum();
+    let cpu = instances_cpu(step)?;
     (cpu > 0.0 && step.tps > 0.0).then(|| cpu / step.tps)
+}
+
+/// `cpus` rounded down to 0.01 CPU and at least [`MIN_CPUS`].
+pub fn round_quota(cpus: f64) -> f64 {
+    ((cpus * 100.0).floor() / 100.0).max(MIN_CPUS)
 }
 
 /// The quota that lets `largest` instances, each at its whole quota,
@@ -86,12 +169,6 @@ fn cpu_per_purchase(step: &Step) -> Option<f64> {
 pub fn quota_for(headroom: f64, cpu_s_per_purchase: f64, largest: usize) -> f64 {
     let q = headroom * cpu_s_per_purchase / largest.max(1) as f64;
     ((q * 100.0).floor() / 100.0).max(MIN_CPUS)
-}
-
-/// Whether `n` instances fit the headroom at a quota of at least
-/// [`MIN_CPUS`].
-pub fn fits(headroom: f64, cpu_s_per_purchase: f64, n: usize) -> bool {
-    headroom * cpu_s_per_purchase / n as f64 >= MIN_CPUS
 }
 
 /// The rate `n` instances at `cpus` each would reach at their whole quota.
@@ -109,10 +186,39 @@ mod tests {
         let q = quota_for(400.0, 0.002, 4);
         assert!((q - 0.2).abs() < 1e-9, "{q}");
         assert!(expected(4, q, 0.002) <= 400.0 + 1e-9);
-        // Eight get 0.1: they fit; at 0.5 ms per purchase they would not.
-        assert!(fits(400.0, 0.002, 8));
-        assert!(!fits(400.0, 0.0005, 8));
         // Never below the floor, even where the stack is slow.
         assert_eq!(quota_for(10.0, 0.001, 4), MIN_CPUS);
+    }
+
+    #[test]
+    fn the_quota_is_sized_from_background_and_cost_per_purchase() {
+        // An instance using 0.03 CPU idle plus 1 ms per purchase, whose
+        // bound breaks at 90% of its quota: at 0.1 CPU it sustains 60/s.
+        let (bg, per, used) = (0.03, 0.001, 0.9);
+        let cpu = |r: f64| bg + per * r;
+        let steps = [
+            (20.0, cpu(20.0)),
+            (40.0, cpu(40.0)),
+            (60.0, cpu(60.0)),
+            (90.0, 0.1),
+        ];
+        let s = size(0.1, 60.0, &steps, 150.0);
+        assert!((s.background.unwrap() - bg).abs() < 1e-9, "{s:?}");
+        assert!((s.cpu_ms_per_purchase.unwrap() - 1.0).abs() < 1e-9, "{s:?}");
+        assert!((s.used_at_bound - used).abs() < 1e-9, "{s:?}");
+        // 150/s needs (0.03 + 0.15) / 0.9 = 0.2 CPU, and the model says so back.
+        assert!((s.cpus - 0.2).abs() < 1e-9, "{s:?}");
+        assert!((s.rate_at(s.cpus) - 150.0).abs() < 1e-6);
+        // Not in proportion: 2.5 x the rate needs 2 x the quota here.
+        assert!(s.cpus < 0.1 * 150.0 / 60.0 - 0.04);
+    }
+
+    #[test]
+    fn without_a_fit_the_quota_scales_in_proportion() {
+        // Every step throttled: the quota, not the cost, is what they show.
+        let s = size(0.1, 50.0, &[(50.0, 0.099), (70.0, 0.1)], 100.0);
+        assert_eq!(s.background, None);
+        assert!((s.cpus - 0.2).abs() < 1e-9, "{s:?}");
+        assert!((s.rate_at(0.3) - 150.0).abs() < 1e-9);
     }
 }

@@ -39,7 +39,7 @@ use crate::run;
 
 pub use args::ScaleArgs;
 use deploy::Deployment;
-pub use results::{Bracket, Calibration, Point, Repeat, ScaleReport, Step, FLAG_TEXT};
+pub use results::{Bracket, Calibration, Point, Repeat, ScaleReport, Sizing, Step, FLAG_TEXT};
 use search::{Search, Start};
 
 /// The quota used when calibration found no CPU per purchase.
@@ -155,26 +155,32 @@ async fn measure<D: Deployment>(
 
     let mut instances = args.instances.clone();
     let mut cpus = None;
-    let mut per_purchase = None;
+    let mut sizing = None;
+    let mut largest_default = 4;
     if deploy.quota() != Flavour::None {
         let mut c = Box::pin(calibrate::ceiling(&search)).await?;
         let unconstrained = c.cpu_ms_per_purchase.map(|ms| ms / 1000.0);
-        // A first quota from the unconstrained CPU per purchase, for the
-        // default sizes; one instance saturated under it gives the CPU per
-        // purchase at a quota, which sizes the real one.
+        // A trial quota from the unconstrained CPU per purchase, doubled
+        // (a quota'd instance at a modest rate spends more per purchase
+        // than two free ones at the ceiling); what one instance sustains
+        // under it sizes the real quota.
         if let (Some(p), None) = (unconstrained, args.cpus_per_instance) {
-            let first = calibrate::quota_for(c.headroom, p, 4);
-            let (step, at_quota) = Box::pin(calibrate::trial(&search, first)).await?;
-            c.trial = Some((first, step.tps));
-            c.cpu_ms_per_purchase_at_quota = at_quota.map(|s| s * 1000.0);
-            c.steps.push(step);
-            per_purchase = at_quota;
+            let first = calibrate::quota_for(c.headroom, 2.0 * p, 4);
+            let estimate = 0.7 * c.headroom / 4.0;
+            let trial = Box::pin(calibrate::trial(&search, first, estimate)).await?;
+            let listed = instances.as_ref().and_then(|l| l.iter().copied().max());
+            (sizing, largest_default) = match listed {
+                Some(l) => (calibrate::sizing(&trial, first, c.headroom / l as f64), l),
+                // Eight instances when each still gets at least the floor.
+                None => match calibrate::sizing(&trial, first, c.headroom / 8.0)
+                    .filter(|s| !args.quick && s.cpus >= calibrate::MIN_CPUS)
+                {
+                    Some(eight) => (Some(eight), 8),
+                    None => (calibrate::sizing(&trial, first, c.headroom / 4.0), 4),
+                },
+            };
+            c.steps.extend(trial.steps);
         }
-        let per_purchase_or = per_purchase.or(unconstrained);
-        let largest_default = match per_purchase_or {
-            Some(p) if !args.quick && calibrate::fits(c.headroom, p, 8) => 8,
-            _ => 4,
-        };
         let list = instances.get_or_insert_with(|| {
             [1, 2, 4, 8]
                 .into_iter()
@@ -182,26 +188,29 @@ async fn measure<D: Deployment>(
                 .collect()
         });
         let largest = list.iter().copied().max().unwrap_or(1);
-        let q = match (args.cpus_per_instance, per_purchase_or) {
+        let q = match (args.cpus_per_instance, sizing) {
             (Some(q), _) => {
                 c.quota_from = "--cpus-per-instance".into();
                 q
             }
-            (None, Some(p)) => {
+            (None, Some(s)) => {
                 c.quota_from = "calibrated".into();
-                calibrate::quota_for(c.headroom, p, largest)
+                calibrate::round_quota(s.cpus)
             }
             (None, None) => {
-                c.quota_from = "fallback (calibration measured no CPU per purchase)".into();
+                c.quota_from = "fallback (calibration found no passing rate)".into();
                 report.warnings.push(format!(
-                    "calibration found no passing rate (or no instance CPU): each instance gets \
-                     {FALLBACK_CPUS} CPU, not a calibrated quota"
+                    "calibration found no passing rate (unconstrained, or one instance under a \
+                     trial quota): each instance gets {FALLBACK_CPUS} CPU, not a calibrated quota"
                 ));
                 FALLBACK_CPUS
             }
         };
-        per_purchase = per_purchase_or;
-        c.expected_largest = per_purchase.map(|p| calibrate::expected(largest, q, p));
+        c.expected_largest = match sizing {
+            Some(s) => Some(largest as f64 * s.rate_at(q)),
+            None => unconstrained.map(|p| calibrate::expected(largest, q, p)),
+        };
+        c.sizing = sizing;
         cpus = Some(q);
         report.cpus_per_instance = q;
         report.cfs_period_us = Some(crate::cgroup::period_us(q));
@@ -227,7 +236,7 @@ async fn measure<D: Deployment>(
             ));
             break;
         }
-        let start = start_for(&report, n, cpus, per_purchase, e.resolution);
+        let start = start_for(&report, n, cpus, sizing, e.resolution);
         let dir = PathBuf::from(format!("n{n}")).join(format!("r{}", round + 1));
         let repeat = Box::pin(search.repeat(n, order, dir, (start, e.max_steps), cpus)).await?;
         if let Some(p) = report.points.iter_mut().find(|p| p.instances == n) {
@@ -276,9 +285,8 @@ async fn measure<D: Deployment>(
 
 /// Warns when the largest fleet's rate exceeds the headroom: as measured
 /// (N x the first size's per-instance median) where it was, else as the
-/// calibration expected it. The expectation comes from one instance
-/// saturated in the closed model and can be far above what an instance
-/// sustains within the bound, so the measurement decides when there is one.
+/// calibration expected it (from one instance under a trial quota), so
+/// the measurement decides when there is one.
 fn headroom_warning(report: &mut ScaleReport) {
     let Some(c) = &report.calibration else { return };
     let Some(largest) = report.points.iter().map(|p| p.instances).max() else {
@@ -290,7 +298,7 @@ fn headroom_warning(report: &mut ScaleReport) {
         .and_then(|p| Some(p.tps? / p.instances as f64 * largest as f64));
     let (rate, how) = match (measured, c.expected_largest) {
         (Some(m), _) => (m, "reach (N x TPS(1) as measured)"),
-        (None, Some(x)) => (x, "are expected to reach (at their whole quota)"),
+        (None, Some(x)) => (x, "are expected to reach (sized from the trial)"),
         (None, None) => return,
     };
     if rate > c.headroom {
@@ -311,7 +319,7 @@ fn start_for(
     report: &ScaleReport,
     n: usize,
     cpus: Option<f64>,
-    per_purchase: Option<f64>,
+    sizing: Option<Sizing>,
     resolution: f64,
 ) -> Start {
     if let Some(t) = report.tps_of(n) {
@@ -324,10 +332,8 @@ fn start_for(
     if let Some(one) = per_instance {
         return Start::Rate(one * n as f64 * 0.95, 1.0 + 2.0 * resolution);
     }
-    match (cpus, per_purchase) {
-        // The whole quota's rate, saturated (closed model); the bound is
-        // met well below it (a third to two thirds in the runs so far).
-        (Some(q), Some(p)) => Start::Rate(0.5 * calibrate::expected(n, q, p), 1.3),
+    match (cpus, sizing) {
+        (Some(q), Some(s)) => Start::Rate(0.95 * n as f64 * s.rate_at(q), 1.0 + 3.0 * resolution),
         _ => Start::Probe,
     }
 }
@@ -345,8 +351,7 @@ mod tests {
             ceiling: 200.0,
             bracket: None,
             cpu_ms_per_purchase: None,
-            trial: None,
-            cpu_ms_per_purchase_at_quota: None,
+            sizing: None,
             headroom: 100.0,
             expected_largest: Some(500.0),
             quota_from: "calibrated".into(),

@@ -173,15 +173,13 @@ pub struct Calibration {
     /// The instances' CPU per purchase at that rate, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms_per_purchase: Option<f64>,
-    /// One instance under a trial quota (CPUs), saturated (closed
-    /// model): its TPS, and so the CPU per purchase of an instance at a
-    /// quota, background work included (ms). This, not the unconstrained
-    /// figure, sizes the quota: a quota'd instance also spends its slice on
-    /// loops that do not scale with its rate.
+    /// What one instance sustained within the bounds under a trial quota
+    /// (open model), and the quota sized from it. This, not the
+    /// unconstrained figure, sizes the quota: a quota'd instance also
+    /// spends its slice on loops that do not scale with its rate, and
+    /// meets the latency bound below its whole quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trial: Option<(f64, f64)>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_ms_per_purchase_at_quota: Option<f64>,
+    pub sizing: Option<Sizing>,
     /// Half the ceiling: what the largest fleet may need.
     pub headroom: f64,
     /// The largest fleet's expected rate: its instances at their whole
@@ -191,6 +189,37 @@ pub struct Calibration {
     /// "calibrated" or "--cpus-per-instance".
     pub quota_from: String,
     pub steps: Vec<Step>,
+}
+
+/// How one instance's quota was sized from a trial at another quota.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sizing {
+    /// The trial's quota (CPUs) and the rate it sustained within the bounds.
+    pub trial_cpus: f64,
+    pub trial_rate: f64,
+    /// The quota one instance needs for the target rate (before rounding).
+    pub cpus: f64,
+    /// The instance's background CPU (cores) and CPU per purchase (ms),
+    /// fitted to the trial's unsaturated steps; absent when they allowed
+    /// no fit, and the quota then scales in proportion to the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_purchase: Option<f64>,
+    /// The share of its quota the trial instance used at its bound.
+    pub used_at_bound: f64,
+}
+
+impl Sizing {
+    /// The rate one instance is expected to sustain within the bounds at
+    /// `cpus`, by the same model.
+    pub fn rate_at(&self, cpus: f64) -> f64 {
+        match (self.background, self.cpu_ms_per_purchase) {
+            (Some(bg), Some(ms)) => ((self.used_at_bound * cpus - bg) / (ms / 1000.0)).max(0.0),
+            _ => self.trial_rate * cpus / self.trial_cpus,
+        }
+    }
 }
 
 /// The Universal Scalability Law fitted to every repeat, with what it
