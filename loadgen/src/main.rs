@@ -15,7 +15,8 @@ struct Cli {
     command: Command,
 }
 
-const EXIT_STATUS: &str = "Exit status (run, scale, job; the others use 0 and 1):
+const EXIT_STATUS: &str =
+    "Exit status (run, scale, job; the other commands: 0 done, 1 failed, 2 bad command line):
   0  the run completed and every --threshold passed
   1  the run could not be carried out (target unreachable, set-up refused, ...)
   2  bad command line: unknown option, malformed threshold, a metric the

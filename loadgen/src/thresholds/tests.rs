@@ -213,3 +213,23 @@ fn junit_names_the_failed_threshold() {
     assert!(text.contains("FAIL flash_sale.p95 < 10ms"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn scale_thresholds_read_the_points_at_their_instance_count() {
+    let mut report = ScaleReport::skipped("s", "test".into());
+    let mut four = crate::scale::Point::new(4);
+    four.efficiency = Some(0.85);
+    four.tps = Some(400.0);
+    four.p95_ms = Some(30.0);
+    report.points.push(four);
+    let j = |e: &str| judge(&parse(e), &[], Some(&report));
+    assert!(!j("efficiency@4 >= 0.9").pass, "85% is under 90%");
+    assert!(j("efficiency@4 >= 80%").pass);
+    assert!(j("tps@4 > 399").pass && !j("tps@4 > 400").pass);
+    assert!(j("p95@4 < 31ms").pass && !j("p95@4 < 30ms").pass);
+    let missing = j("efficiency@8 >= 0.5");
+    assert!(
+        !missing.pass && missing.detail.contains("did not measure 8"),
+        "{missing:?}"
+    );
+}
