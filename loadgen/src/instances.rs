@@ -122,6 +122,17 @@ impl Fleet {
                 .args(["--instance-id", &format!("{label}-{i}")])
                 // verify's seat-map check expects its default hold TTL.
                 .args(["--hold-ttl", &format!("{}ms", verify::DEFAULT_HOLD_TTL_MS)])
+                // A load run measures the server, not its abuse limits
+                // (ticket-server's AbuseLimits::OFF_FLAGS).
+                .args(["--rate-limit-rps", "0", "--user-rate-limit-rps", "0"])
+                .args([
+                    "--header-read-timeout-ms",
+                    "0",
+                    "--body-read-timeout-ms",
+                    "0",
+                ])
+                .args(["--max-connections", "0", "--max-sse-streams", "0"])
+                .args(["--max-sse-per-token", "0"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(log)

@@ -81,13 +81,79 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=15))]
     pub sse_heartbeat_secs: u64,
 
-    /// Requests per second allowed per client IP (0: no limit).
-    #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = 0)]
-    pub rate_limit_rps: u32,
+    #[command(flatten)]
+    pub limits: AbuseLimits,
 
     /// How long a graceful shutdown waits for in-flight requests.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
+}
+
+/// Limits against abusive clients (docs/CONTRACT.md, "Abuse limits"). The
+/// timeouts and caps are on by default; the request rate limits are off by
+/// default (every test and load run drives thousands of users from one IP)
+/// and a deployment sets them (10 per second per IP and per user is the
+/// seed's figure). 0 turns any of them off.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AbuseLimits {
+    /// Requests per second allowed per client IP (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = 0)]
+    pub rate_limit_rps: u32,
+
+    /// Requests per second allowed per user (the token's user, or the
+    /// userId of enter and the points calls; 0: no limit).
+    #[arg(long, env = "USER_RATE_LIMIT_RPS", default_value_t = 0)]
+    pub user_rate_limit_rps: u32,
+
+    /// A connection that has not sent a whole request head this long after
+    /// it opened, or after its previous response (an idle keep-alive), is
+    /// closed (slow-header clients). Milliseconds; 0: no limit.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Largest request head (request line and headers) read, in bytes
+    /// (at least 8192, hyper's floor); a larger one closes the connection.
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u64).range(8192..=1_048_576))]
+    pub max_header_bytes: u64,
+
+    /// A request body not received whole within this is refused (400).
+    /// Milliseconds; 0: no limit.
+    #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_read_timeout_ms: u64,
+
+    /// Connections served at once; one more is answered 503 and closed
+    /// (0: no cap).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// SSE streams open at once, in total; one more is 503 (0: no cap).
+    #[arg(long, env = "MAX_SSE_STREAMS", default_value_t = 10_000)]
+    pub max_sse_streams: usize,
+
+    /// SSE streams open at once per queue token; one more is 429 (0: no cap).
+    #[arg(long, env = "MAX_SSE_PER_TOKEN", default_value_t = 4)]
+    pub max_sse_per_token: usize,
+}
+
+impl AbuseLimits {
+    /// Every limit off: what load runs that measure the server pass.
+    pub const OFF_FLAGS: [&'static str; 14] = [
+        "--rate-limit-rps",
+        "0",
+        "--user-rate-limit-rps",
+        "0",
+        "--header-read-timeout-ms",
+        "0",
+        "--body-read-timeout-ms",
+        "0",
+        "--max-connections",
+        "0",
+        "--max-sse-streams",
+        "0",
+        "--max-sse-per-token",
+        "0",
+    ];
 }
 
 /// Deliberate defects, each a negative control the verifier must catch.
@@ -230,7 +296,25 @@ pub(crate) fn random_hex() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hold_ttl;
+    use super::{parse_hold_ttl, AbuseLimits, Config};
+    use clap::Parser;
+
+    #[test]
+    fn off_flags_turn_every_abuse_limit_off() {
+        let mut args = vec!["ticket-server"];
+        args.extend(AbuseLimits::OFF_FLAGS);
+        let limits = Config::try_parse_from(args).unwrap().limits;
+        assert_eq!(limits.rate_limit_rps, 0);
+        assert_eq!(limits.user_rate_limit_rps, 0);
+        assert_eq!(limits.header_read_timeout_ms, 0);
+        assert_eq!(limits.body_read_timeout_ms, 0);
+        assert_eq!(limits.max_connections, 0);
+        assert_eq!(limits.max_sse_streams, 0);
+        assert_eq!(limits.max_sse_per_token, 0);
+        // Control: the defaults have the timeouts and caps on.
+        let defaults = Config::try_parse_from(["ticket-server"]).unwrap().limits;
+        assert!(defaults.header_read_timeout_ms > 0 && defaults.max_connections > 0);
+    }
     use std::time::Duration;
 
     #[test]

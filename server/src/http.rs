@@ -2,10 +2,11 @@
 //! point, and the helpers every route uses (bodies, tokens, JSON replies).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::backend::Backend;
+use crate::config::AbuseLimits;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::model::now_unix;
@@ -46,6 +48,10 @@ pub struct App {
     /// Flips to true when shutdown starts, so long-lived SSE streams end.
     pub stopping: watch::Receiver<bool>,
     rate_limiter: Option<RateLimiter>,
+    user_rate_limiter: Option<RateLimiter<String>>,
+    pub limits: AbuseLimits,
+    /// Open SSE streams, in total and per token (see `sse_slot`).
+    sse_streams: Arc<Mutex<SseCounts>>,
     /// Negative control: SSE streams show positions that go up.
     pub unsafe_sse: bool,
 }
@@ -56,7 +62,7 @@ impl App {
         signer: TokenSigner,
         admin_token: &str,
         sse_heartbeat: Duration,
-        rate_limit_rps: u32,
+        limits: AbuseLimits,
         stopping: watch::Receiver<bool>,
     ) -> Self {
         let mut metrics = Metrics::new();
@@ -68,7 +74,10 @@ impl App {
             metrics,
             sse_heartbeat,
             stopping,
-            rate_limiter: (rate_limit_rps > 0).then(|| RateLimiter::new(rate_limit_rps)),
+            rate_limiter: RateLimiter::new(limits.rate_limit_rps),
+            user_rate_limiter: RateLimiter::new(limits.user_rate_limit_rps),
+            limits,
+            sse_streams: Arc::default(),
             unsafe_sse: false,
         }
     }
@@ -103,12 +112,62 @@ impl App {
         }
         if route.rate_limited() {
             if let Some(limiter) = &self.rate_limiter {
-                if let Err(retry_after_secs) = limiter.check(peer) {
+                if let Err(retry_after_secs) = limiter.check(&peer) {
                     return (label, Err(Error::RateLimited { retry_after_secs }));
                 }
             }
         }
         (label, route.call(self, req).await)
+    }
+
+    /// The request body, within the body read timeout.
+    pub async fn read_body(&self, req: Request<Incoming>) -> Result<Bytes> {
+        read_body_within(req, Duration::from_millis(self.limits.body_read_timeout_ms)).await
+    }
+
+    /// The per-user rate limit (429 with `Retry-After`), checked once the
+    /// handler knows the user and before it changes anything.
+    pub fn check_user_rate(&self, user_id: &str) -> Result<()> {
+        match &self.user_rate_limiter {
+            Some(limiter) => limiter
+                .check(&user_id.to_owned())
+                .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs }),
+            None => Ok(()),
+        }
+    }
+
+    /// A place for one more SSE stream of `token`, held until the guard
+    /// drops with the stream: 429 over the per-token cap, 503 over the
+    /// total one.
+    pub fn sse_slot(&self, token: &str) -> Result<SseSlot> {
+        let mut counts = self.sse_streams.lock().expect("sse counts lock poisoned");
+        let total_cap = self.limits.max_sse_streams;
+        if total_cap > 0 && counts.total >= total_cap {
+            return Err(Error::Unavailable(
+                "an SSE stream (the server's cap is reached)",
+            ));
+        }
+        let per_token = counts.per_token.entry(token.to_owned()).or_insert(0);
+        let token_cap = self.limits.max_sse_per_token;
+        if token_cap > 0 && *per_token >= token_cap {
+            return Err(Error::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        *per_token += 1;
+        counts.total += 1;
+        Ok(SseSlot {
+            counts: self.sse_streams.clone(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// SSE streams open now.
+    pub fn sse_open(&self) -> usize {
+        self.sse_streams
+            .lock()
+            .expect("sse counts lock poisoned")
+            .total
     }
 
     /// Checks `Authorization: Bearer <admin token>` in constant time.
@@ -143,13 +202,41 @@ impl App {
                 .ok_or(Error::Unauthorized("queue token missing"))?,
             None => return Err(Error::Unauthorized("queue token missing (X-Queue-Token)")),
         };
-        self.signer.verify(&token, now_unix()).map_err(|e| {
+        let claims = self.signer.verify(&token, now_unix()).map_err(|e| {
             Error::Unauthorized(match e {
                 TokenError::Malformed => "queue token is malformed",
                 TokenError::BadSignature => "queue token signature is invalid",
                 TokenError::Expired => "queue token has expired",
             })
-        })
+        })?;
+        self.check_user_rate(&claims.user_id)?;
+        Ok(claims)
+    }
+}
+
+#[derive(Default)]
+struct SseCounts {
+    total: usize,
+    per_token: HashMap<String, usize>,
+}
+
+/// One open SSE stream; dropping it (the stream ended or the client left)
+/// frees its place.
+pub struct SseSlot {
+    counts: Arc<Mutex<SseCounts>>,
+    token: String,
+}
+
+impl Drop for SseSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().expect("sse counts lock poisoned");
+        counts.total -= 1;
+        if let Some(n) = counts.per_token.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_token.remove(&self.token);
+            }
+        }
     }
 }
 
@@ -167,6 +254,22 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str
             .decode_utf8()
             .unwrap_or(Cow::Borrowed(raw)),
     )
+}
+
+/// Reads a request body, refusing more than 16 KiB before parsing anything,
+/// and a body not received whole within `timeout` (slow senders).
+pub async fn read_body_within(req: Request<Incoming>, timeout: Duration) -> Result<Bytes> {
+    if timeout.is_zero() {
+        return read_body(req).await;
+    }
+    tokio::time::timeout(timeout, read_body(req))
+        .await
+        .map_err(|_| {
+            Error::bad_request(format!(
+                "the request body was not received within {} ms",
+                timeout.as_millis()
+            ))
+        })?
 }
 
 /// Reads a request body, refusing more than 16 KiB before parsing anything.
@@ -245,7 +348,18 @@ pub async fn serve(
     stop_streams: watch::Sender<bool>,
     drain: Duration,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let limits = app.limits.clone();
+    let header_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // hyper starts this when a connection waits for a request head: it
+        // cuts slow-header clients and idle keep-alive connections alike.
+        .header_read_timeout((!header_timeout.is_zero()).then_some(header_timeout))
+        .max_buf_size(limits.max_header_bytes as usize);
+    let connections = (limits.max_connections > 0)
+        .then(|| Arc::new(tokio::sync::Semaphore::new(limits.max_connections)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -261,6 +375,16 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let permit = match &connections {
+                    None => None,
+                    Some(sem) => match sem.clone().try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => {
+                            tokio::spawn(refuse_connection(stream));
+                            continue;
+                        }
+                    },
+                };
                 let app = app.clone();
                 let peer_ip = peer.ip();
                 let service = service_fn(move |req| {
@@ -269,12 +393,23 @@ pub async fn serve(
                     // would otherwise move it by value on every request.
                     Box::pin(async move { Ok::<_, Infallible>(app.handle(req, peer_ip).await) })
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    // hyper's header timer starts once the protocol is known;
+                    // a client that sends no byte at all is cut here.
+                    if !header_timeout.is_zero() {
+                        let mut byte = [0u8; 1];
+                        match tokio::time::timeout(header_timeout, stream.peek(&mut byte)).await {
+                            Ok(Ok(n)) if n > 0 => {}
+                            _ => return,
+                        }
+                    }
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn).await {
                         debug!(error = %e, %peer, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,
@@ -287,6 +422,25 @@ pub async fn serve(
         () = graceful.shutdown() => info!("all connections drained"),
         () = tokio::time::sleep(drain) => warn!(?drain, "drain deadline passed; closing remaining connections"),
     }
+}
+
+/// Answers a connection over the cap with 503 and closes it, instead of
+/// leaving the client waiting in the backlog.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str =
+        r#"{"error":"UNAVAILABLE","message":"too many connections; nothing was applied"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
+    let _ = stream.shutdown().await;
 }
 
 /// The address a listener ended up on, for logs and for tests.

@@ -86,7 +86,7 @@ pub async fn run(
         TokenSigner::new(&secret, config.token_ttl_secs),
         &admin_token,
         Duration::from_secs(config.sse_heartbeat_secs),
-        config.rate_limit_rps,
+        config.limits.clone(),
         stopping,
     );
     app.unsafe_sse = config.controls.sse;

@@ -5,7 +5,7 @@ use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::http::{json_response, read_body, App, Body};
+use crate::http::{json_response, App, Body};
 use crate::model::EventSpec;
 use crate::validate::{self, MAX_STOCK};
 
@@ -29,7 +29,7 @@ struct Created<'a> {
 
 pub async fn create_event(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     app.require_admin(&req)?;
-    let body: CreateEvent = validate::json(&read_body(req).await?)?;
+    let body: CreateEvent = validate::json(&app.read_body(req).await?)?;
     validate::id("eventId", &body.event_id)?;
     validate::range("stock", body.stock, 0, MAX_STOCK)?;
     if let Some(name) = &body.name {

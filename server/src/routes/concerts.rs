@@ -10,7 +10,7 @@ use crate::concert::{
     MAX_SEAT_COUNT,
 };
 use crate::error::{Error, Result};
-use crate::http::{json_response, read_body, App, Body};
+use crate::http::{json_response, App, Body};
 use crate::validate;
 
 #[derive(Deserialize)]
@@ -41,7 +41,7 @@ struct Created<'a> {
 
 pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     app.require_admin(&req)?;
-    let body: CreateConcert = validate::json(&read_body(req).await?)?;
+    let body: CreateConcert = validate::json(&app.read_body(req).await?)?;
     validate::id("concertId", &body.concert_id)?;
     if let Some(name) = &body.name {
         validate::name("name", name, 200)?;
@@ -122,7 +122,7 @@ struct HoldSeat {
 pub async fn hold(app: &App, concert_id: &str, req: Request<Incoming>) -> Result<Response<Body>> {
     validate::id("concertId", concert_id)?;
     let claims = app.queue_claims(&req, false)?;
-    let body: HoldSeat = validate::json(&read_body(req).await?)?;
+    let body: HoldSeat = validate::json(&app.read_body(req).await?)?;
     validate::id("scheduleId", &body.schedule_id)?;
     validate::range("seatNumber", body.seat_number, 1, MAX_SEAT_COUNT)?;
     let hold = app

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::concert::{valid_idempotency_key, PayRequest, MAX_PRICE};
 use crate::error::{Error, Result};
-use crate::http::{json_response, query_param, read_body, App, Body};
+use crate::http::{json_response, query_param, App, Body};
 use crate::validate;
 
 #[derive(Deserialize)]
@@ -28,7 +28,7 @@ pub async fn pay(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
             }
         },
     };
-    let body: Pay = validate::json(&read_body(req).await?)?;
+    let body: Pay = validate::json(&app.read_body(req).await?)?;
     validate::id("reservationId", &body.reservation_id)?;
     let request = PayRequest {
         reservation_id: body.reservation_id,
@@ -48,6 +48,7 @@ pub async fn points(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
     let user_id = query_param(req.uri().query(), "userId")
         .ok_or_else(|| Error::bad_request("query parameter userId is required"))?;
     validate::id("userId", &user_id)?;
+    app.check_user_rate(&user_id)?;
     let balance = app.backend.points(&user_id).await?;
     json_response(
         StatusCode::OK,
@@ -66,9 +67,10 @@ struct Charge {
 }
 
 pub async fn charge(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
-    let body: Charge = validate::json(&read_body(req).await?)?;
+    let body: Charge = validate::json(&app.read_body(req).await?)?;
     validate::id("userId", &body.user_id)?;
     validate::range("amount", body.amount, 1, MAX_PRICE)?;
+    app.check_user_rate(&body.user_id)?;
     let balance = app.backend.charge(&body.user_id, body.amount).await?;
     json_response(
         StatusCode::OK,

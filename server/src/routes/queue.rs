@@ -5,7 +5,7 @@ use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::http::{json_response, read_body, App, Body};
+use crate::http::{json_response, App, Body};
 use crate::model::{QueueStatus, QueueView};
 use crate::token::Claims;
 use crate::validate;
@@ -27,9 +27,10 @@ struct Entered {
 }
 
 pub async fn enter(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
-    let body: Enter = validate::json(&read_body(req).await?)?;
+    let body: Enter = validate::json(&app.read_body(req).await?)?;
     validate::id("eventId", &body.event_id)?;
     validate::id("userId", &body.user_id)?;
+    app.check_user_rate(&body.user_id)?;
     let entered = app.backend.enter(&body.event_id, &body.user_id).await?;
     let token = app.signer.sign(&Claims {
         event_id: body.event_id,

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::error::Result;
-use crate::http::{App, Body};
+use crate::http::{App, Body, SseSlot};
 use crate::model::{QueueStatus, QueueView};
 use crate::token::Claims;
 
@@ -32,6 +32,8 @@ pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    // One token's entry is its (event, user): the per-token stream cap.
+    let slot = app.sse_slot(&format!("{}\n{}", claims.event_id, claims.user_id))?;
     let watch = app.backend.watch_queue(&claims).await?;
 
     let state = StreamState {
@@ -48,6 +50,7 @@ pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
         last_event_id,
         unsafe_sse: app.unsafe_sse,
         sent: 0,
+        _slot: slot,
     };
     let events = stream::unfold(state, |mut st| async move {
         let frame = st.next_frame().await?;
@@ -62,6 +65,8 @@ pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
 }
 
 struct StreamState {
+    /// Frees this stream's place under the SSE caps when the stream drops.
+    _slot: SseSlot,
     backend: crate::backend::Backend,
     claims: Claims,
     cursor: tokio::sync::watch::Receiver<u64>,

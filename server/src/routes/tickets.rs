@@ -5,7 +5,7 @@ use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::http::{json_response, read_body, App, Body};
+use crate::http::{json_response, App, Body};
 use crate::model::ReservationStatus;
 use crate::validate;
 
@@ -39,7 +39,7 @@ pub async fn reserve(app: &App, req: Request<Incoming>) -> Result<Response<Body>
 
 async fn try_reserve(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let claims = app.queue_claims(&req, false)?;
-    let body: Reserve = validate::json(&read_body(req).await?)?;
+    let body: Reserve = validate::json(&app.read_body(req).await?)?;
     validate::id("eventId", &body.event_id)?;
     let reservation = app
         .backend
