@@ -16,5 +16,6 @@ pub mod run;
 pub mod scale;
 pub mod scenarios;
 pub mod setup;
+pub mod shard;
 pub mod summary;
 pub mod thresholds;

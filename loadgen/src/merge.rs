@@ -35,6 +35,12 @@ pub struct LogMeta {
     pub users: usize,
     pub hosts: Vec<String>,
     pub started_at: String,
+    /// Which shard of a sharded run the log is (`--shard`), and the whole
+    /// run's offered rate; absent for unsharded runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_total: Option<f64>,
 }
 
 /// One interval log read back: histograms per transaction, by absolute
@@ -158,6 +164,8 @@ pub fn merge_logs(logs: Vec<ParsedLog>) -> anyhow::Result<ParsedLog> {
                     _ => Model::Closed,
                 };
                 a.started_at = a.started_at.min(b.started_at);
+                // The merged log is the whole run's, no one shard's.
+                a.shard = None;
                 Some(a)
             }
         };
@@ -192,6 +200,8 @@ impl ParsedLog {
             users: 0,
             hosts: Vec::new(),
             started_at: String::new(),
+            shard: None,
+            offered_total: None,
         });
         let start = self.span.0;
         let mut series: BTreeMap<String, Vec<_>> = BTreeMap::new();
@@ -300,6 +310,7 @@ pub fn run(inputs: &[std::path::PathBuf], out_dir: &Path) -> anyhow::Result<RunS
         .iter()
         .map(|p| read_log(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    crate::shard::check(&logs.iter().map(|l| l.meta.as_ref()).collect::<Vec<_>>())?;
     let merged = merge_logs(logs)?;
     std::fs::create_dir_all(out_dir)?;
     merged.write(&out_dir.join("latency.hlog"))?;

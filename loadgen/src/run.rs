@@ -74,6 +74,16 @@ pub struct RunArgs {
     pub goose_metrics: bool,
     #[command(flatten)]
     pub gates: ThresholdArgs,
+    /// Runs shard I of N (0-based; a Kubernetes Indexed Job's
+    /// `JOB_COMPLETION_INDEX`): 1/N of `--rate` and of `--users`, users
+    /// of its own, the same run id, event and stock as the other shards.
+    /// `loadgen merge` adds the shards' logs into the run's.
+    #[arg(long)]
+    pub shard: Option<crate::shard::Shard>,
+    /// Starts the measured load at this moment (RFC 3339 or Unix seconds),
+    /// after the set-up, so shards on several machines begin together.
+    #[arg(long, value_parser = crate::shard::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// Less output.
     #[arg(long, short)]
     pub quiet: bool,
@@ -136,15 +146,22 @@ impl RunArgs {
         })
     }
 
+    /// This process's users: the run's, or this shard's share of them.
     pub fn users(&self) -> usize {
-        self.users.unwrap_or(match self.rate {
+        let total = self.users.unwrap_or(match self.rate {
             Some(rate) => ((rate / 10.0).ceil() as usize).clamp(16, 2000),
             None => 32,
-        })
+        });
+        self.shard.map_or(total, |s| s.users(total))
+    }
+
+    /// The rate this process offers: the run's, or this shard's share.
+    fn own_rate(&self) -> Option<f64> {
+        self.rate.map(|r| self.shard.map_or(r, |s| s.rate(r)))
     }
 
     fn model(&self) -> Model {
-        match self.rate {
+        match self.own_rate() {
             Some(rate) => Model::Open { rate },
             None => Model::Closed,
         }
@@ -190,6 +207,11 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         .map(|h| h.trim_end_matches('/').to_owned())
         .collect();
     let run_id = args.run_id.clone().unwrap_or_else(default_run_id);
+    // Shards share the run id (and so the event); their users must not.
+    let users_tag = match args.shard {
+        Some(s) => format!("{run_id}-s{}", s.index),
+        None => run_id.clone(),
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let duration = Duration::from_secs_f64(args.duration);
@@ -206,7 +228,7 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let prepared = setup::prepare(
         &admin,
         &hosts,
-        &run_id,
+        (&run_id, &users_tag),
         args.stock.unwrap_or(purchases) + warmup_stock,
         args.active_capacity,
         matches!(args.scenario, Kind::Browse | Kind::Mixed),
@@ -219,7 +241,7 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         while std::time::Instant::now() < until && i < warmup_stock {
             let host = &hosts[i as usize % hosts.len()];
             admin
-                .purchase(host, &prepared.event_id, &format!("warm-{run_id}-{i}"))
+                .purchase(host, &prepared.event_id, &format!("warm-{users_tag}-{i}"))
                 .await
                 .context("warm-up purchase")?;
             i += 1;
@@ -268,8 +290,11 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         ];
     }
 
+    if let Some(at) = args.start_at {
+        crate::shard::wait_until(at, !args.quiet).await?;
+    }
     let model = args.model();
-    let pacer = args.rate.map(|rate| Pacer::new(rate, duration));
+    let pacer = args.own_rate().map(|rate| Pacer::new(rate, duration));
     let recorder = Arc::new(Recorder::with_window(
         duration,
         pacer.as_ref().map(Pacer::planned),
@@ -282,6 +307,8 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         users,
         hosts: hosts.clone(),
         started_at: rfc3339(recorder.started_wall()),
+        shard: args.shard,
+        offered_total: args.rate,
     };
     let log_path = args.out.join("latency.hlog");
     let cpu_before = crate::machine::cpu_seconds();
@@ -293,7 +320,7 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         recorder: Arc::clone(&recorder),
         pacer,
         wait: args.wait,
-        user_prefix: format!("lg-{run_id}"),
+        user_prefix: format!("lg-{users_tag}"),
         next_user: Default::default(),
     });
     let attack = GooseAttack::initialize_with_config(config)?

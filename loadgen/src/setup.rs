@@ -274,7 +274,7 @@ pub fn sum_metric(text: &str, name: &str, labels: &[&str]) -> f64 {
 pub async fn prepare(
     admin: &Admin,
     hosts: &[String],
-    run_id: &str,
+    (run_id, users): (&str, &str),
     stock: u64,
     active_capacity: u32,
     with_reservations: bool,
@@ -301,7 +301,7 @@ pub async fn prepare(
             for i in 0..SAMPLE_RESERVATIONS {
                 ids.push(
                     admin
-                        .purchase(host, &event_id, &format!("setup-{run_id}-{h}-{i}"))
+                        .purchase(host, &event_id, &format!("setup-{users}-{h}-{i}"))
                         .await?,
                 );
             }
