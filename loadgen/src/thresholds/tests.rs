@@ -233,3 +233,36 @@ fn scale_thresholds_read_the_points_at_their_instance_count() {
         "{missing:?}"
     );
 }
+
+#[test]
+fn in_a_job_a_transaction_is_judged_on_the_run_that_records_it() {
+    let job = Scope {
+        command: "job",
+        scenarios: vec![Kind::FlashSale, Kind::HoldAndPay],
+        scale: true,
+    };
+    let args = |e: &str| ThresholdArgs {
+        threshold: vec![e.into()],
+        thresholds_file: None,
+    };
+    assert!(args("pay.p95 < 1s").parse(&job).is_ok());
+    assert!(args("efficiency@2 >= 0.9").parse(&job).is_ok());
+    assert!(
+        args("event.p95 < 1s").parse(&job).is_err(),
+        "no browse in a job"
+    );
+    let sale = summary(40_000, 0);
+    let mut seats = summary(90_000, 0);
+    seats.headline = "hold_and_pay".into();
+    let pay = seats.transactions.remove("flash_sale").unwrap();
+    seats.transactions.insert("pay".into(), pay);
+    // Unprefixed: the main (first) run; `pay`: the seat-map run's.
+    assert_eq!(
+        judge(&parse("p95 < 1s"), &[&sale, &seats], None).observed,
+        Some(40.0)
+    );
+    assert_eq!(
+        judge(&parse("pay.p95 < 1s"), &[&sale, &seats], None).observed,
+        Some(90.0)
+    );
+}
