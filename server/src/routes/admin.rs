@@ -29,7 +29,20 @@ struct Created<'a> {
 
 pub async fn create_event(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     app.require_admin(&req)?;
-    let body: CreateEvent = validate::json(&app.read_body(req).await?)?;
+    let spec = parse_create_event(&app.read_body(req).await?)?;
+    let view = app.backend.create_event(spec).await?;
+    json_response(
+        StatusCode::CREATED,
+        &Created {
+            event_id: &view.event_id,
+            stock: view.stock,
+        },
+    )
+}
+
+/// The body of create-event, parsed and checked (400 otherwise).
+pub(super) fn parse_create_event(bytes: &[u8]) -> Result<EventSpec> {
+    let body: CreateEvent = validate::json(bytes)?;
     validate::id("eventId", &body.event_id)?;
     validate::range("stock", body.stock, 0, MAX_STOCK)?;
     if let Some(name) = &body.name {
@@ -46,14 +59,7 @@ pub async fn create_event(app: &App, req: Request<Incoming>) -> Result<Response<
     validate::range("perUserLimit", spec.per_user_limit, 1, 10_000)?;
     validate::range("activeCapacity", spec.active_capacity, 1, 1_000_000)?;
     validate::range("activeTtlSeconds", spec.active_ttl_seconds, 1, 86_400)?;
-    let view = app.backend.create_event(spec).await?;
-    json_response(
-        StatusCode::CREATED,
-        &Created {
-            event_id: &view.event_id,
-            stock: view.stock,
-        },
-    )
+    Ok(spec)
 }
 
 pub async fn get_event(app: &App, event_id: &str) -> Result<Response<Body>> {

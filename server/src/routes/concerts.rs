@@ -41,7 +41,22 @@ struct Created<'a> {
 
 pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     app.require_admin(&req)?;
-    let body: CreateConcert = validate::json(&app.read_body(req).await?)?;
+    let spec = parse_create(&app.read_body(req).await?)?;
+    let count = spec.schedules.len();
+    let concert_id = spec.concert_id.clone();
+    app.backend.create_concert(spec).await?;
+    json_response(
+        StatusCode::CREATED,
+        &Created {
+            concert_id: &concert_id,
+            schedules: count,
+        },
+    )
+}
+
+/// The body of create-concert, parsed and checked (400 otherwise).
+pub(super) fn parse_create(bytes: &[u8]) -> Result<ConcertSpec> {
+    let body: CreateConcert = validate::json(bytes)?;
     validate::id("concertId", &body.concert_id)?;
     if let Some(name) = &body.name {
         validate::name("name", name, 200)?;
@@ -86,16 +101,7 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
     };
     validate::range("activeCapacity", spec.active_capacity, 1, 1_000_000)?;
     validate::range("activeTtlSeconds", spec.active_ttl_seconds, 1, 86_400)?;
-    let count = spec.schedules.len();
-    let concert_id = spec.concert_id.clone();
-    app.backend.create_concert(spec).await?;
-    json_response(
-        StatusCode::CREATED,
-        &Created {
-            concert_id: &concert_id,
-            schedules: count,
-        },
-    )
+    Ok(spec)
 }
 
 pub async fn schedules(app: &App, concert_id: &str) -> Result<Response<Body>> {
@@ -114,17 +120,23 @@ pub async fn seats(app: &App, concert_id: &str, schedule_id: &str) -> Result<Res
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct HoldSeat {
+pub(super) struct HoldSeat {
     schedule_id: String,
     seat_number: u32,
+}
+
+/// The body of a seat hold, parsed and checked (400 otherwise).
+pub(super) fn parse_hold(bytes: &[u8]) -> Result<HoldSeat> {
+    let body: HoldSeat = validate::json(bytes)?;
+    validate::id("scheduleId", &body.schedule_id)?;
+    validate::range("seatNumber", body.seat_number, 1, MAX_SEAT_COUNT)?;
+    Ok(body)
 }
 
 pub async fn hold(app: &App, concert_id: &str, req: Request<Incoming>) -> Result<Response<Body>> {
     validate::id("concertId", concert_id)?;
     let claims = app.queue_claims(&req, false)?;
-    let body: HoldSeat = validate::json(&app.read_body(req).await?)?;
-    validate::id("scheduleId", &body.schedule_id)?;
-    validate::range("seatNumber", body.seat_number, 1, MAX_SEAT_COUNT)?;
+    let body = parse_hold(&app.read_body(req).await?)?;
     let hold = app
         .backend
         .hold(&claims, concert_id, &body.schedule_id, body.seat_number)

@@ -11,8 +11,15 @@ use crate::validate;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Pay {
+pub(super) struct Pay {
     reservation_id: String,
+}
+
+/// The body of a payment, parsed and checked (400 otherwise).
+pub(super) fn parse_pay(bytes: &[u8]) -> Result<Pay> {
+    let body: Pay = validate::json(bytes)?;
+    validate::id("reservationId", &body.reservation_id)?;
+    Ok(body)
 }
 
 pub async fn pay(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
@@ -28,8 +35,7 @@ pub async fn pay(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
             }
         },
     };
-    let body: Pay = validate::json(&app.read_body(req).await?)?;
-    validate::id("reservationId", &body.reservation_id)?;
+    let body = parse_pay(&app.read_body(req).await?)?;
     let request = PayRequest {
         reservation_id: body.reservation_id,
         idempotency_key,
@@ -61,15 +67,21 @@ pub async fn points(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Charge {
+pub(super) struct Charge {
     user_id: String,
     amount: u64,
 }
 
-pub async fn charge(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
-    let body: Charge = validate::json(&app.read_body(req).await?)?;
+/// The body of a points charge, parsed and checked (400 otherwise).
+pub(super) fn parse_charge(bytes: &[u8]) -> Result<Charge> {
+    let body: Charge = validate::json(bytes)?;
     validate::id("userId", &body.user_id)?;
     validate::range("amount", body.amount, 1, MAX_PRICE)?;
+    Ok(body)
+}
+
+pub async fn charge(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let body = parse_charge(&app.read_body(req).await?)?;
     app.check_user_rate(&body.user_id)?;
     let balance = app.backend.charge(&body.user_id, body.amount).await?;
     json_response(

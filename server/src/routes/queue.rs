@@ -12,7 +12,7 @@ use crate::validate;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Enter {
+pub(super) struct Enter {
     event_id: String,
     user_id: String,
 }
@@ -26,10 +26,16 @@ struct Entered {
     status: QueueStatus,
 }
 
-pub async fn enter(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
-    let body: Enter = validate::json(&app.read_body(req).await?)?;
+/// The body of enter, parsed and checked (400 otherwise).
+pub(super) fn parse_enter(bytes: &[u8]) -> Result<Enter> {
+    let body: Enter = validate::json(bytes)?;
     validate::id("eventId", &body.event_id)?;
     validate::id("userId", &body.user_id)?;
+    Ok(body)
+}
+
+pub async fn enter(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let body = parse_enter(&app.read_body(req).await?)?;
     app.check_user_rate(&body.user_id)?;
     let entered = app.backend.enter(&body.event_id, &body.user_id).await?;
     let token = app.signer.sign(&Claims {

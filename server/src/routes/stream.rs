@@ -31,25 +31,20 @@ pub async fn stream(app: &App, req: Request<Incoming>) -> Result<Response<Body>>
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(parse_last_event_id);
     // One token's entry is its (event, user): the per-token stream cap.
     let slot = app.sse_slot(&format!("{}\n{}", claims.event_id, claims.user_id))?;
     let watch = app.backend.watch_queue(&claims).await?;
 
     let state = StreamState {
         backend: app.backend.clone(),
+        writer: SseWriter::new(claims.seq, last_event_id, app.unsafe_sse),
         claims,
         cursor: watch.cursor,
         stopping: app.stopping.clone(),
         heartbeat: app.sse_heartbeat,
         next_heartbeat: Instant::now() + app.sse_heartbeat,
-        // The lowest position this client has been shown, across reconnects.
-        shown: None,
         pending: Some(watch.current),
-        finished: false,
-        last_event_id,
-        unsafe_sse: app.unsafe_sse,
-        sent: 0,
         _slot: slot,
     };
     let events = stream::unfold(state, |mut st| async move {
@@ -73,8 +68,24 @@ struct StreamState {
     stopping: tokio::sync::watch::Receiver<bool>,
     heartbeat: Duration,
     next_heartbeat: Instant,
-    shown: Option<u64>,
     pending: Option<QueueView>,
+    writer: SseWriter,
+}
+
+/// A `Last-Event-ID` header's value: an id this server sent (a whole
+/// number), or `None` for anything else, which then counts as absent.
+pub fn parse_last_event_id(value: &str) -> Option<u64> {
+    value.trim().parse::<u64>().ok()
+}
+
+/// Turns queue views into SSE frames for one token: no position above
+/// what an earlier frame (or `Last-Event-ID`) implied, ids that never go
+/// down, and an end after ACTIVE, DONE or EXPIRED.
+pub struct SseWriter {
+    /// The token's place in its event's line.
+    seq: u64,
+    /// The lowest position this client has been shown, across reconnects.
+    shown: Option<u64>,
     finished: bool,
     last_event_id: Option<u64>,
     unsafe_sse: bool,
@@ -84,7 +95,7 @@ struct StreamState {
 impl StreamState {
     /// The next SSE frame, or `None` when the stream is over.
     async fn next_frame(&mut self) -> Option<Bytes> {
-        if self.finished {
+        if self.writer.finished {
             return None;
         }
         loop {
@@ -107,16 +118,34 @@ impl StreamState {
                     )
                 }
             };
-            if let Some(frame) = self.render(view, heartbeat) {
+            if let Some(frame) = self.writer.render(view, heartbeat) {
                 self.next_heartbeat = Instant::now() + self.heartbeat;
                 return Some(frame);
             }
         }
     }
+}
+
+impl SseWriter {
+    pub fn new(seq: u64, last_event_id: Option<u64>, unsafe_sse: bool) -> Self {
+        SseWriter {
+            seq,
+            shown: None,
+            finished: false,
+            last_event_id,
+            unsafe_sse,
+            sent: 0,
+        }
+    }
+
+    /// True once a frame that ends the stream was written.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
 
     /// Formats `view` as an SSE event, or `None` when it would tell the
     /// client nothing new (an unchanged position outside a heartbeat).
-    fn render(&mut self, view: QueueView, heartbeat: bool) -> Option<Bytes> {
+    pub fn render(&mut self, view: QueueView, heartbeat: bool) -> Option<Bytes> {
         let id = view.cursor.max(self.last_event_id.unwrap_or(0));
         let retry = if self.shown.is_none() && self.last_event_id.is_none() {
             format!("retry: {RETRY_MS}\n")
@@ -128,7 +157,7 @@ impl StreamState {
                 // Never show more than an earlier event (or Last-Event-ID) implied.
                 let implied_by_id = self
                     .last_event_id
-                    .map(|last| (self.claims.seq + 1).saturating_sub(last).max(1));
+                    .map(|last| self.seq.saturating_add(1).saturating_sub(last).max(1));
                 let position = [Some(view.position), self.shown, implied_by_id]
                     .into_iter()
                     .flatten()

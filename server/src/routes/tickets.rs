@@ -11,7 +11,7 @@ use crate::validate;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Reserve {
+pub(super) struct Reserve {
     event_id: String,
     quantity: u32,
 }
@@ -37,10 +37,17 @@ pub async fn reserve(app: &App, req: Request<Incoming>) -> Result<Response<Body>
     outcome
 }
 
+/// The body of a reserve, parsed and checked (400 otherwise; the quantity's
+/// bound is the event's and is checked by the backend).
+pub(super) fn parse_reserve(bytes: &[u8]) -> Result<Reserve> {
+    let body: Reserve = validate::json(bytes)?;
+    validate::id("eventId", &body.event_id)?;
+    Ok(body)
+}
+
 async fn try_reserve(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let claims = app.queue_claims(&req, false)?;
-    let body: Reserve = validate::json(&app.read_body(req).await?)?;
-    validate::id("eventId", &body.event_id)?;
+    let body = parse_reserve(&app.read_body(req).await?)?;
     let reservation = app
         .backend
         .reserve(&claims, &body.event_id, body.quantity)
