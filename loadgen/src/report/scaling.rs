@@ -3,7 +3,7 @@
 //! interval of TPS, P95 and efficiency, the verdict, what limited it),
 //! the fitted model, and the notes under the table.
 
-use crate::scale::stats::Interval;
+use crate::scale::stats::{Interval, Verdict};
 use crate::scale::{Point, ScaleReport, FLAG_TEXT};
 
 pub(super) fn quota_label(scale: &ScaleReport) -> String {
@@ -286,6 +286,45 @@ pub(super) fn unmet_note(scale: &ScaleReport) -> Option<String> {
     })
 }
 
+/// Why an efficiency interval is as wide as it is: the two fleet sizes'
+/// spreads it pairs, as shares of their medians, beside the search's own
+/// resolution, for every size whose verdict is not conclusive.
+pub(super) fn precision_note(scale: &ScaleReport) -> Option<String> {
+    let base = scale.points.first()?;
+    let share = |p: &Point| {
+        let (t, i) = (p.tps?, p.tps_interval?);
+        (t > 0.0).then(|| (i.lo, i.hi, (i.hi - i.lo) / t * 100.0))
+    };
+    let (b_lo, b_hi, b_share) = share(base)?;
+    let lines: Vec<String> = scale
+        .points
+        .iter()
+        .skip(1)
+        .filter(|p| p.verdict == Some(Verdict::Inconclusive))
+        .filter_map(|p| {
+            let i = p.efficiency_interval?;
+            let (lo, hi, own) = share(p)?;
+            Some(format!(
+                "at {} the interval is {:.0} points wide: TPS({}) ranged {lo:.0}-{hi:.0}/s over \
+                 its repeats ({own:.0}% of its median) and TPS({}) {b_lo:.0}-{b_hi:.0}/s \
+                 ({b_share:.0}%)",
+                p.instances,
+                i.width() * 100.0,
+                p.instances,
+                base.instances
+            ))
+        })
+        .collect();
+    (!lines.is_empty()).then(|| {
+        format!(
+            "What kept the verdict inconclusive: {}; the search alone allows {:.0}% per repeat, so \
+             the rest is the repeats disagreeing (what each part used is below).",
+            lines.join("; "),
+            scale.resolution * 100.0
+        )
+    })
+}
+
 /// Every note under the scaling table, in order.
 pub(super) fn notes(scale: &ScaleReport) -> Vec<String> {
     let mut notes: Vec<String> = scale
@@ -300,6 +339,7 @@ pub(super) fn notes(scale: &ScaleReport) -> Vec<String> {
             flag_note(scale),
             incomplete_note(scale),
             unmet_note(scale),
+            precision_note(scale),
             limits_note(scale),
         ]
         .into_iter()

@@ -251,3 +251,31 @@ fn a_repeat_without_a_passing_rate_leaves_the_verdict_inconclusive() {
     let (md, ..) = render(&report(complete));
     assert!(!md.contains("found no passing rate"), "{md}");
 }
+
+#[test]
+fn an_inconclusive_verdict_says_which_spreads_made_its_interval_wide() {
+    // One instance 90..110 (20% of its median), four 360..400: efficiency
+    // 82%..111%, 29 points wide, inconclusive.
+    let wide = scale(
+        &[(1, &[90.0, 100.0, 110.0]), (4, &[360.0, 380.0, 400.0])],
+        true,
+    );
+    let note = super::scaling::precision_note(&wide).expect("a note");
+    assert!(
+        note.contains("at 4 the interval is 29 points wide")
+            && note.contains("TPS(4) ranged 360-400/s over its repeats (11% of its median)")
+            && note.contains("TPS(1) 90-110/s (20%)"),
+        "{note}"
+    );
+    let (md, html, _) = render(&report(wide));
+    assert!(
+        md.contains("What kept the verdict inconclusive")
+            && html.contains("What kept the verdict inconclusive")
+    );
+    // Tight repeats give a conclusive verdict and no such note.
+    let tight = scale(
+        &[(1, &[99.0, 100.0, 101.0]), (4, &[396.0, 398.0, 400.0])],
+        true,
+    );
+    assert_eq!(super::scaling::precision_note(&tight), None);
+}
