@@ -182,3 +182,14 @@ pub(super) fn generator_line(load: &RunSummary) -> String {
         None => format!("{} merged process(es)", load.processes),
     }
 }
+
+/// Every threshold the run was gated on, as judged: the load runs' and
+/// the scaling run's, in that order.
+pub(super) fn thresholds(report: &Report) -> Vec<&crate::thresholds::Judged> {
+    report
+        .loads
+        .iter()
+        .flat_map(|l| &l.thresholds)
+        .chain(report.scale.iter().flat_map(|s| &s.thresholds))
+        .collect()
+}

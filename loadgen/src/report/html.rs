@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::figures::{generator_line, verdict_line, window_line};
+use super::figures::{generator_line, thresholds, verdict_line, window_line};
 use super::plots;
 use super::scaling::{bounds, notes, quota_label, Cells};
 use super::{Page, Report, OLD_TPS_NOTE};
@@ -108,6 +108,23 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
         h.push_str("</tr>");
     }
     h.push_str("</table>");
+    let gates = thresholds(report);
+    if !gates.is_empty() {
+        h.push_str(
+            "<h2>Thresholds</h2><table><tr><th>threshold</th><th>result</th><th>observed</th></tr>",
+        );
+        for j in gates {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                esc(&j.expression),
+                if j.pass { "pass" } else { "fail" },
+                if j.pass { "pass" } else { "FAIL" },
+                esc(&j.detail)
+            );
+        }
+        h.push_str("</table>");
+    }
     for (load, names) in report.loads.iter().zip(load_plots) {
         let _ = write!(
             h,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::figures::{generator_line, verdict_line, window_line};
+use super::figures::{generator_line, thresholds, verdict_line, window_line};
 use super::plots;
 use super::scaling::{bounds, notes, quota_label, Cells};
 use super::{Page, Report, OLD_TPS_NOTE};
@@ -71,6 +71,19 @@ pub(super) fn page(page: &Page<'_>) -> String {
             );
         } else {
             let _ = writeln!(md, "| {} | {} |", r.what, r.now_text("⚠"));
+        }
+    }
+    let gates = thresholds(report);
+    if !gates.is_empty() {
+        md.push_str("\n## Thresholds\n\n| threshold | result | observed |\n|---|---|---|\n");
+        for j in gates {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} |",
+                j.expression,
+                if j.pass { "pass" } else { "**FAIL**" },
+                j.detail
+            );
         }
     }
     for (load, names) in report.loads.iter().zip(load_plots) {

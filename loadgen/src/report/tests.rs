@@ -279,3 +279,29 @@ fn an_inconclusive_verdict_says_which_spreads_made_its_interval_wide() {
     );
     assert_eq!(super::scaling::precision_note(&tight), None);
 }
+
+#[test]
+fn judged_thresholds_are_on_both_pages() {
+    let mut s = scale(&[(1, &[100.0]), (2, &[190.0])], true);
+    let gate = |expression: &str, pass: bool| crate::thresholds::Judged {
+        expression: expression.into(),
+        observed: Some(0.95),
+        unit: "share".into(),
+        pass,
+        detail: "observed 95%".into(),
+    };
+    s.thresholds.push(gate("efficiency@2 >= 0.99", false));
+    let (md, html, json) = render(&report(s));
+    assert!(
+        md.contains("| `efficiency@2 >= 0.99` | **FAIL** | observed 95% |"),
+        "{md}"
+    );
+    assert!(
+        html.contains("<code>efficiency@2 &gt;= 0.99</code></td><td class=\"fail\">FAIL"),
+        "{html}"
+    );
+    assert_eq!(json["scale"]["thresholds"][0]["pass"], false);
+    // No gates, no section.
+    let (md, html, _) = render(&report(scale(&[(1, &[100.0])], true)));
+    assert!(!md.contains("## Thresholds") && !html.contains("<h2>Thresholds"));
+}
