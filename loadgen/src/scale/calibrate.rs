@@ -19,9 +19,12 @@ const FLEET: usize = 2;
 /// follows from it, so it is worth a bracket where a repeat's is not.
 const CEILING_STEPS: usize = 6;
 
-/// The smallest quota an instance gets: below it a quota period is mostly
-/// stall, which the latency bound feels more than the rate.
-pub const MIN_CPUS: f64 = 0.08;
+/// The smallest quota an instance gets. A reference instance spends about
+/// 0.05 CPU on work that does not scale with its rate (fitted in the
+/// calibration trials here): below 0.1 CPU that is most of its slice, and
+/// a quota period is mostly stall, which the latency bound feels more
+/// than the rate. Such a sliver is not "one instance".
+pub const MIN_CPUS: f64 = 0.1;
 
 /// The ceiling and the instances' CPU per purchase.
 pub(super) async fn ceiling<D: Deployment>(search: &Search<'_, D>) -> anyhow::Result<Calibration> {
@@ -186,6 +189,8 @@ mod tests {
         let q = quota_for(400.0, 0.002, 4);
         assert!((q - 0.2).abs() < 1e-9, "{q}");
         assert!(expected(4, q, 0.002) <= 400.0 + 1e-9);
+        // 2.5 ms: 0.25.
+        assert!((quota_for(400.0, 0.0025, 4) - 0.25).abs() < 1e-9);
         // Never below the floor, even where the stack is slow.
         assert_eq!(quota_for(10.0, 0.001, 4), MIN_CPUS);
     }
