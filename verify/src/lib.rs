@@ -85,7 +85,10 @@ pub async fn run(options: &Options) -> Result<Outcome, RunError> {
 pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, RunError> {
     validate(options)?;
     let history = History::new();
-    history.note("run", recorded::run_note(&target.label, options));
+    let mut run_note = recorded::run_note(&target.label, options);
+    // The wall-clock anchor: shards' histories merge on it.
+    run_note["startedUnixNs"] = history.started_unix_ns().into();
+    history.note("run", run_note);
     let client = Client::new(
         &target.bases,
         &target.admin_token,
@@ -232,8 +235,23 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
 /// Re-judges a recorded run from its `history.jsonl`: the verdict the live
 /// run reached on the same history.
 pub fn judge_file(path: &std::path::Path) -> Result<Verdict, RunError> {
-    let ops = history::read_jsonl(path).map_err(|e| RunError::Usage(e.to_string()))?;
-    checks::judge(&ops).map_err(|e| RunError::Usage(format!("{}: {e}", path.display())))
+    judge_files(&[path.to_owned()])
+}
+
+/// Judges the histories of one race's shards (`--shard I/N`) merged into
+/// one ([`history::merge`]); one history is judged as it is.
+pub fn judge_files(paths: &[std::path::PathBuf]) -> Result<Verdict, RunError> {
+    let mut histories = Vec::with_capacity(paths.len());
+    for path in paths {
+        let ops = history::read_jsonl(path).map_err(|e| RunError::Usage(e.to_string()))?;
+        histories.push((path.display().to_string(), ops));
+    }
+    let name = match paths {
+        [one] => one.display().to_string(),
+        _ => "the merged histories".to_owned(),
+    };
+    let ops = history::merge::merge(histories).map_err(RunError::Usage)?;
+    checks::judge(&ops).map_err(|e| RunError::Usage(format!("{name}: {e}")))
 }
 
 /// The race as configured, then (unless `--no-variants`) quantity 2, and a

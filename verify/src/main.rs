@@ -6,7 +6,7 @@
 //! Exit status: 0 every check passed, 1 a check failed, 2 the run could not
 //! be carried out (or the history could not be read).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -51,8 +51,8 @@ async fn live(options: &verify::Options) -> ExitCode {
     }
 }
 
-fn judge(history: &Path, out: Option<&Path>) -> ExitCode {
-    match verify::judge_file(history) {
+fn judge(histories: &[PathBuf], out: Option<&Path>) -> ExitCode {
+    match verify::judge_files(histories) {
         Ok(verdict) => {
             print!("{}", verdict.human());
             if let Some(out) = out {

@@ -159,10 +159,13 @@ pub struct Options {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Re-judge a recorded run offline from its history.jsonl and print the
-    /// verdict (exit status 0 pass, 1 fail, 2 unreadable history).
+    /// verdict (exit status 0 pass, 1 fail, 2 unreadable history); several
+    /// (the shards of one race, `--shard I/N`) are merged by wall-clock time
+    /// and judged as one.
     Judge {
-        /// The history.jsonl a run wrote.
-        history: PathBuf,
+        /// The history.jsonl a run wrote, or each shard's.
+        #[arg(required = true, num_args = 1..)]
+        history: Vec<PathBuf>,
         /// Also write verdict.json and junit.xml into this directory.
         #[arg(long)]
         out: Option<PathBuf>,

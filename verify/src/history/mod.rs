@@ -10,7 +10,9 @@
 //!
 //! - [`read`]: a written history read back, and its operations paired into
 //!   calls.
+//! - [`merge`]: the histories of several shards of one race as one.
 
+pub mod merge;
 pub mod read;
 
 pub use read::{read_jsonl, Call as RecordedCall, Calls, ReadError};
@@ -59,6 +61,9 @@ pub struct History {
 
 struct Inner {
     start: Instant,
+    /// The wall clock at `start` (ns since the Unix epoch): what lines up
+    /// the histories of several processes ([`merge`]).
+    started_unix_ns: u64,
     ops: Mutex<Vec<Op>>,
 }
 
@@ -73,6 +78,9 @@ impl History {
         History {
             inner: Arc::new(Inner {
                 start: Instant::now(),
+                started_unix_ns: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
                 ops: Mutex::new(Vec::new()),
             }),
         }
@@ -81,6 +89,11 @@ impl History {
     /// Nanoseconds since the run started.
     pub fn now(&self) -> u64 {
         self.inner.start.elapsed().as_nanos() as u64
+    }
+
+    /// When the run started on the wall clock, in ns since the Unix epoch.
+    pub fn started_unix_ns(&self) -> u64 {
+        self.inner.started_unix_ns
     }
 
     /// Records an operation's invocation and returns its time.

@@ -48,9 +48,12 @@ pub fn rebuild(seg: &Segment) -> Result<RaceRun, String> {
         })
         .collect();
 
-    // The checker's read of the event after the race.
+    // The checker's read of the event after the race: the last one, which
+    // in a merged history is after every shard's buyers (each shard reads
+    // it once its own are done).
     let event_after = calls
-        .by("checker", "read-event")
+        .of_f("read-event")
+        .filter(|c| crate::history::merge::is_checker(&c.process) && c.args["eventId"] == event_id)
         .last()
         .filter(|c| c.call.reply.is_success())
         .and_then(|c| c.call.reply.body().cloned());
