@@ -16,6 +16,7 @@
 //!   the recorded run and name a witness ([`checks::judge`], live and
 //!   offline).
 //! - [`verdict`]: headline, per-check results, `verdict.json`, `junit.xml`.
+//! - [`shard`]: one race raced by several processes (`--shard I/N`).
 //!
 //! Exit status of the binary: 0 all checks passed, 1 a check failed, 2 the
 //! run itself could not be carried out.
@@ -29,6 +30,7 @@ pub mod options;
 mod progress;
 pub mod recorded;
 pub mod scenarios;
+pub mod shard;
 pub mod stores;
 pub mod target;
 pub mod verdict;
@@ -83,6 +85,27 @@ pub async fn run(options: &Options) -> Result<Outcome, RunError> {
 
 /// Runs the selected checks against an already started target.
 pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, RunError> {
+    let history = record_against(target, options).await?;
+    // The verdict is the history's: the same judgement `verify judge` makes.
+    let verdict = checks::judge(&history.ops())
+        .map_err(|e| RunError::Other(format!("the run's own history: {e}")))?;
+    Ok(Outcome { verdict, history })
+}
+
+/// Runs one shard of the race (`--shard I/N`) against `--target` and
+/// returns its history, unjudged: alone it is a part of the race.
+pub async fn run_shard(options: &Options) -> Result<History, RunError> {
+    if options.target.is_empty() {
+        return Err(RunError::Usage(
+            "--shard needs --target: the shards race on one server's stock".into(),
+        ));
+    }
+    let target = Target::external_many(&options.target, options.admin_token.as_deref())?;
+    record_against(&target, options).await
+}
+
+/// Drives the target through the selected checks and returns the history.
+async fn record_against(target: &Target, options: &Options) -> Result<History, RunError> {
     validate(options)?;
     let history = History::new();
     let mut run_note = recorded::run_note(&target.label, options);
@@ -142,11 +165,18 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
         _ => None,
     };
     let nonce = format!("{:08x}", rand::random::<u32>());
+    let part = options.shard.map(|shard| shard::Part {
+        shard,
+        start_at: options.start_at,
+    });
     let result: Result<(), RunError> = async {
         if options.runs(CheckName::Oversell) {
             for run in 1..=options.repeat {
                 for (k, spec) in race_specs(options).into_iter().enumerate() {
-                    let event_id = format!("verify-{nonce}-r{run}-{k}");
+                    let event_id = match &options.run_id {
+                        Some(id) if part.is_some() => shard::event_id(id),
+                        _ => format!("verify-{nonce}-r{run}-{k}"),
+                    };
                     let race = scenarios::race::run(
                         &client,
                         spec,
@@ -155,9 +185,10 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
                         watch,
                         Duration::from_secs(options.confirm_deadline),
                         &progress,
+                        part,
                     )
                     .await?;
-                    if let Some(stores) = &stores {
+                    if let (Some(stores), None) = (&stores, part) {
                         progress.step(format!("race {run}: reading Redis, Kafka and PostgreSQL"));
                         let accepted = checks::stores::accepted(&race);
                         let seen = stores
@@ -225,11 +256,7 @@ pub async fn run_against(target: &Target, options: &Options) -> Result<Outcome, 
     .await;
     progress.finish();
     result?;
-
-    // The verdict is the history's: the same judgement `verify judge` makes.
-    let verdict = checks::judge(&history.ops())
-        .map_err(|e| RunError::Other(format!("the run's own history: {e}")))?;
-    Ok(Outcome { verdict, history })
+    Ok(history)
 }
 
 /// Re-judges a recorded run from its `history.jsonl`: the verdict the live
@@ -263,7 +290,8 @@ pub fn race_specs(options: &Options) -> Vec<RaceSpec> {
         quantity: options.quantity,
     };
     let mut specs = vec![main];
-    if !options.no_variants {
+    // Shards race once, for one event's stock.
+    if !options.no_variants && options.shard.is_none() {
         let odd_stock = if options.stock % 2 == 0 {
             options.stock.saturating_sub(1)
         } else {
@@ -301,6 +329,9 @@ fn validate(options: &Options) -> Result<(), RunError> {
     }
     if options.repeat == 0 {
         return bad("--repeat must be at least 1");
+    }
+    if let Some(shard) = options.shard {
+        shard::validate(options, shard).map_err(RunError::Usage)?;
     }
     if options.queue_users < 2 || options.fifo_capacity == 0 {
         return bad("--queue-users must be at least 2 and --fifo-capacity at least 1");

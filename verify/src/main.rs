@@ -28,6 +28,9 @@ async fn main() -> ExitCode {
 }
 
 async fn live(options: &verify::Options) -> ExitCode {
+    if let Some(shard) = options.shard {
+        return live_shard(options, shard).await;
+    }
     match verify::run(options).await {
         Ok(outcome) => {
             print!("{}", outcome.verdict.human());
@@ -43,6 +46,32 @@ async fn live(options: &verify::Options) -> ExitCode {
                 options.out.display()
             );
             ExitCode::from(outcome.verdict.exit_code() as u8)
+        }
+        Err(e) => {
+            eprintln!("ERROR the run could not be carried out: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A shard's history alone is a part of the race: it is written, not
+/// judged.
+async fn live_shard(options: &verify::Options, shard: verify::shard::Shard) -> ExitCode {
+    match verify::run_shard(options).await {
+        Ok(history) => {
+            let path = options.out.join("history.jsonl");
+            let written =
+                std::fs::create_dir_all(&options.out).and_then(|()| history.write_jsonl(&path));
+            if let Err(e) = written {
+                eprintln!("ERROR could not write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            println!(
+                "shard {shard} recorded: {}; judge the merged histories with \
+                 `verify judge` and every shard's history.jsonl",
+                path.display()
+            );
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("ERROR the run could not be carried out: {e}");

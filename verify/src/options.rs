@@ -143,6 +143,24 @@ pub struct Options {
     #[arg(long, default_value_t = 15)]
     pub store_deadline: u64,
 
+    /// Run one shard of the over-selling race, I of N (0-based): the buyers
+    /// `buyer-i` with `i % N == I`, against the event of `--run-id`. Only
+    /// check oversell runs; the shard writes its history.jsonl without a
+    /// verdict: judge every shard's with `verify judge H1 H2 ...`.
+    #[arg(long, value_parser = parse_shard, requires = "run_id")]
+    pub shard: Option<crate::shard::Shard>,
+
+    /// With --shard: the id every shard of the race is given (the event id
+    /// derives from it).
+    #[arg(long, requires = "shard")]
+    pub run_id: Option<String>,
+
+    /// With --shard: release the buyers at this wall-clock moment (RFC 3339
+    /// or Unix seconds), so shards on several machines race together;
+    /// without it each shard releases once its own buyers are ACTIVE.
+    #[arg(long, requires = "shard", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+
     /// Where verdict.json, junit.xml and history.jsonl are written.
     #[arg(long, default_value = "verify-out")]
     pub out: PathBuf,
@@ -218,12 +236,16 @@ impl Options {
     /// Whether `check` was asked for: named in `--checks`, or (without
     /// it) among the defaults; the stores check whenever its stores are.
     pub fn runs(&self, check: CheckName) -> bool {
-        self.selected().contains(&check) || (check == CheckName::Stores && self.has_stores())
+        self.selected().contains(&check)
+            || (check == CheckName::Stores && self.has_stores() && self.shard.is_none())
     }
 
-    /// The checks asked for: `--checks`, or the defaults.
+    /// The checks asked for: `--checks`, or the defaults; a shard runs
+    /// only the over-selling race.
     pub fn selected(&self) -> Vec<CheckName> {
-        if self.checks.is_empty() {
+        if self.shard.is_some() {
+            vec![CheckName::Oversell]
+        } else if self.checks.is_empty() {
             DEFAULT_CHECKS.to_vec()
         } else {
             self.checks.clone()
@@ -240,4 +262,12 @@ impl Options {
     pub fn has_stores(&self) -> bool {
         self.redis_url.is_some() && self.kafka_brokers.is_some() && self.postgres_url.is_some()
     }
+}
+
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
+    s.parse()
+}
+
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    crate::shard::parse_start_at(s)
 }

@@ -11,6 +11,7 @@ use tokio::sync::Barrier;
 use super::{create_event, enter_active, Watch};
 use crate::client::{Call, Client};
 use crate::progress::Progress;
+use crate::shard::{self, Part};
 use crate::RunError;
 
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +82,8 @@ pub struct RaceRun {
     pub released_at: u64,
 }
 
+// Each argument is one of the run's settings; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: &Client,
     spec: RaceSpec,
@@ -89,35 +92,50 @@ pub async fn run(
     watch: Watch,
     confirm_deadline: Duration,
     progress: &Progress,
+    part: Option<Part>,
 ) -> Result<RaceRun, RunError> {
+    // Every shard notes the same scenario (the whole race's buyers): the
+    // merged history keeps one note, which starts the race's segment.
     client.history.note(
         "scenario",
         json!({"scenario": "race", "run": run, "eventId": event_id, "buyers": spec.buyers,
                "stock": spec.stock, "quantity": spec.quantity}),
     );
-    create_event(
-        client,
-        json!({
-            "eventId": event_id,
-            "name": format!("verify race: {}", spec.label()),
-            "stock": spec.stock,
-            "perUserLimit": spec.quantity,
-            // Everyone is admitted at once: the race is for stock, not places.
-            "activeCapacity": spec.buyers,
-            "activeTtlSeconds": 600,
-        }),
-    )
-    .await?;
+    match part {
+        // The event is shard 0's to create; the others wait until it is.
+        Some(p) if p.shard.index != 0 => {
+            shard::wait_for_event(client, &event_id, Duration::from_secs(60)).await?
+        }
+        _ => {
+            create_event(
+                client,
+                json!({
+                    "eventId": event_id,
+                    "name": format!("verify race: {}", spec.label()),
+                    "stock": spec.stock,
+                    "perUserLimit": spec.quantity,
+                    // Everyone is admitted at once: the race is for stock, not places.
+                    "activeCapacity": spec.buyers,
+                    "activeTtlSeconds": 600,
+                }),
+            )
+            .await?
+        }
+    }
+    let mine: Vec<usize> = (0..spec.buyers)
+        .filter(|&i| part.is_none_or(|p| p.shard.runs(i)))
+        .collect();
+    let start_at = part.and_then(|p| p.start_at);
 
     progress.step(format!(
         "race {}: {} entering and waiting for ACTIVE",
         run,
         spec.label()
     ));
-    let barrier = Arc::new(Barrier::new(spec.buyers));
+    let barrier = Arc::new(Barrier::new(mine.len()));
     let released = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(spec.buyers);
-    for i in 0..spec.buyers {
+    let mut tasks = Vec::with_capacity(mine.len());
+    for i in mine {
         let client = client.clone();
         let barrier = barrier.clone();
         let released = released.clone();
@@ -139,7 +157,12 @@ pub async fn run(
                 }
             }
             // Everyone reaches the barrier, stuck or not, so nobody waits forever.
-            if barrier.wait().await.is_leader() {
+            let leader = barrier.wait().await.is_leader();
+            // Shards on several machines release together at --start-at.
+            if let Some(at) = start_at {
+                shard::wait_until(at).await;
+            }
+            if leader {
                 let at = client.history.note("release", json!({}));
                 released.store(at, std::sync::atomic::Ordering::Relaxed);
             }
@@ -153,7 +176,7 @@ pub async fn run(
             buyer
         }));
     }
-    let mut buyers = Vec::with_capacity(spec.buyers);
+    let mut buyers = Vec::with_capacity(tasks.len());
     for t in tasks {
         buyers.push(
             t.await
