@@ -88,6 +88,9 @@ pub struct SseWriter {
     shown: Option<u64>,
     finished: bool,
     last_event_id: Option<u64>,
+    /// The highest id sent (or given as `Last-Event-ID`): ids never go
+    /// down, even if a backend read lags behind an earlier one.
+    last_id: u64,
     unsafe_sse: bool,
     sent: u64,
 }
@@ -133,6 +136,7 @@ impl SseWriter {
             shown: None,
             finished: false,
             last_event_id,
+            last_id: last_event_id.unwrap_or(0),
             unsafe_sse,
             sent: 0,
         }
@@ -146,7 +150,11 @@ impl SseWriter {
     /// Formats `view` as an SSE event, or `None` when it would tell the
     /// client nothing new (an unchanged position outside a heartbeat).
     pub fn render(&mut self, view: QueueView, heartbeat: bool) -> Option<Bytes> {
-        let id = view.cursor.max(self.last_event_id.unwrap_or(0));
+        // Nothing follows the frame that ended the stream.
+        if self.finished {
+            return None;
+        }
+        let id = view.cursor.max(self.last_id);
         let retry = if self.shown.is_none() && self.last_event_id.is_none() {
             format!("retry: {RETRY_MS}\n")
         } else {
@@ -190,8 +198,45 @@ impl SseWriter {
                 (event, json!({ "status": status }))
             }
         };
+        self.last_id = id;
         Some(Bytes::from(format!(
             "{retry}id: {id}\nevent: {event}\ndata: {data}\n\n"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(position: u64, cursor: u64) -> QueueView {
+        QueueView {
+            status: QueueStatus::Waiting,
+            position,
+            estimated_wait_seconds: 0,
+            cursor,
+        }
+    }
+
+    /// Found by the sse_writer fuzz target: a view whose cursor is below an
+    /// earlier one (a lagging read) must not send a lower id.
+    #[test]
+    fn ids_never_go_down_even_when_a_read_lags() {
+        let mut writer = SseWriter::new(20, None, false);
+        let first = writer.render(waiting(11, 10), true).unwrap();
+        assert!(std::str::from_utf8(&first).unwrap().contains("id: 10\n"));
+        let lagging = writer.render(waiting(11, 3), true).unwrap();
+        assert!(
+            std::str::from_utf8(&lagging).unwrap().contains("id: 10\n"),
+            "{lagging:?}"
+        );
+        // Found by the fuzzer too: nothing after the frame that ends it.
+        let mut writer = SseWriter::new(1, None, false);
+        let active = QueueView {
+            status: QueueStatus::Active,
+            ..waiting(0, 1)
+        };
+        assert!(writer.render(active, true).is_some());
+        assert!(writer.render(waiting(1, 1), true).is_none());
     }
 }
