@@ -89,9 +89,10 @@ run_backend() {
     done
 }
 
-# The load-run switches off the abuse limits so the tester's volume is not
-# refused with 429 (the limits have their own tests in server/tests/).
-limits_off=(--rate-limit-rps 0)
+# The rate limits stay off (their default) whatever the environment says,
+# so the tester's volume is not refused with 429; the limits have their own
+# tests in server/tests/abuse_limits.rs.
+limits_off=(--rate-limit-rps 0 --user-rate-limit-rps 0)
 
 run_backend memory "${limits_off[@]}"
 
