@@ -32,13 +32,16 @@ async fn race(server: &TestServer, event: &str, buyers: usize, quantity: u32) ->
                 .await
                 .unwrap();
             let (status, entered) = split(r).await;
+            // Everyone reaches the barrier before anyone's assertion can
+            // fail: a buyer that panicked first would leave the others
+            // waiting at it forever.
+            barrier.wait().await;
             assert_eq!(status, StatusCode::OK, "{entered}");
             assert_eq!(
                 entered["status"], "ACTIVE",
                 "all buyers must be admitted: {entered}"
             );
             let token = entered["token"].as_str().unwrap().to_owned();
-            barrier.wait().await;
             let r = client
                 .post(format!("{base}/api/v1/tickets/reserve"))
                 .header("X-Queue-Token", token)

@@ -13,7 +13,7 @@ use redis::AsyncCommands;
 
 use super::health::Component;
 use super::keys::events_key;
-use super::lua::{CreateReply, EventNumbers, ViewReply};
+use super::lua::{CreateReply, EventNumbers, ScriptStatus, ViewReply};
 use super::StackBackend;
 use crate::backend::rules::{estimate_wait_seconds, unknown_entry, RecentAdmissions};
 use crate::backend::{Queue, QueueWatch};
@@ -24,6 +24,12 @@ use crate::token::Claims;
 /// How often an SSE follower reads its event's admission cursor itself:
 /// the fallback for a wake-up lost while the subscriber reconnected.
 const CURSOR_POLL: Duration = Duration::from_secs(1);
+/// How long `enter` waits, when there is room, for the concurrent entrants
+/// ahead of it to write their places (normally milliseconds; a place whose
+/// instance died is adopted by the admission consumer).
+const ROOM_WAIT: Duration = Duration::from_secs(1);
+/// How often that wait looks again, in case a wake-up was missed.
+const ROOM_RECHECK: Duration = Duration::from_millis(25);
 
 impl Queue for StackBackend {
     async fn create_event(&self, spec: EventSpec) -> Result<EventView> {
@@ -98,7 +104,27 @@ impl Queue for StackBackend {
             seq,
             issued_at,
         };
-        let numbers = self.view(event_id, Some(&claims)).await?;
+        let mut numbers = self.view(event_id, Some(&claims)).await?;
+        // Admission never passes a place acknowledged but not yet written,
+        // so an entrant behind concurrent entrants can be WAITING although
+        // there is room: it waits for them (woken when the head moves), so
+        // that with room it is answered ACTIVE, as an uncontended one is.
+        if held_back(&numbers) {
+            let (mut head, first) = self.stack().wakeups.follow(event_id);
+            if let Some(tx) = first {
+                tokio::spawn(follow_cursor(
+                    Arc::downgrade(&self.shared),
+                    tx,
+                    self.keys(event_id).state,
+                    event_id.to_owned(),
+                ));
+            }
+            let until = tokio::time::Instant::now() + ROOM_WAIT;
+            while held_back(&numbers) && tokio::time::Instant::now() < until {
+                let _ = tokio::time::timeout(ROOM_RECHECK, head.changed()).await;
+                numbers = self.view(event_id, Some(&claims)).await?;
+            }
+        }
         Ok(Entered {
             seq,
             issued_at,
@@ -179,6 +205,12 @@ async fn follow_cursor(
         drop(shared);
         tokio::time::sleep(CURSOR_POLL).await;
     }
+}
+
+/// WAITING while fewer than the event's capacity are ACTIVE: only places
+/// ahead that are not yet written hold the entry back.
+fn held_back(n: &EventNumbers) -> bool {
+    matches!(n.status, Some(ScriptStatus::Waiting)) && n.active < u64::from(n.cap)
 }
 
 fn event_view(event_id: &str, n: &EventNumbers) -> EventView {
