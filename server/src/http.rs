@@ -395,14 +395,22 @@ pub async fn serve(
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let mut stopping = stop_streams.subscribe();
                 tokio::spawn(async move {
                     // hyper's header timer starts once the protocol is known;
-                    // a client that sends no byte at all is cut here.
+                    // a client that sends no byte at all is cut here. The
+                    // watcher counts as an open connection, so shutdown must
+                    // not wait out this timeout for a client still silent.
                     if !header_timeout.is_zero() {
                         let mut byte = [0u8; 1];
-                        match tokio::time::timeout(header_timeout, stream.peek(&mut byte)).await {
-                            Ok(Ok(n)) if n > 0 => {}
-                            _ => return,
+                        tokio::select! {
+                            first = tokio::time::timeout(header_timeout, stream.peek(&mut byte)) => {
+                                match first {
+                                    Ok(Ok(n)) if n > 0 => {}
+                                    _ => return,
+                                }
+                            }
+                            _ = stopping.wait_for(|stop| *stop) => return,
                         }
                     }
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
