@@ -65,8 +65,16 @@ pub fn range<T: PartialOrd + std::fmt::Display>(
 }
 
 /// Parses a JSON body strictly: wrong types, missing fields and unknown
-/// fields (the request types deny them) are all 400.
+/// fields (the request types deny them) are all 400, and so is any body
+/// that is not a JSON object (serde would otherwise fill a request struct
+/// from an array, field by field in order: `["r-1"]` as a payment).
 pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(Error::bad_request(
+            "invalid request body: the body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
@@ -81,6 +89,22 @@ pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Pay {
+            reservation_id: String,
+        }
+        // An array fills the struct positionally unless refused first.
+        assert!(serde_json::from_slice::<Pay>(br#"["-"]"#).is_ok());
+        for body in [&br#"["-"]"#[..], b" [\"-\"]\r", b"\"x\"", b"1"] {
+            let err = json::<Pay>(body).unwrap_err();
+            assert!(err.to_string().contains("JSON object"), "{err}");
+        }
+        assert!(json::<Pay>(br#" {"reservation_id": "r"}"#).is_ok());
+    }
     use proptest::prelude::*;
 
     /// Request bodies that are valid, nearly valid (a wrong type, a number
