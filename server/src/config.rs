@@ -31,7 +31,8 @@ pub struct Config {
     #[arg(long, env = "BACKEND", value_enum, default_value_t = BackendKind::Memory)]
     pub backend: BackendKind,
 
-    /// Redis of the real backend.
+    /// Redis of the real backend: `redis://HOST:PORT` (one server) or
+    /// `redis+cluster://HOST:PORT[,HOST:PORT...]` (a Redis Cluster).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use ticket_server::backend::stack::keys::{EventKeys, Topics};
+use ticket_server::backend::stack::redis_conn::{RedisConn, RedisTarget};
 
 /// Where the stores are.
 #[derive(Debug, Clone)]
@@ -108,8 +109,11 @@ impl Stores {
     }
 
     async fn redis_ids(&self, event_id: &str) -> redis::RedisResult<BTreeSet<String>> {
-        let client = redis::Client::open(self.redis_url.as_str())?;
-        let mut con = client.get_multiplexed_async_connection().await?;
+        // The server's own reading of the URL: one Redis or a cluster.
+        let target = RedisTarget::parse(&self.redis_url).map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "Redis URL", e))
+        })?;
+        let mut con = RedisConn::connect(&target).await?;
         let keys = EventKeys::new(&self.namespace, event_id);
         redis::cmd("HKEYS")
             .arg(&keys.reservations)

@@ -27,7 +27,7 @@
 //! [`payments`]; the background loops [`consumers`], [`reconcile`],
 //! [`sweepers`], [`outbox`] (the relay), [`health`]; the plumbing
 //! [`kafka`] (producer, leased consumers), [`pg`] (schema, persistence,
-//! leases) and [`error`].
+//! leases), [`redis_conn`] (one Redis or a Redis Cluster) and [`error`].
 
 pub mod consumers;
 pub mod error;
@@ -46,6 +46,7 @@ pub mod reserve;
 pub mod seats;
 pub mod sweepers;
 pub mod wakeups;
+pub mod redis_conn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,6 @@ use deadpool_postgres::Pool;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{watch, Notify};
 use tracing::info;
 
@@ -73,6 +73,7 @@ pub struct StackOptions {
     pub redis_url: String,
     pub kafka_brokers: String,
     pub postgres_url: String,
+use redis_conn::{RedisConn, RedisTarget};
     pub partitions: i32,
     /// Isolates a deployment on a shared stack: Redis key prefix,
     /// PostgreSQL schema, Kafka topic prefix.
@@ -114,7 +115,7 @@ struct StackMetrics {
 #[derive(Clone)]
 pub(crate) struct Stack {
     ns: String,
-    redis: ConnectionManager,
+    redis: RedisConn,
     scripts: Arc<RedisScripts>,
     pg: Pool,
     producer: FutureProducer,
@@ -153,16 +154,10 @@ impl StackBackend {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
             "--namespace must be 1..=40 characters of [a-z0-9_]"
         );
-        let client = redis::Client::open(options.redis_url.as_str())?;
-        let redis = ConnectionManager::new_with_config(
-            client.clone(),
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(2)))
-                .set_number_of_retries(1),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("Redis at {}: {e}", options.redis_url))?;
+        let target = RedisTarget::parse(&options.redis_url).map_err(anyhow::Error::msg)?;
+        let redis = RedisConn::connect(&target)
+            .await
+            .map_err(|e| anyhow::anyhow!("Redis at {}: {e}", options.redis_url))?;
         let pool = pg::connect(&options.postgres_url, &ns, 16)?;
         pg::migrate(&pool, &ns)
             .await
@@ -196,7 +191,8 @@ impl StackBackend {
         };
         let wakeups = stack.wakeups.clone();
         let stop_wakeups = stopped.clone();
-        tokio::spawn(async move { wakeups.run(client, stop_wakeups).await });
+        let subscriber_urls = target.subscriber_urls();
+        tokio::spawn(async move { wakeups.run(subscriber_urls, stop_wakeups).await });
         tokio::spawn(stack.clone().health_loop(stopped.clone()));
         tokio::spawn(stack.clone().queue_sweep_loop(stopped.clone()));
         tokio::spawn(stack.clone().reconcile_loop(stopped.clone()));
@@ -239,7 +235,7 @@ impl StackBackend {
         Ok(self.stack().pg.get().await?)
     }
 
-    fn redis(&self) -> ConnectionManager {
+    fn redis(&self) -> RedisConn {
         self.stack().redis.clone()
     }
 

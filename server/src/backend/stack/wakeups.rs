@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// How long the subscriber waits before reconnecting to Redis.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
@@ -94,10 +94,19 @@ impl Wakeups {
     }
 
     /// Subscribes to the namespace's event channels until `stop`, and
-    /// reconnects when Redis goes away.
-    pub async fn run(&self, client: redis::Client, mut stop: watch::Receiver<bool>) {
+    /// reconnects when Redis goes away, to the next of `urls` (the nodes
+    /// of a cluster: any one of them hears every `PUBLISH`).
+    pub async fn run(&self, urls: Vec<String>, mut stop: watch::Receiver<bool>) {
         let pattern = format!("{}*", self.prefix);
-        loop {
+        for url in urls.iter().cycle() {
+            let client = match redis::Client::open(url.as_str()) {
+                Ok(client) => client,
+                Err(e) => {
+                    // Parsed at start, so not expected; waiters keep polling.
+                    warn!(error = %e, %url, "no wake-ups: pub/sub client");
+                    return;
+                }
+            };
             match client.get_async_pubsub().await {
                 Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
                     Ok(()) => {
