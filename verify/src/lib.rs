@@ -17,6 +17,7 @@
 //!   offline).
 //! - [`verdict`]: headline, per-check results, `verdict.json`, `junit.xml`.
 //! - [`shard`]: one race raced by several processes (`--shard I/N`).
+//! - [`nemesis`]: faults injected while the buyers race (`--nemesis`).
 //!
 //! Exit status of the binary: 0 all checks passed, 1 a check failed, 2 the
 //! run itself could not be carried out.
@@ -26,6 +27,7 @@ pub mod checks;
 pub mod client;
 pub mod export;
 pub mod history;
+pub mod nemesis;
 pub mod options;
 mod progress;
 pub mod recorded;
@@ -107,6 +109,26 @@ pub async fn run_shard(options: &Options) -> Result<History, RunError> {
 /// Drives the target through the selected checks and returns the history.
 async fn record_against(target: &Target, options: &Options) -> Result<History, RunError> {
     validate(options)?;
+    // A fault the nemesis cannot inject is refused before any request.
+    let nemesis = if options.nemesis.is_empty() {
+        None
+    } else {
+        Some(
+            nemesis::actions::Nemesis::new(
+                options.nemesis.clone(),
+                options.fault_cmd.clone(),
+                options.instance_pid.clone(),
+                options.services_script.clone(),
+                options.out.clone(),
+            )
+            .map_err(RunError::Usage)?,
+        )
+    };
+    let plan = nemesis::persist::Plan::new(
+        nemesis.as_ref(),
+        Duration::from_millis(options.release_over_ms),
+        Duration::from_secs(options.recovery_deadline),
+    );
     let history = History::new();
     let mut run_note = recorded::run_note(&target.label, options);
     // The wall-clock anchor: shards' histories merge on it.
@@ -186,6 +208,8 @@ async fn record_against(target: &Target, options: &Options) -> Result<History, R
                         Duration::from_secs(options.confirm_deadline),
                         &progress,
                         part,
+                        plan,
+                        nemesis.as_ref(),
                     )
                     .await?;
                     if let (Some(stores), None) = (&stores, part) {
@@ -332,6 +356,15 @@ fn validate(options: &Options) -> Result<(), RunError> {
     }
     if let Some(shard) = options.shard {
         shard::validate(options, shard).map_err(RunError::Usage)?;
+    }
+    if !options.nemesis.is_empty() && !options.runs(CheckName::Oversell) {
+        return bad("--nemesis faults the races: select the oversell check too");
+    }
+    if !options.nemesis.is_empty() && options.shard.is_some() {
+        return bad("--nemesis is not for a shard: run it in one process");
+    }
+    if options.release_over_ms > 600_000 {
+        return bad("--release-over-ms must be at most 600000");
     }
     if options.queue_users < 2 || options.fifo_capacity == 0 {
         return bad("--queue-users must be at least 2 and --fifo-capacity at least 1");

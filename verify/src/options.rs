@@ -161,6 +161,47 @@ pub struct Options {
     #[arg(long, requires = "shard", value_parser = parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
 
+    /// Faults to inject during every race: `KIND[@START][+DURATION]`,
+    /// comma-separated, START after the race's release (default 1s),
+    /// DURATION until the fault is undone (default 3s), e.g.
+    /// `kill-instance@1s+2s,restart-broker@4s+3s`. Kinds: kill-instance,
+    /// pause-instance, restart-redis, lose-redis, failover-redis,
+    /// restart-postgres, restart-broker, pause-broker. Under a nemesis
+    /// buyers retry answers that are not definitive until the recovery
+    /// deadline, and the verdict has a fault table.
+    #[arg(long, value_delimiter = ',', value_name = "FAULTS")]
+    pub nemesis: Vec<crate::nemesis::FaultSpec>,
+
+    /// `KIND='command'`: inject that kind of fault by running the command
+    /// (`sh -c`, the phase `start` or `end` as `$1` and in NEMESIS_PHASE)
+    /// instead of acting on local processes: for docker compose, Kubernetes.
+    /// Repeat it for several kinds.
+    #[arg(long = "fault-cmd", value_name = "KIND=COMMAND")]
+    pub fault_cmd: Vec<crate::nemesis::FaultCmd>,
+
+    /// The target's server processes (local), for kill-instance and
+    /// pause-instance without --fault-cmd; faults take them in turn.
+    #[arg(long, value_delimiter = ',')]
+    pub instance_pid: Vec<u32>,
+
+    /// The script the nemesis runs to fault the reference stack's services.
+    #[arg(
+        long,
+        env = "VERIFY_SERVICES_SCRIPT",
+        default_value = "scripts/services.sh"
+    )]
+    pub services_script: PathBuf,
+
+    /// Spread the race's purchases over this many ms after the release
+    /// (buyer i starts i/N of the way through) instead of all at once.
+    #[arg(long, default_value_t = 0)]
+    pub release_over_ms: u64,
+
+    /// Under a nemesis: seconds after the last fault's end within which the
+    /// target must answer every purchase and token read definitively.
+    #[arg(long, default_value_t = 60)]
+    pub recovery_deadline: u64,
+
     /// Where verdict.json, junit.xml and history.jsonl are written.
     #[arg(long, default_value = "verify-out")]
     pub out: PathBuf,

@@ -9,6 +9,7 @@ use crate::recorded::Recorded;
 use crate::verdict::{CheckReport, Verdict};
 
 pub mod display;
+pub mod faults;
 pub mod fifo;
 pub mod oversell;
 pub mod seat_events;
@@ -114,5 +115,8 @@ pub fn judge(ops: &[Op]) -> Result<Verdict, String> {
         }
         reports.extend(judged);
     }
+    // The fault table, when a nemesis ran: a row per fault.
+    let faults = faults::judge(ops, &reports);
+    reports.extend(faults);
     Ok(Verdict::new(run.target, reports, run.duration_ms, run.ops))
 }

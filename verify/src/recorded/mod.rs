@@ -33,6 +33,13 @@ pub fn run_note(target: &str, options: &Options) -> Value {
         "checks": options.selected().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         "confirmDeadlineSecs": options.confirm_deadline,
         "storeDeadlineSecs": options.store_deadline,
+        "nemesis": options.nemesis.iter().map(|f| json!({
+            "kind": f.kind.as_str(),
+            "startMs": f.start.as_millis() as u64,
+            "durationMs": f.duration.as_millis() as u64,
+        })).collect::<Vec<_>>(),
+        "releaseOverMs": options.release_over_ms,
+        "recoveryDeadlineSecs": options.recovery_deadline,
     })
 }
 

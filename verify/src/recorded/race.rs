@@ -22,7 +22,9 @@ pub fn rebuild(seg: &Segment) -> Result<RaceRun, String> {
                 .filter(|c| c.reply.status() == Some(200))
                 .and_then(|c| c.reply.str_field("token"))
                 .map(str::to_owned);
-            let reserve = calls.by(&user, "reserve").next().map(|c| c.call.clone());
+            // Under a nemesis a buyer may have tried several times.
+            let attempts: Vec<Call> = calls.by(&user, "reserve").map(|c| c.call.clone()).collect();
+            let reserve = crate::nemesis::persist::effective(&attempts).cloned();
             let stuck = match (enter, &reserve) {
                 (_, Some(_)) => None,
                 (None, None) => Some("no enter recorded".to_owned()),
@@ -81,10 +83,16 @@ pub fn rebuild(seg: &Segment) -> Result<RaceRun, String> {
     })
 }
 
-/// An unknown reserve resolved by the first status read after it: a used
-/// token (DONE) means it happened, a still ACTIVE one that it did not.
-fn resolve<'a>(mut status: impl Iterator<Item = &'a Call>, reserve: &Call) -> Resolution {
-    let Some(read) = status.find(|c| c.invoked >= reserve.completed) else {
+/// An unknown reserve resolved by the first definitive status read after
+/// it (or the last read, when none was): a used token (DONE) means it
+/// happened, a still ACTIVE one that it did not.
+fn resolve<'a>(status: impl Iterator<Item = &'a Call>, reserve: &Call) -> Resolution {
+    let after: Vec<&Call> = status.filter(|c| c.invoked >= reserve.completed).collect();
+    let Some(read) = after
+        .iter()
+        .find(|c| c.reply.kind() != OpKind::Info)
+        .or(after.last())
+    else {
         return Resolution::Unresolved("no status read after it".into());
     };
     match read.reply.str_field("status") {

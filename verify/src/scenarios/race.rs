@@ -10,6 +10,8 @@ use tokio::sync::Barrier;
 
 use super::{create_event, enter_active, Watch};
 use crate::client::{Call, Client};
+use crate::nemesis::actions::Nemesis;
+use crate::nemesis::persist::{self, Plan};
 use crate::progress::Progress;
 use crate::shard::{self, Part};
 use crate::RunError;
@@ -93,6 +95,8 @@ pub async fn run(
     confirm_deadline: Duration,
     progress: &Progress,
     part: Option<Part>,
+    plan: Plan,
+    nemesis: Option<&Nemesis>,
 ) -> Result<RaceRun, RunError> {
     // Every shard notes the same scenario (the whole race's buyers): the
     // merged history keeps one note, which starts the race's segment.
@@ -134,11 +138,14 @@ pub async fn run(
     ));
     let barrier = Arc::new(Barrier::new(mine.len()));
     let released = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The nemesis' schedule starts at the release.
+    let (release_tx, mut release_rx) = tokio::sync::watch::channel(0u64);
     let mut tasks = Vec::with_capacity(mine.len());
     for i in mine {
         let client = client.clone();
         let barrier = barrier.clone();
         let released = released.clone();
+        let release_tx = release_tx.clone();
         let event_id = event_id.clone();
         tasks.push(tokio::spawn(async move {
             let user = format!("buyer-{i}");
@@ -165,24 +172,48 @@ pub async fn run(
             if leader {
                 let at = client.history.note("release", json!({}));
                 released.store(at, std::sync::atomic::Ordering::Relaxed);
+                let _ = release_tx.send(at);
             }
+            drop(release_tx);
             if let (None, Some(token)) = (&buyer.stuck, &buyer.token) {
-                buyer.reserve = Some(
-                    client
-                        .reserve(&user, Some(token), &event_id, spec.quantity)
-                        .await,
-                );
+                let attempts = persist::reserve(
+                    &client,
+                    plan,
+                    tokio::time::Instant::now(),
+                    i,
+                    spec.buyers,
+                    &user,
+                    token,
+                    &event_id,
+                    spec.quantity,
+                )
+                .await;
+                buyer.reserve = persist::effective(&attempts).cloned();
             }
             buyer
         }));
     }
-    let mut buyers = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        buyers.push(
-            t.await
-                .map_err(|e| RunError::Other(format!("buyer task panicked: {e}")))?,
-        );
-    }
+    drop(release_tx);
+    let collect = async {
+        let mut buyers = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            buyers.push(
+                t.await
+                    .map_err(|e| RunError::Other(format!("buyer task panicked: {e}")))?,
+            );
+        }
+        Ok::<_, RunError>(buyers)
+    };
+    let faults = async {
+        if let Some(nemesis) = nemesis {
+            // No release (every buyer task ended without one): no faults.
+            if let Ok(at) = release_rx.wait_for(|at| *at != 0).await.map(|at| *at) {
+                nemesis.run(&client.history, at).await;
+            }
+        }
+    };
+    let (buyers, ()) = tokio::join!(collect, faults);
+    let mut buyers = buyers?;
 
     progress.step(format!(
         "race {}: resolving unknown outcomes and reading state",
@@ -194,7 +225,7 @@ pub async fn run(
             .as_ref()
             .is_some_and(|c| c.reply.kind() == crate::history::OpKind::Info);
         if unknown {
-            buyer.resolution = Some(resolve(client, buyer).await);
+            buyer.resolution = Some(resolve(client, buyer, plan).await);
         }
     }
     let event_after = {
@@ -248,12 +279,19 @@ pub async fn run(
 }
 
 /// Resolves an unknown reserve from the target's state: a used token (DONE)
-/// means the purchase happened, a still ACTIVE one that it did not.
-async fn resolve(client: &Client, buyer: &Buyer) -> Resolution {
+/// means the purchase happened, a still ACTIVE one that it did not. Under a
+/// nemesis the read is repeated, for the recovery deadline at most, while
+/// it gets no definitive answer.
+async fn resolve(client: &Client, buyer: &Buyer, plan: Plan) -> Resolution {
     let Some(token) = &buyer.token else {
         return Resolution::Unresolved("no token".into());
     };
-    let call = client.status(&buyer.user, token).await;
+    let until = tokio::time::Instant::now() + plan.retry_for.unwrap_or_default();
+    let mut call = client.status(&buyer.user, token).await;
+    while call.reply.kind() == crate::history::OpKind::Info && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        call = client.status(&buyer.user, token).await;
+    }
     match call.reply.str_field("status") {
         Some("DONE") => Resolution::Happened,
         Some("ACTIVE") => Resolution::DidNotHappen,
