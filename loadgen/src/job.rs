@@ -66,6 +66,11 @@ pub struct JobArgs {
     pub reports_dir: PathBuf,
     #[arg(long)]
     pub run_id: Option<String>,
+    /// Generates each load run from this many loadgen processes, each a
+    /// shard of the run (`loadgen run --shard I/N`, one start time), whose
+    /// logs are merged exactly: the path of a run split over machines.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub load_shards: u32,
     /// Gates on the flash-sale load run (unprefixed metrics), any
     /// transaction of either load run, and the scaling run (efficiency@N).
     #[command(flatten)]
@@ -91,22 +96,25 @@ pub const TANSU_NOTE: &str = "Kafka here is tansu 0.6.0 with SQLite storage (scr
     reports/stack-ceiling.md), which bounds the shared stack's ceiling. The scaling run starts every \
     step on fresh topics, to isolate its fleets.";
 
-/// Ends a step's bar with `msg`; without a terminal (CI logs), where
-/// indicatif draws nothing, the line is printed instead.
-/// One open-model load run of `kind` against `host`, into `out/<kind>`; the
-/// bar is left for the caller to finish with what the run measured.
+/// One open-model load run of `kind` against `host`, into `out/<kind>`,
+/// from `shards` processes (`--load-shards`) when more than one; the bar
+/// is left for the caller to finish with what the run measured.
 async fn load_run(
     title: &str,
     host: &str,
-    kind: Kind,
-    rate: f64,
-    duration: f64,
+    (kind, rate, duration): (Kind, f64, f64),
     run_id: String,
     out: &Path,
+    shards: u32,
 ) -> (ProgressBar, anyhow::Result<RunSummary>) {
+    let by = if shards > 1 {
+        format!(", {shards} shard processes")
+    } else {
+        String::new()
+    };
     let bar = timed(
         format!(
-            "{title}: {} at {rate:.0}/s for {duration:.0} s",
+            "{title}: {} at {rate:.0}/s for {duration:.0} s{by}",
             kind.name()
         ),
         duration + 1.0,
@@ -115,10 +123,16 @@ async fn load_run(
     args.rate = Some(rate);
     args.duration = duration;
     args.run_id = Some(run_id);
-    let summary = Box::pin(run::run(&args)).await;
+    let summary = if shards > 1 {
+        crate::sharded::run(&args, shards, &crate::sharded::default_bin()).await
+    } else {
+        Box::pin(run::run(&args)).await
+    };
     (bar, summary)
 }
 
+/// Ends a step's bar with `msg`; without a terminal (CI logs), where
+/// indicatif draws nothing, the line is printed instead.
 fn done(bar: &ProgressBar, msg: String) {
     if bar.is_hidden() {
         eprintln!("{msg}");
@@ -254,11 +268,10 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
     let (bar, load) = load_run(
         "load run",
         &host,
-        Kind::FlashSale,
-        args.rate,
-        duration,
+        (Kind::FlashSale, args.rate, duration),
         format!("{run_id}-load"),
         &out,
+        args.load_shards,
     )
     .await;
     let load = match load.context("load run") {
@@ -281,11 +294,10 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
     let (bar, seats) = load_run(
         "seat-map run",
         &host,
-        Kind::HoldAndPay,
-        args.seat_rate,
-        duration,
+        (Kind::HoldAndPay, args.seat_rate, duration),
         format!("{run_id}-seats"),
         &out,
+        args.load_shards,
     )
     .await;
     fleet.stop().await;

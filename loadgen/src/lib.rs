@@ -17,5 +17,6 @@ pub mod scale;
 pub mod scenarios;
 pub mod setup;
 pub mod shard;
+pub mod sharded;
 pub mod summary;
 pub mod thresholds;

@@ -171,3 +171,56 @@ async fn three_shards_merge_into_their_sum_and_merge_refuses_strangers() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("foreign shard"), "{err}");
 }
+
+/// The job's `--load-shards`: one run from two shard processes, merged
+/// into the run's summary, each purchase counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_from_shard_processes_is_merged_into_one_summary() {
+    let server = start(&Backend::Memory, &[]).await;
+    let out = TempDir::new("loadgen-sharded-run");
+    let mut args = loadgen::run::RunArgs::new(
+        vec![server.base.clone()],
+        &server.admin_token,
+        loadgen::scenarios::Kind::FlashSale,
+        out.join("flash_sale"),
+    );
+    args.rate = Some(RATE);
+    args.duration = SECS;
+    args.run_id = Some("by-two".into());
+    let merged = loadgen::sharded::run(&args, 2, Path::new(env!("CARGO_BIN_EXE_loadgen")))
+        .await
+        .expect("the sharded run");
+    assert_eq!(merged.processes, 2);
+    assert_eq!(merged.run_id, "by-two");
+    assert!((merged.offered.unwrap() - RATE).abs() < 1e-9);
+    let shards: Vec<RunSummary> = (0..2)
+        .map(|i| summary(&args.out.join(format!("shard-{i}"))))
+        .collect();
+    for s in &shards {
+        assert!((s.offered.unwrap() - RATE / 2.0).abs() < 1e-9, "{:?}", s.offered);
+    }
+    let sum: u64 = shards
+        .iter()
+        .map(|s| s.transactions["flash_sale"].count)
+        .sum();
+    assert_eq!(merged.transactions["flash_sale"].count, sum);
+    assert!(sum > 0, "the shards bought nothing");
+    let event: serde_json::Value = reqwest::get(format!("{}/api/v1/events/lg-by-two", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(event["sold"].as_u64().unwrap() >= sum, "{event}");
+    // The merged summary is where the job's report reads it.
+    assert_eq!(summary(&args.out).transactions["flash_sale"].count, sum);
+
+    // Negative control: a shard that fails fails the run, naming it.
+    let mut bad = args.clone();
+    bad.hosts = vec!["http://127.0.0.1:9".into()];
+    bad.out = out.join("unreachable");
+    let err = loadgen::sharded::run(&bad, 2, Path::new(env!("CARGO_BIN_EXE_loadgen")))
+        .await
+        .expect_err("no server there");
+    assert!(err.to_string().contains("shard 0/2 failed"), "{err:#}");
+}
