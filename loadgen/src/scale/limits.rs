@@ -245,7 +245,21 @@ pub fn point_limit(p: &Point) -> Option<Limit> {
         .iter()
         .filter_map(|r| {
             let i = deciding(&r.steps, r.best.as_ref())?;
-            Some(limit_of(r.steps[i].usage.as_ref()?))
+            let step = &r.steps[i];
+            let usage = step.usage.as_ref()?;
+            let mut limit = limit_of(usage);
+            // CPU per purchase across fleet sizes shows work that does
+            // not divide by N (higher per purchase at larger N) and
+            // stack-wide work one instance carries alone (higher at N = 1:
+            // efficiency above 100%).
+            if step.tps > 0.0 && !usage.instances.is_empty() {
+                let fleet_cpu: f64 = usage.instances.iter().map(|i| i.cpu).sum();
+                limit.detail += &format!(
+                    "; instances' CPU per purchase {:.2} ms",
+                    fleet_cpu / step.tps * 1000.0
+                );
+            }
+            Some(limit)
         })
         .collect();
     limits
