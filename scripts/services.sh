@@ -10,9 +10,14 @@
 #   scripts/services.sh env      the variables the server and tests read
 #   scripts/services.sh stop-one redis|postgres|kafka      (failure tests)
 #   scripts/services.sh start-one redis|postgres|kafka
+#   scripts/services.sh start-cluster   a Redis Cluster of three primaries
+#   scripts/services.sh stop-cluster    (stops it and forgets its slots)
+#   scripts/services.sh status-cluster
 #
 # Ports (override with the variables): REDIS_PORT 16379, PG_PORT 15432,
-# KAFKA_PORT 19092. Data: $TICKETBENCH_SERVICES_DIR (default /tmp/ticketbench-services).
+# KAFKA_PORT 19092, REDIS_CLUSTER_PORTS "17001 17002 17003" (the cluster's
+# primaries; `env` prints its URL as REDIS_CLUSTER_URL, for --redis-url).
+# Data: $TICKETBENCH_SERVICES_DIR (default /tmp/ticketbench-services).
 #
 # The broker's storage, TANSU_STORAGE (reports/broker-storage.md compares them):
 #   sqlite    (default) a SQLite file in the data directory: topics survive a
@@ -29,6 +34,7 @@ DIR=${TICKETBENCH_SERVICES_DIR:-${TMPDIR:-/tmp}/ticketbench-services}
 REDIS_PORT=${REDIS_PORT:-16379}
 PG_PORT=${PG_PORT:-15432}
 KAFKA_PORT=${KAFKA_PORT:-19092}
+REDIS_CLUSTER_PORTS=${REDIS_CLUSTER_PORTS:-17001 17002 17003}
 TANSU_VERSION=0.6.0
 TANSU_STORAGE=${TANSU_STORAGE:-sqlite}
 TANSU_FEATURES=dynostore,libsql,postgres
@@ -59,6 +65,7 @@ print_env() {
     echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
     echo "export POSTGRES_URL=postgres://ticketbench:ticketbench@127.0.0.1:$PG_PORT/ticketbench"
     echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    echo "export REDIS_CLUSTER_URL=$(cluster_url)"
     # Read by loadgen's report, which says what the broker was.
     echo "export KAFKA_BROKER_KIND=tansu-$TANSU_VERSION-$TANSU_STORAGE"
 }
@@ -200,6 +207,87 @@ start_kafka() {
     say "Kafka broker ready ($storage, run in $DIR/kafka; log $DIR/kafka.log)"
 }
 
+# The Redis Cluster: primaries only (no replicas), slots spread evenly by
+# `redis-cli --cluster create`, nothing persisted.
+
+cluster_url() {
+    local port nodes=""
+    for port in $REDIS_CLUSTER_PORTS; do nodes="$nodes,127.0.0.1:$port"; done
+    echo "redis+cluster://${nodes#,}"
+}
+
+# The value of FIELD in `cluster info` of the node on PORT (empty if none).
+cluster_info() {
+    redis-cli -p "$1" cluster info 2>/dev/null | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'
+}
+
+# True when every node says the cluster is ok and knows all the others.
+cluster_ok() {
+    local port count
+    count=$(echo "$REDIS_CLUSTER_PORTS" | wc -w)
+    for port in $REDIS_CLUSTER_PORTS; do
+        [ "$(cluster_info "$port" cluster_state)" = ok ] || return 1
+        [ "$(cluster_info "$port" cluster_known_nodes)" = "$count" ] || return 1
+    done
+}
+
+start_cluster() {
+    local port dir nodes=() i secs=${WAIT_SECS:-30}
+    command -v redis-server >/dev/null || apt_install "the Redis Cluster" redis-server
+    if cluster_ok; then
+        say "Redis Cluster already up on $REDIS_CLUSTER_PORTS"
+        return
+    fi
+    for port in $REDIS_CLUSTER_PORTS; do
+        nodes+=("127.0.0.1:$port")
+        port_open "$port" && continue
+        dir=$DIR/redis-cluster/$port
+        say "starting Redis Cluster node on 127.0.0.1:$port"
+        mkdir -p "$dir"
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" \
+            --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout 5000 \
+            --save "" --appendonly no --daemonize yes \
+            --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+        wait_port "redis cluster node" "$port" "$dir/redis.log"
+    done
+    # Nodes restarted from their nodes.conf rejoin by themselves; fresh ones
+    # (one node known, no slot) are made into a cluster.
+    if [ "$(cluster_info "${REDIS_CLUSTER_PORTS%% *}" cluster_known_nodes)" = 1 ]; then
+        say "creating the Redis Cluster (${nodes[*]}, no replicas)"
+        redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/redis-cluster/create.log" 2>&1 ||
+            not_ready "redis-cli --cluster create failed (scripts/services.sh stop-cluster forgets a half-made cluster)" "$DIR/redis-cluster/create.log"
+    fi
+    for ((i = 0; i < secs * 10; i++)); do
+        if cluster_ok; then
+            say "Redis Cluster ready: $(cluster_url)"
+            return
+        fi
+        sleep 0.1
+    done
+    not_ready "the Redis Cluster on $REDIS_CLUSTER_PORTS did not reach cluster_state:ok within $secs s" \
+        "$DIR/redis-cluster/${REDIS_CLUSTER_PORTS%% *}/redis.log"
+}
+
+stop_cluster() {
+    local port dir i
+    for port in $REDIS_CLUSTER_PORTS; do
+        dir=$DIR/redis-cluster/$port
+        [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do port_open "$port" || break; sleep 0.1; done
+    done
+    # Forgets the slots too: the next start makes a fresh cluster.
+    rm -rf "$DIR/redis-cluster"
+}
+
+status_cluster() {
+    if cluster_ok; then
+        echo "redis-cluster up: $(cluster_url)"
+    else
+        echo "redis-cluster down"
+    fi
+}
+
 # Kills the process named in $DIR/NAME.pid and waits for its port to close.
 stop_pidfile() {
     local name=$1 port=$2
@@ -248,7 +336,7 @@ component() {
 }
 
 case "${1:-}" in
-    start | stop | status | env) [ $# -eq 1 ] || usage ;;
+    start | stop | status | env | start-cluster | stop-cluster | status-cluster) [ $# -eq 1 ] || usage ;;
     stop-one | start-one) component "${@:2}" ;;
     *)
         [ $# -gt 0 ] && say "unknown command '$1'"
@@ -270,4 +358,7 @@ case "$1" in
     env) print_env ;;
     stop-one) "stop_$2" ;;
     start-one) "start_$2" ;;
+    start-cluster) start_cluster ;;
+    stop-cluster) stop_cluster ;;
+    status-cluster) status_cluster ;;
 esac
