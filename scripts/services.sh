@@ -110,8 +110,10 @@ start_redis() {
     fi
     say "starting Redis on 127.0.0.1:$REDIS_PORT"
     mkdir -p "$DIR/redis"
+    # REDIS_APPENDONLY=yes keeps an append-only file (fsync every second):
+    # the nemesis' restart-redis then crashes a Redis that has its data.
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" \
-        --save "" --appendonly no --daemonize yes \
+        --save "" --appendonly "${REDIS_APPENDONLY:-no}" --appendfsync everysec --daemonize yes \
         --pidfile "$DIR/redis.pid" --logfile "$DIR/redis.log"
     wait_port redis "$REDIS_PORT" "$DIR/redis.log"
     say "Redis ready"
