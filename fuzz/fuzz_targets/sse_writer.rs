@@ -24,6 +24,7 @@ fuzz_target!(|input: (&str, u64, Vec<(u8, u64, u64, bool)>)| {
             status,
             position,
             estimated_wait_seconds: position,
+            paused: cursor % 3 == 0,
             cursor,
         };
         let was_finished = writer.finished();

@@ -207,6 +207,11 @@ pub struct NegativeControls {
     /// price it reports.
     #[arg(long = "unsafe-balance", env = "UNSAFE_BALANCE")]
     pub balance: bool,
+
+    /// NEGATIVE CONTROL ONLY: admission goes on while the operator has
+    /// paused it (the waiting are still told it is paused).
+    #[arg(long = "unsafe-pause", env = "UNSAFE_PAUSE")]
+    pub pause: bool,
 }
 
 impl NegativeControls {
@@ -222,6 +227,7 @@ impl NegativeControls {
             || self.early_release
             || self.double_charge
             || self.balance
+            || self.pause
     }
 }
 

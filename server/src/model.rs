@@ -47,9 +47,13 @@ pub struct QueueView {
     /// Users ahead plus one while WAITING, 0 otherwise.
     pub position: u64,
     pub estimated_wait_seconds: u64,
+    /// Admission is held by the operator (paused or queue-everyone): the
+    /// entry keeps its place, and the line does not move.
+    pub paused: bool,
     /// How many entries of the event have been admitted so far. It only ever
-    /// grows, so it doubles as the SSE event id.
-    #[serde(skip)]
+    /// grows, so it doubles as the SSE event id; the page shows it as the
+    /// number now being served (the entry's own is this plus `position`).
+    #[serde(rename = "nowServing")]
     pub cursor: u64,
 }
 

@@ -13,6 +13,7 @@
 //! the traits: a token belongs to one event, a token's status decides
 //! whether it may buy, hold or pay ([`rules`]), and the hold and pay flows.
 
+pub mod admission;
 pub mod memory;
 pub mod rules;
 pub mod stack;

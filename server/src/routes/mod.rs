@@ -1,8 +1,10 @@
 //! One module per group of operations, dispatched from one place: `Route`.
 
 mod admin;
+mod admission;
 mod concerts;
 mod ops;
+mod pages;
 mod payments;
 mod queue;
 mod stream;
@@ -39,6 +41,16 @@ pub enum Route {
     Health,
     Metrics,
     OpenApi,
+    /// The operator's view of every event's admission.
+    Admissions,
+    /// The operator's admission controls of one event.
+    SetAdmission(String),
+    /// The pages for people: the waiting room's entry, one event's
+    /// waiting room, the operator's console, and their assets.
+    Home,
+    EventPage(String),
+    Console,
+    Asset(String),
 }
 
 impl Route {
@@ -57,9 +69,22 @@ impl Route {
             "/actuator/health" => (Route::Health, Method::GET),
             "/metrics" => (Route::Metrics, Method::GET),
             "/openapi.yaml" => (Route::OpenApi, Method::GET),
+            "/api/v1/admin/admission" => (Route::Admissions, Method::GET),
+            "/" => (Route::Home, Method::GET),
+            "/admin" => (Route::Console, Method::GET),
             _ => {
                 if let Some(id) = single_segment(path, "/api/v1/events/") {
                     (Route::GetEvent(decode(id)), Method::GET)
+                } else if let Some(id) = single_segment(path, "/events/") {
+                    (Route::EventPage(decode(id)), Method::GET)
+                } else if let Some(file) = single_segment(path, "/assets/") {
+                    (Route::Asset(decode(file)), Method::GET)
+                } else if let Some(id) = path
+                    .strip_prefix("/api/v1/admin/events/")
+                    .and_then(|rest| rest.strip_suffix("/admission"))
+                    .filter(|id| !id.is_empty() && !id.contains('/'))
+                {
+                    (Route::SetAdmission(decode(id)), Method::POST)
                 } else if let Some(id) = single_segment(path, "/api/v1/tickets/") {
                     (Route::GetReservation(decode(id)), Method::GET)
                 } else if let Some(rest) = path.strip_prefix("/api/v1/concerts/") {
@@ -103,6 +128,12 @@ impl Route {
             Route::Health => "GET /actuator/health",
             Route::Metrics => "GET /metrics",
             Route::OpenApi => "GET /openapi.yaml",
+            Route::Admissions => "GET /api/v1/admin/admission",
+            Route::SetAdmission(_) => "POST /api/v1/admin/events/{eventId}/admission",
+            Route::Home => "GET /",
+            Route::EventPage(_) => "GET /events/{eventId}",
+            Route::Console => "GET /admin",
+            Route::Asset(_) => "GET /assets/{file}",
         }
     }
 
@@ -130,6 +161,12 @@ impl Route {
             Route::Health => ops::health(app).await,
             Route::Metrics => ops::metrics(app).await,
             Route::OpenApi => ops::openapi(),
+            Route::Admissions => admission::list(app, req).await,
+            Route::SetAdmission(id) => admission::set(app, &id, req).await,
+            Route::Home => pages::home(),
+            Route::EventPage(id) => pages::event(&id),
+            Route::Console => pages::console(),
+            Route::Asset(file) => pages::asset(&file),
         }
     }
 }
@@ -150,6 +187,7 @@ pub fn check_body(route: &Route, body: &[u8]) -> Result<()> {
         Route::Hold(_) => concerts::parse_hold(body).map(drop),
         Route::Pay => payments::parse_pay(body).map(drop),
         Route::ChargePoints => payments::parse_charge(body).map(drop),
+        Route::SetAdmission(_) => crate::backend::admission::AdmissionChange::parse(body).map(drop),
         _ if body.is_empty() => Ok(()),
         _ => Err(crate::error::Error::bad_request("this route takes no body")),
     }
@@ -224,6 +262,18 @@ mod tests {
         assert_eq!(Route::resolve("/api/v1/events/"), None);
         assert_eq!(Route::resolve("/api/v1/events/a/b"), None);
         assert_eq!(Route::resolve("/nope"), None);
+        assert_eq!(
+            Route::resolve("/api/v1/admin/events/e%3A1/admission"),
+            Some((Route::SetAdmission("e:1".into()), Method::POST))
+        );
+        assert_eq!(Route::resolve("/api/v1/admin/events//admission"), None);
+        assert_eq!(Route::resolve("/api/v1/admin/events/a/b/admission"), None);
+        assert_eq!(
+            Route::resolve("/events/c1"),
+            Some((Route::EventPage("c1".into()), Method::GET))
+        );
+        assert_eq!(Route::resolve("/events/c1/x"), None);
+        assert_eq!(Route::resolve("/"), Some((Route::Home, Method::GET)));
     }
 
     #[test]
@@ -292,7 +342,13 @@ mod tests {
                 Route::ChargePoints => Some(Route::Health),
                 Route::Health => Some(Route::Metrics),
                 Route::Metrics => Some(Route::OpenApi),
-                Route::OpenApi => None,
+                Route::OpenApi => Some(Route::Admissions),
+                Route::Admissions => Some(Route::SetAdmission(s())),
+                Route::SetAdmission(_) => Some(Route::Home),
+                Route::Home => Some(Route::EventPage(s())),
+                Route::EventPage(_) => Some(Route::Console),
+                Route::Console => Some(Route::Asset(s())),
+                Route::Asset(_) => None,
             }
         }
         let mut all = vec![Route::CreateEvent];

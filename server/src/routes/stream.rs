@@ -86,6 +86,8 @@ pub struct SseWriter {
     seq: u64,
     /// The lowest position this client has been shown, across reconnects.
     shown: Option<u64>,
+    /// Whether the last position event said admission is paused.
+    paused_shown: Option<bool>,
     finished: bool,
     last_event_id: Option<u64>,
     /// The highest id sent (or given as `Last-Event-ID`): ids never go
@@ -134,6 +136,7 @@ impl SseWriter {
         SseWriter {
             seq,
             shown: None,
+            paused_shown: None,
             finished: false,
             last_event_id,
             last_id: last_event_id.unwrap_or(0),
@@ -171,10 +174,14 @@ impl SseWriter {
                     .flatten()
                     .min()
                     .unwrap_or(view.position);
-                if !heartbeat && self.shown == Some(position) {
+                if !heartbeat
+                    && self.shown == Some(position)
+                    && self.paused_shown == Some(view.paused)
+                {
                     return None;
                 }
                 self.shown = Some(position);
+                self.paused_shown = Some(view.paused);
                 // Negative control: every other event shows the client two
                 // places further back than it is.
                 let position = if self.unsafe_sse && self.sent % 2 == 1 {
@@ -185,7 +192,11 @@ impl SseWriter {
                 self.sent += 1;
                 (
                     "position",
-                    json!({"position": position, "estimatedWaitSeconds": view.estimated_wait_seconds}),
+                    json!({
+                        "position": position,
+                        "estimatedWaitSeconds": view.estimated_wait_seconds,
+                        "paused": view.paused,
+                    }),
                 )
             }
             status => {
@@ -214,8 +225,35 @@ mod tests {
             status: QueueStatus::Waiting,
             position,
             estimated_wait_seconds: 0,
+            paused: false,
             cursor,
         }
+    }
+
+    /// A pause (and its end) is news although the position did not move.
+    #[test]
+    fn a_pause_is_sent_at_once_and_said_in_the_data() {
+        let mut writer = SseWriter::new(20, None, false);
+        assert!(writer.render(waiting(11, 10), true).is_some());
+        assert!(
+            writer.render(waiting(11, 10), false).is_none(),
+            "nothing new"
+        );
+        let paused = QueueView {
+            paused: true,
+            ..waiting(11, 10)
+        };
+        let frame = writer.render(paused, false).expect("the pause is news");
+        assert!(std::str::from_utf8(&frame)
+            .unwrap()
+            .contains(r#""paused":true"#));
+        assert!(writer.render(paused, false).is_none());
+        let resumed = writer
+            .render(waiting(11, 10), false)
+            .expect("so is its end");
+        assert!(std::str::from_utf8(&resumed)
+            .unwrap()
+            .contains(r#""paused":false"#));
     }
 
     /// Found by the sse_writer fuzz target: a view whose cursor is below an

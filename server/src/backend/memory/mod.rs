@@ -12,6 +12,7 @@
 //! is `events` (read) -> one event's `state`, and `reservations` is only ever
 //! taken alone, so there is no cycle.
 
+mod admission;
 mod queue;
 mod seats;
 #[cfg(test)]

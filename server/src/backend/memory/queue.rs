@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::MemoryBackend;
+use crate::backend::admission::{per_minute, AdmissionChange, AdmissionControls, AdmissionView};
 use crate::backend::rules::{
     estimate_wait_seconds, require_active, unknown_entry, RecentAdmissions,
 };
@@ -58,6 +59,12 @@ pub(super) struct EventState {
     /// ACTIVE deadlines in admission order, hence in deadline order.
     expiries: VecDeque<(Instant, u64)>,
     admissions: VecDeque<Instant>,
+    /// The operator's controls (capacity starts as the spec's).
+    controls: AdmissionControls,
+    /// The release rate's token bucket: admissions it allows now, and
+    /// when it was last filled.
+    release_allowance: f64,
+    release_at: Option<Instant>,
 }
 
 struct Entry {
@@ -99,6 +106,9 @@ impl Queue for MemoryBackend {
             ttl: Duration::from_secs(spec.active_ttl_seconds.into()),
             state: Mutex::new(EventState {
                 remaining: spec.stock,
+                controls: AdmissionControls::open(spec.active_capacity),
+                release_allowance: 0.0,
+                release_at: None,
                 ..EventState::default()
             }),
             cursor: watch::Sender::new(0),
@@ -282,7 +292,10 @@ impl EventCell {
         let before = st.admitted;
         // Negative control: room for twice as many as allowed.
         let over = if self.controls.capacity { 2 } else { 1 };
-        let capacity = u64::from(self.spec.active_capacity) * over;
+        let capacity = u64::from(st.controls.active_capacity) * over;
+        let mut allowance = st.release_allowance(now);
+        // Negative control: a pause (or queue-everyone) is shown, not obeyed.
+        let holding = st.controls.holding() && !self.controls.pause;
         loop {
             // `head` stays "everything before it has left WAITING".
             while (st.head as usize) < st.entries.len()
@@ -290,9 +303,14 @@ impl EventCell {
             {
                 st.head += 1;
             }
-            if st.active >= capacity || st.head as usize >= st.entries.len() {
+            if holding
+                || allowance < 1.0
+                || st.active >= capacity
+                || st.head as usize >= st.entries.len()
+            {
                 break;
             }
+            allowance -= 1.0;
             let seq = if self.controls.fifo {
                 st.newest_waiting()
             } else {
@@ -307,6 +325,9 @@ impl EventCell {
                 st.admissions.pop_front();
             }
             st.admissions.push_back(now);
+        }
+        if allowance.is_finite() {
+            st.release_allowance = allowance;
         }
         if st.admitted != before {
             let admitted = st.admitted;
@@ -353,22 +374,16 @@ impl EventCell {
             status,
             position,
             estimated_wait_seconds: self.estimate(st, position, now),
+            paused: st.controls.holding(),
             cursor: st.admitted,
         }
     }
 
     fn estimate(&self, st: &EventState, position: u64, now: Instant) -> u64 {
-        let recent = RecentAdmissions {
-            count: st.admissions.len(),
-            span_secs: st
-                .admissions
-                .front()
-                .map_or(0.0, |&oldest| now.duration_since(oldest).as_secs_f64()),
-        };
         estimate_wait_seconds(
             position,
-            recent,
-            self.spec.active_capacity,
+            st.recent(now),
+            st.controls.active_capacity,
             self.ttl.as_secs_f64(),
         )
     }
@@ -384,13 +399,69 @@ impl EventCell {
             waiting: st.waiting,
             active: st.active,
             per_user_limit: spec.per_user_limit,
-            active_capacity: spec.active_capacity,
+            active_capacity: st.controls.active_capacity,
             active_ttl_seconds: spec.active_ttl_seconds,
         }
     }
 }
 
+impl EventCell {
+    /// The console's view of this event.
+    pub(super) fn admission_view(&self) -> AdmissionView {
+        let now = Instant::now();
+        let mut st = self.lock();
+        self.tick(&mut st, now);
+        let recent = st.recent(now);
+        AdmissionView {
+            event_id: self.spec.event_id.clone(),
+            controls: st.controls,
+            stock: self.spec.stock,
+            remaining: st.remaining,
+            sold: st.sold,
+            waiting: st.waiting,
+            active: st.active,
+            admitted: st.admitted,
+            admitted_per_minute: per_minute(recent.count, recent.span_secs),
+        }
+    }
+
+    /// Applies an operator's change, admits if it made room, and wakes the
+    /// SSE streams (whose cursor may not move) so they show the change.
+    pub(super) fn set_admission(&self, change: &AdmissionChange) {
+        let mut st = self.lock();
+        st.controls = st.controls.with(change);
+        self.tick(&mut st, Instant::now());
+        self.cursor.send_modify(|_| {});
+    }
+}
+
 impl EventState {
+    /// Admissions the release rate allows now (unbounded without a rate):
+    /// a bucket of one second's releases (at least one), filled at the rate.
+    fn release_allowance(&mut self, now: Instant) -> f64 {
+        let rate = self.controls.release_rate_per_minute;
+        let last = self.release_at.replace(now);
+        if rate == 0 {
+            return f64::INFINITY;
+        }
+        let per_sec = f64::from(rate) / 60.0;
+        let burst = per_sec.max(1.0);
+        let filled = last.map_or(burst, |at| {
+            self.release_allowance + now.duration_since(at).as_secs_f64() * per_sec
+        });
+        filled.min(burst)
+    }
+
+    fn recent(&self, now: Instant) -> RecentAdmissions {
+        RecentAdmissions {
+            count: self.admissions.len(),
+            span_secs: self
+                .admissions
+                .front()
+                .map_or(0.0, |&oldest| now.duration_since(oldest).as_secs_f64()),
+        }
+    }
+
     /// The last waiting entry (LIFO negative control only).
     fn newest_waiting(&self) -> u64 {
         (self.head..self.entries.len() as u64)

@@ -27,24 +27,42 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- The release rate's token bucket (state: bucket, bucket_at): admissions
+-- it allows now, at most one second's releases (at least one); nil when
+-- there is no rate.
+local function release_allowance(now, rate)
+  if rate <= 0 then return nil end
+  local per_ms = rate / 60000
+  local burst = math.max(1, rate / 60)
+  local b = redis.call('HMGET', state, 'bucket', 'bucket_at')
+  local filled = burst
+  if b[1] and b[2] then filled = tonumber(b[1]) + (now - tonumber(b[2])) * per_ms end
+  return math.min(burst, filled)
+end
 local function tick(now)
-  local cap = tonumber(redis.call('HGET', meta, 'cap'))
-  local ttl = tonumber(redis.call('HGET', meta, 'ttl'))
+  local ctl = redis.call('HMGET', meta, 'cap', 'ttl', 'paused', 'qall', 'rate')
+  local cap = tonumber(ctl[1])
+  local ttl = tonumber(ctl[2])
+  -- Paused or queue-everyone: nobody is admitted; places are kept.
+  local holding = ctl[3] == '1' or ctl[4] == '1'
+  local allowance = release_allowance(now, tonumber(ctl[5] or '0'))
   redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
   local n_active = redis.call('ZCARD', active)
   local head = tonumber(redis.call('HGET', state, 'head'))
   local n = tonumber(redis.call('HGET', state, 'n'))
   local moved = false
-  while n_active < cap and head < n do
+  while not holding and n_active < cap and head < n and (allowance == nil or allowance >= 1) do
     -- A place nobody holds (a duplicate's offset) is passed, not admitted.
     if redis.call('HEXISTS', seqs, head) == 1 then
       redis.call('ZADD', active, now + ttl * 1000, head)
       redis.call('LPUSH', admissions, now)
       n_active = n_active + 1
+      if allowance then allowance = allowance - 1 end
     end
     head = head + 1
     moved = true
   end
+  if allowance then redis.call('HSET', state, 'bucket', tostring(allowance), 'bucket_at', now) end
   if moved then
     redis.call('HSET', state, 'head', head)
     redis.call('LTRIM', admissions, 0, 63)
@@ -97,7 +115,7 @@ return reply({created = true})
 const VIEW: &str = r#"
 local now, head, n_active = open_event()
 if not now then return not_found end
-local m = redis.call('HMGET', meta, 'stock', 'limit', 'cap', 'ttl', 'name')
+local m = redis.call('HMGET', meta, 'stock', 'limit', 'cap', 'ttl', 'name', 'paused', 'qall', 'rate')
 local s = redis.call('HMGET', state, 'remaining', 'sold', 'n')
 local status = nil
 if ARGV[1] ~= '' then
@@ -112,7 +130,8 @@ for i, t in ipairs(redis.call('LRANGE', admissions, 0, 63)) do recent[i] = tonum
 return reply({result = 'OK', now = now, head = head, active = n_active,
   stock = tonumber(m[1]), limit = tonumber(m[2]), cap = tonumber(m[3]), ttl = tonumber(m[4]),
   name = m[5] or '', remaining = tonumber(s[1]), sold = tonumber(s[2]), entries = tonumber(s[3]),
-  status = status, admissions = recent})
+  status = status, admissions = recent,
+  paused = m[6] == '1', queue_all = m[7] == '1', rate = tonumber(m[8] or '0')})
 "#;
 
 /// The reserve decision, all or nothing. ARGV: seq, userId, quantity,
@@ -158,6 +177,23 @@ if st == 'ACTIVE' then
   tick(now)
 end
 return reply({result = 'OK', before = st})
+"#;
+
+/// The operator's admission controls. ARGV: paused, queueAll ('1', '0'
+/// or '' for unchanged), rate per minute, capacity ('' for unchanged).
+/// Then an admission step (a resume or more room admits at once), and a
+/// wake-up of every instance's SSE streams (channel: the state key,
+/// payload `admission`). Answers [`TickReply`].
+const ADMISSION: &str = r#"
+local now = now_ms()
+if redis.call('EXISTS', meta) == 0 then return not_found end
+local names = {'paused', 'qall', 'rate', 'cap'}
+for i, name in ipairs(names) do
+  if ARGV[i] ~= '' then redis.call('HSET', meta, name, ARGV[i]) end
+end
+local head = tick(now)
+redis.call('PUBLISH', state, 'admission')
+return reply({result = 'OK', head = head})
 "#;
 
 /// Expiry and admission for an event nobody is touching. Answers
@@ -225,6 +261,14 @@ pub struct EventNumbers {
     /// Recent admission times (ms), newest first.
     #[serde(deserialize_with = "list_or_empty_table")]
     pub admissions: Vec<i64>,
+    /// The operator's controls (absent from replies of older scripts).
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub queue_all: bool,
+    /// Release rate per minute, 0 without one.
+    #[serde(default)]
+    pub rate: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +376,7 @@ pub struct RedisScripts {
     pub reserve: LuaScript,
     pub complete: LuaScript,
     pub tick: LuaScript,
+    pub admission: LuaScript,
 }
 
 impl RedisScripts {
@@ -346,6 +391,7 @@ impl RedisScripts {
             reserve: LuaScript::new("reserve", RESERVE),
             complete: LuaScript::new("complete", COMPLETE),
             tick: LuaScript::new("tick", TICK),
+            admission: LuaScript::new("admission", ADMISSION),
         }
     }
 }

@@ -29,6 +29,7 @@
 //! [`kafka`] (producer, leased consumers), [`pg`] (schema, persistence,
 //! leases), [`redis_conn`] (one Redis or a Redis Cluster) and [`error`].
 
+pub mod admission;
 pub mod consumers;
 pub mod error;
 pub mod health;

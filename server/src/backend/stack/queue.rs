@@ -157,7 +157,11 @@ impl Queue for StackBackend {
 
 impl StackBackend {
     /// The event's numbers and, with `entry`, that entry's status.
-    async fn view(&self, event_id: &str, entry: Option<&Claims>) -> Result<EventNumbers> {
+    pub(super) async fn view(
+        &self,
+        event_id: &str,
+        entry: Option<&Claims>,
+    ) -> Result<EventNumbers> {
         self.require(&[Component::Redis])?;
         let (seq, user) = match entry {
             Some(c) => (c.seq.to_string(), c.user_id.as_str()),
@@ -207,10 +211,13 @@ async fn follow_cursor(
     }
 }
 
-/// WAITING while fewer than the event's capacity are ACTIVE: only places
-/// ahead that are not yet written hold the entry back.
+/// WAITING while fewer than the event's capacity are ACTIVE and the
+/// operator lets admission run freely (not held, no release rate): only
+/// places ahead that are not yet written hold the entry back.
 fn held_back(n: &EventNumbers) -> bool {
-    matches!(n.status, Some(ScriptStatus::Waiting)) && n.active < u64::from(n.cap)
+    matches!(n.status, Some(ScriptStatus::Waiting))
+        && n.active < u64::from(n.cap)
+        && !(n.paused || n.queue_all || n.rate > 0)
 }
 
 fn event_view(event_id: &str, n: &EventNumbers) -> EventView {
@@ -247,6 +254,7 @@ fn queue_view(n: &EventNumbers, seq: u64) -> Option<QueueView> {
         status,
         position,
         estimated_wait_seconds: estimate_wait_seconds(position, recent, n.cap, f64::from(n.ttl)),
+        paused: n.paused || n.queue_all,
         cursor: n.head,
     })
 }

@@ -14,6 +14,9 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+/// The payload the admission script publishes on an event's state
+/// channel when the operator changed the controls (heads are numbers).
+const ADMISSION_CHANGED: &[u8] = b"admission";
 /// How long the subscriber waits before reconnecting to Redis.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
@@ -77,12 +80,23 @@ impl Wakeups {
         }
     }
 
+    /// Wakes `event_id`'s followers although its head did not move: the
+    /// operator changed its admission controls, which they show.
+    fn admission_changed(&self, event_id: &str) {
+        let heads = self.heads.lock().expect("heads lock poisoned");
+        if let Some(tx) = heads.get(event_id) {
+            tx.send_modify(|_| {});
+        }
+    }
+
     fn dispatch(&self, channel: &str, payload: &[u8]) {
         let Some(rest) = channel.strip_prefix(&self.prefix) else {
             return;
         };
         if let Some(event_id) = rest.strip_suffix("}:state") {
-            if let Some(head) = std::str::from_utf8(payload)
+            if payload == ADMISSION_CHANGED {
+                self.admission_changed(event_id);
+            } else if let Some(head) = std::str::from_utf8(payload)
                 .ok()
                 .and_then(|p| p.parse().ok())
             {
@@ -156,6 +170,12 @@ mod tests {
         wakeups.dispatch(&EventKeys::new("ns2", "e:1").state, b"9");
         assert_eq!(*head.borrow(), 7, "another namespace's event");
         assert!(!placed.has_changed().unwrap());
+        wakeups.dispatch(&keys.state, b"admission");
+        assert!(
+            head.has_changed().unwrap(),
+            "a control change wakes, head unmoved"
+        );
+        assert_eq!(*head.borrow_and_update(), 7);
         wakeups.dispatch(&keys.entries, b"alice");
         assert!(placed.has_changed().unwrap());
         drop(head);

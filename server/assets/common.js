@@ -1,0 +1,98 @@
+// What every page shares: calls to the API, the contract's errors in
+// words, and the formatting of times.
+
+/** A refused request, as the contract words it: `{error, message}`. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Calls the API; resolves to the JSON answer, rejects with an ApiError. */
+export async function api(method, path, { body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'UNREACHABLE', 'the server could not be reached; check the connection');
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    throw new ApiError(res.status, data?.error ?? `HTTP ${res.status}`, data?.message ?? res.statusText);
+  }
+  return data;
+}
+
+// The contract's error codes, as a person would say them.
+const WORDS = {
+  BAD_REQUEST: 'Not accepted',
+  UNAUTHORIZED: 'Not signed in',
+  NOT_ACTIVE: 'Not your turn',
+  NOT_FOUND: 'Not found',
+  SOLD_OUT: 'Sold out',
+  LIMIT_EXCEEDED: 'Limit reached',
+  SEAT_TAKEN: 'Seat taken',
+  ALREADY_EXISTS: 'Already exists',
+  INSUFFICIENT_POINTS: 'Not enough points',
+  HOLD_EXPIRED: 'Hold expired',
+  PAYLOAD_TOO_LARGE: 'Too large',
+  RATE_LIMITED: 'Too many requests, slow down',
+  UNAVAILABLE: 'Temporarily unavailable',
+  METHOD_NOT_ALLOWED: 'Not allowed',
+  INTERNAL: 'Something went wrong on our side',
+  UNREACHABLE: 'Offline',
+};
+
+/** An error in words: "Sold out: requested 1, 0 left". */
+export function describe(err) {
+  if (err instanceof ApiError) return `${WORDS[err.code] ?? err.code}: ${err.message}`;
+  return String(err?.message ?? err);
+}
+
+export const $ = (selector) => document.querySelector(selector);
+
+export function show(el, on = true) {
+  el.hidden = !on;
+}
+
+/** `95` -> "1 min 35 s"; `40` -> "40 s". */
+export function duration(secs) {
+  const s = Math.max(0, Math.round(secs));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/**
+ * The server's estimate as an honest range: admission comes in bursts as
+ * buyers finish, so the estimate may be off either way; the range widens
+ * with the wait. Short waits are said as such.
+ */
+export function waitRange(secs) {
+  if (secs <= 0) return 'any moment now';
+  if (secs < 20) return 'under 30 s';
+  const low = Math.floor(secs * 0.7);
+  const high = Math.ceil(secs * 1.5);
+  return `${duration(low)} to ${duration(high)}`;
+}
+
+export function element(tag, props = {}, text) {
+  const el = document.createElement(tag);
+  Object.assign(el, props);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
