@@ -248,6 +248,10 @@ async fn record_against(target: &Target, options: &Options) -> Result<History, R
             )
             .await?;
         }
+        if options.runs(CheckName::Pause) {
+            progress.step("pause: admission held, then resumed in order");
+            scenarios::pause::run(&client, format!("verify-{nonce}-pause")).await?;
+        }
         if can(CheckName::Seatmap) {
             let spec = scenarios::seatmap::SeatSpec {
                 users: options.seat_users,

@@ -18,6 +18,10 @@ pub enum CheckName {
     /// 6: the concert seat map: no seat held by two users at once, holds
     /// lapse within TTL + tolerance, no late payment, exact balances.
     Seatmap,
+    /// 7: the operator's pause holds admission (places kept, the waiting
+    /// told) and the resume admits in entry order. Needs the reference
+    /// server's admission controls, so it runs only when named.
+    Pause,
     /// 2: nothing lost between Redis, Kafka and PostgreSQL: the races'
     /// reservations and the seat map's events (the reference server's real
     /// stack; needs --redis-url, --kafka-brokers, --postgres-url).
@@ -259,6 +263,7 @@ impl CheckName {
             CheckName::Display => "display",
             CheckName::Tokens => "tokens",
             CheckName::Seatmap => "seatmap",
+            CheckName::Pause => "pause",
             CheckName::Stores => "stores",
         }
     }

@@ -12,6 +12,7 @@ pub mod display;
 pub mod faults;
 pub mod fifo;
 pub mod oversell;
+pub mod pause;
 pub mod seat_events;
 pub mod seatmap;
 pub mod stores;
@@ -50,7 +51,7 @@ pub(crate) fn fault<T: ToString>(
 pub type Judge = fn(&Recorded) -> Vec<CheckReport>;
 
 /// Every check, in the order the verdict lists them.
-pub const CHECKS: [(CheckName, Judge); 6] = [
+pub const CHECKS: [(CheckName, Judge); 7] = [
     (CheckName::Oversell, |r| {
         r.races
             .iter()
@@ -84,6 +85,9 @@ pub const CHECKS: [(CheckName, Judge); 6] = [
             .iter()
             .map(|(seats, _)| seatmap::judge(seats))
             .collect()
+    }),
+    (CheckName::Pause, |r| {
+        r.pause.iter().map(pause::judge).collect()
     }),
 ];
 

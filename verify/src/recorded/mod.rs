@@ -9,6 +9,7 @@
 //! - [`race`]: check 1 (and 2's reservations), [`queue`]: checks 3 and 4,
 //!   [`tokens`]: check 5, [`seatmap`]: check 6 (and 2's seat events).
 
+pub mod pause;
 pub mod queue;
 pub mod race;
 pub mod seatmap;
@@ -61,6 +62,7 @@ pub struct Recorded {
     pub queue: Option<QueueRun>,
     pub tokens: Option<TokensRun>,
     pub seats: Option<(SeatRun, Option<SeatObserved>)>,
+    pub pause: Option<pause::PauseRun>,
     /// Time of the last operation, in ms.
     pub duration_ms: u64,
     pub ops: usize,
@@ -94,6 +96,7 @@ impl Recorded {
             queue: None,
             tokens: None,
             seats: None,
+            pause: None,
             duration_ms: ops.iter().map(|op| op.time).max().unwrap_or(0) / 1_000_000,
             ops: ops.len(),
         };
@@ -124,6 +127,7 @@ impl Recorded {
                 }
                 Some("queue") => out.queue = Some(queue::rebuild(&seg).map_err(at)?),
                 Some("tokens") => out.tokens = Some(tokens::rebuild(&seg).map_err(at)?),
+                Some("pause") => out.pause = Some(pause::rebuild(&seg).map_err(at)?),
                 Some("seatmap") => {
                     let stores = observed("seat-stores")?
                         .map(serde_json::from_value)

@@ -1,5 +1,6 @@
 //! Scenarios drive the target and record what happened; checks judge it.
 
+pub mod pause;
 pub mod queue;
 pub mod race;
 pub mod seatmap;
