@@ -275,7 +275,9 @@ stop_cluster() {
     local port dir i
     for port in $REDIS_CLUSTER_PORTS; do
         dir=$DIR/redis-cluster/$port
-        [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+        if [ -f "$dir/redis.pid" ]; then
+            kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
+        fi
         for ((i = 0; i < 50; i++)); do port_open "$port" || break; sleep 0.1; done
     done
     # Forgets the slots too: the next start makes a fresh cluster.
