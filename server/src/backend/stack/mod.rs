@@ -43,11 +43,11 @@ pub mod payments;
 pub mod pg;
 pub mod queue;
 pub mod reconcile;
+pub mod redis_conn;
 pub mod reserve;
 pub mod seats;
 pub mod sweepers;
 pub mod wakeups;
-pub mod redis_conn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +67,7 @@ use crate::model::EventGauges;
 use health::{Component, Health};
 use keys::{events_key, EventKeys, Topics};
 use lua::RedisScripts;
+use redis_conn::{RedisConn, RedisTarget};
 
 /// How the backend reaches its stack.
 #[derive(Debug, Clone)]
@@ -74,7 +75,6 @@ pub struct StackOptions {
     pub redis_url: String,
     pub kafka_brokers: String,
     pub postgres_url: String,
-use redis_conn::{RedisConn, RedisTarget};
     pub partitions: i32,
     /// Isolates a deployment on a shared stack: Redis key prefix,
     /// PostgreSQL schema, Kafka topic prefix.
