@@ -1,0 +1,79 @@
+// A buyer in the waiting room: joins with the keyboard, watches the
+// position fall as those ahead buy, reloads and keeps the place, becomes
+// ACTIVE, buys, and sees PENDING turn into CONFIRMED.
+import { context, data, enter, must, nonce, record, seen, shot, text, visible, watchErrors } from './lib.mjs';
+
+export const name = 'buyer: position falls, reload keeps the place, buy, CONFIRMED';
+
+export async function run(browser, errors) {
+  const eventId = `bw-${nonce}`;
+  await must('POST', '/api/v1/admin/events', {
+    admin: true,
+    body: { eventId, name: 'Spring live', stock: 5, activeCapacity: 1, activeTtlSeconds: 120 },
+  }, 201);
+  // Three ahead of the buyer: the first ACTIVE, two waiting.
+  const ahead = [];
+  for (const u of ['ahead-0', 'ahead-1', 'ahead-2']) ahead.push((await enter(eventId, u)).token);
+
+  for (const phone of [false, true]) {
+    const ctx = await context(browser, { phone });
+    const page = await ctx.newPage();
+    watchErrors(page, errors);
+    await page.goto(`/events/${eventId}`);
+    await shot(page, 'waiting-room-enter');
+    await ctx.close();
+  }
+
+  const ctx = await context(browser);
+  const page = await ctx.newPage();
+  watchErrors(page, errors);
+  await page.goto(`/events/${eventId}`);
+  await visible(page, '#enter');
+  // Keyboard only: the user id field has focus; Enter submits.
+  await page.keyboard.type('buyer');
+  await page.keyboard.press('Enter');
+  await text(page, '#position', 3);
+  await text(page, '#my-number', 4);
+  await text(page, '#now-serving', 1);
+  await shot(page, 'waiting-room');
+  const phone = await context(browser, { phone: true });
+  const small = await phone.newPage();
+  watchErrors(small, errors);
+  // The same entry on a phone-sized screen (its token, as a reload would).
+  await small.goto(`/events/${eventId}`);
+  const stored = await page.evaluate((k) => localStorage.getItem(k), `ticketbench:entry:${eventId}`);
+  await small.evaluate(([k, v]) => localStorage.setItem(k, v), [`ticketbench:entry:${eventId}`, stored]);
+  await small.reload();
+  await text(small, '#position', 3);
+  await shot(small, 'waiting-room');
+  await phone.close();
+
+  // Those ahead buy one by one; the page follows live.
+  await must('POST', '/api/v1/tickets/reserve', { token: ahead[0], body: { eventId, quantity: 1 } });
+  await text(page, '#position', 2);
+  await page.reload();
+  await text(page, '#position', 2);
+  await visible(page, '#enter', { visible: false });
+  await must('POST', '/api/v1/tickets/reserve', { token: ahead[1], body: { eventId, quantity: 1 } });
+  await text(page, '#position', 1);
+  await must('POST', '/api/v1/tickets/reserve', { token: ahead[2], body: { eventId, quantity: 1 } });
+  await visible(page, '#active');
+  await visible(page, '#buy-button');
+  await record(page, '#result-status');
+  // The Buy button has focus once ACTIVE.
+  await page.keyboard.press('Enter');
+  await visible(page, '#result');
+  await data(page, '#result-status', 'status', 'CONFIRMED');
+  await text(page, '#result-status', 'CONFIRMED');
+  const shown = await seen(page);
+  if (shown[0] !== 'PENDING' || shown[shown.length - 1] !== 'CONFIRMED') {
+    throw new Error(`the result read ${JSON.stringify(shown)}, expected PENDING then CONFIRMED`);
+  }
+  await shot(page, 'purchase-confirmed');
+  // A reload shows the result, not the line.
+  await page.reload();
+  await text(page, '#result-status', 'CONFIRMED');
+  const event = await must('GET', `/api/v1/events/${eventId}`);
+  if (event.sold !== 4) throw new Error(`sold ${event.sold}, expected 4`);
+  await ctx.close();
+}
