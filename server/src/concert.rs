@@ -7,7 +7,7 @@
 //! A concert's waiting line is the queue of the same id: users enter with
 //! `eventId = concertId`, and an ACTIVE token gates holds and payments.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Seats per schedule when the admin does not say.
 pub const DEFAULT_SEAT_COUNT: u32 = 50;
@@ -64,7 +64,18 @@ pub struct ScheduleView {
     pub available_seats: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// `GET /api/v1/concerts` row: a concert and its open schedules (those
+/// with a seat that can be held now).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcertView {
+    pub concert_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub schedules: Vec<ScheduleView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SeatStatus {
     Available,
@@ -73,7 +84,7 @@ pub enum SeatStatus {
 }
 
 /// `GET .../schedules/{scheduleId}/seats` row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeatView {
     pub seat_number: u32,

@@ -68,6 +68,9 @@ pub struct Config {
     #[command(flatten)]
     pub controls: NegativeControls,
 
+    #[command(flatten)]
+    pub seats: crate::backend::stack::seat_options::SeatOptions,
+
     /// How long an unpaid seat hold lasts: seconds, or with a unit
     /// (`300`, `300s`, `1500ms`, `5m`), 100 ms ..= 24 h.
     #[arg(long, env = "HOLD_TTL", default_value = "300", value_parser = parse_hold_ttl)]

@@ -48,6 +48,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     warn_negative_controls(&config.controls);
+    config
+        .seats
+        .check(config.backend == backend::BackendKind::Real)?;
     let backend = Backend::start(
         config.backend,
         BackendOptions {
@@ -63,6 +66,7 @@ pub async fn run(
                     .instance_id
                     .clone()
                     .unwrap_or_else(|| format!("i-{}", &config::random_hex()[..12])),
+                seats: config.seats.clone(),
             }),
         },
         config.hooks.clone(),

@@ -47,6 +47,8 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     requests: Family<RequestLabels, Counter>,
     reservations: Family<ResultLabels, Counter>,
+    holds: Family<ResultLabels, Counter>,
+    payments: Family<ResultLabels, Counter>,
     active: Family<EventLabels, Gauge>,
     waiting: Family<EventLabels, Gauge>,
     stock_remaining: Family<EventLabels, Gauge>,
@@ -66,6 +68,8 @@ impl Metrics {
         );
         let requests = Family::<RequestLabels, Counter>::default();
         let reservations = Family::<ResultLabels, Counter>::default();
+        let holds = Family::<ResultLabels, Counter>::default();
+        let payments = Family::<ResultLabels, Counter>::default();
         let active = Family::<EventLabels, Gauge>::default();
         let waiting = Family::<EventLabels, Gauge>::default();
         let stock_remaining = Family::<EventLabels, Gauge>::default();
@@ -83,6 +87,18 @@ impl Metrics {
             "ticket_reservation",
             "Reserve attempts by result",
             reservations.clone(),
+        );
+        // Success rates are derived from these (deploy/prometheus/rules.yml):
+        // result is "ok" or the contract's error code.
+        registry.register(
+            "seat_hold",
+            "Seat hold attempts by result (ok or the error code)",
+            holds.clone(),
+        );
+        registry.register(
+            "payment",
+            "Payment attempts by result (ok or the error code)",
+            payments.clone(),
         );
         registry.register(
             "queue_active_users",
@@ -104,6 +120,8 @@ impl Metrics {
             latency,
             requests,
             reservations,
+            holds,
+            payments,
             active,
             waiting,
             stock_remaining,
@@ -125,6 +143,22 @@ impl Metrics {
             .inc();
     }
 
+    pub fn observe_hold<T>(&self, outcome: &crate::error::Result<T>) {
+        self.holds
+            .get_or_create(&ResultLabels {
+                result: result_of(outcome),
+            })
+            .inc();
+    }
+
+    pub fn observe_payment<T>(&self, outcome: &crate::error::Result<T>) {
+        self.payments
+            .get_or_create(&ResultLabels {
+                result: result_of(outcome),
+            })
+            .inc();
+    }
+
     /// Renders the text exposition with the gauges set from `events`.
     pub fn render(&self, events: &[EventGauges]) -> String {
         for e in events {
@@ -141,6 +175,13 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+fn result_of<T>(outcome: &crate::error::Result<T>) -> &'static str {
+    match outcome {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
     }
 }
 

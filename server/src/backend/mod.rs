@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::concert::{
-    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatRef, SeatView,
+    ConcertSpec, ConcertView, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatRef,
+    SeatView,
 };
 use crate::config::{NegativeControls, TestHooks};
 use crate::error::Result;
@@ -119,6 +120,9 @@ pub trait Seats {
     /// of the same id).
     async fn create_concert(&self, spec: &ConcertSpec) -> Result<()>;
     async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>>;
+    /// Concerts with an open schedule (a seat to hold), by id; each with
+    /// its open schedules, by date.
+    async fn concerts(&self) -> Result<Vec<ConcertView>>;
     async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>>;
     /// NOT_FOUND naming what is missing, unless the seat exists.
     async fn check_seat(&self, at: SeatRef<'_>) -> Result<()>;
@@ -279,6 +283,10 @@ impl Backend {
 
     pub async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>> {
         dispatch!(self, b => b.schedules(concert_id).await)
+    }
+
+    pub async fn concerts(&self) -> Result<Vec<ConcertView>> {
+        dispatch!(self, b => b.concerts().await)
     }
 
     pub async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>> {

@@ -1,4 +1,5 @@
-//! The concert seat map: `POST /api/v1/admin/concerts`, schedules, seats,
+//! The concert seat map: `POST /api/v1/admin/concerts`, the list of open
+//! concerts, schedules, seats,
 //! and `POST /api/v1/concerts/{concertId}/reservations` (a seat hold).
 
 use hyper::body::Incoming;
@@ -104,6 +105,10 @@ pub(super) fn parse_create(bytes: &[u8]) -> Result<ConcertSpec> {
     Ok(spec)
 }
 
+pub async fn list(app: &App) -> Result<Response<Body>> {
+    json_response(StatusCode::OK, &app.backend.concerts().await?)
+}
+
 pub async fn schedules(app: &App, concert_id: &str) -> Result<Response<Body>> {
     validate::id("concertId", concert_id)?;
     json_response(StatusCode::OK, &app.backend.schedules(concert_id).await?)
@@ -134,6 +139,12 @@ pub(super) fn parse_hold(bytes: &[u8]) -> Result<HoldSeat> {
 }
 
 pub async fn hold(app: &App, concert_id: &str, req: Request<Incoming>) -> Result<Response<Body>> {
+    let outcome = try_hold(app, concert_id, req).await;
+    app.metrics.observe_hold(&outcome);
+    outcome
+}
+
+async fn try_hold(app: &App, concert_id: &str, req: Request<Incoming>) -> Result<Response<Body>> {
     validate::id("concertId", concert_id)?;
     let claims = app.queue_claims(&req, false)?;
     let body = parse_hold(&app.read_body(req).await?)?;

@@ -23,6 +23,12 @@ pub(super) fn parse_pay(bytes: &[u8]) -> Result<Pay> {
 }
 
 pub async fn pay(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
+    let outcome = try_pay(app, req).await;
+    app.metrics.observe_payment(&outcome);
+    outcome
+}
+
+async fn try_pay(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let claims = app.queue_claims(&req, false)?;
     let idempotency_key = match req.headers().get("idempotency-key") {
         None => None,

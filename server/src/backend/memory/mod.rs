@@ -29,7 +29,8 @@ use tokio::time::Instant;
 use super::{BackendOptions, ComponentHealth, Operations, Payments, Seats};
 use crate::backend::Queue;
 use crate::concert::{
-    ConcertSpec, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatRef, SeatView,
+    ConcertSpec, ConcertView, Hold, PayRequest, Payment, PaymentTarget, ScheduleView, SeatRef,
+    SeatView,
 };
 use crate::config::NegativeControls;
 use crate::error::{Error, Result};
@@ -120,6 +121,10 @@ impl Seats for MemoryBackend {
 
     async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>> {
         self.shared.seats.schedules(concert_id)
+    }
+
+    async fn concerts(&self) -> Result<Vec<ConcertView>> {
+        Ok(self.shared.seats.concerts())
     }
 
     async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>> {

@@ -10,6 +10,8 @@
 //! (its reservation EXPIRED, `reservation.expired` counted) by whichever
 //! comes first, the next hold of that seat or the sweeper.
 
+mod list;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,6 +49,7 @@ struct Store {
 }
 
 struct Concert {
+    name: Option<String>,
     /// In creation order (the order the admin gave).
     schedules: Vec<Schedule>,
 }
@@ -121,9 +124,13 @@ impl MemorySeats {
                 seats: vec![Seat::Available; s.seat_count as usize],
             })
             .collect();
-        self.lock()
-            .concerts
-            .insert(spec.concert_id.clone(), Concert { schedules });
+        self.lock().concerts.insert(
+            spec.concert_id.clone(),
+            Concert {
+                name: spec.name.clone(),
+                schedules,
+            },
+        );
     }
 
     pub fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>> {

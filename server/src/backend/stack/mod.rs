@@ -29,7 +29,9 @@
 //! [`kafka`] (producer, leased consumers), [`pg`] (schema, persistence,
 //! leases), [`redis_conn`] (one Redis or a Redis Cluster) and [`error`].
 
+pub mod activations;
 pub mod admission;
+pub mod concert_list;
 pub mod consumers;
 pub mod error;
 pub mod health;
@@ -38,6 +40,7 @@ pub mod keys;
 pub mod line;
 pub mod lua;
 pub mod messages;
+pub mod ops_metrics;
 pub mod outbox;
 pub mod payments;
 pub mod pg;
@@ -45,6 +48,9 @@ pub mod queue;
 pub mod reconcile;
 pub mod redis_conn;
 pub mod reserve;
+pub mod seat_cache;
+pub mod seat_lock;
+pub mod seat_options;
 pub mod seats;
 pub mod sweepers;
 pub mod wakeups;
@@ -80,6 +86,8 @@ pub struct StackOptions {
     /// PostgreSQL schema, Kafka topic prefix.
     pub namespace: String,
     pub instance_id: String,
+    /// How a seat hold claims its seat, and the seat-map cache.
+    pub seats: seat_options::SeatOptions,
 }
 
 #[derive(Clone)]
@@ -138,6 +146,10 @@ pub(crate) struct Stack {
     line_added: Arc<Notify>,
     /// Test hook: never send seat events right after their commit.
     drop_seat_events: bool,
+    /// The seat-hold strategy, its lock's counters, the seat-map cache.
+    seat_map: Arc<seat_options::SeatMap>,
+    /// Consumer lag, pool usage, Redis memory (see [`ops_metrics`]).
+    ops: Arc<ops_metrics::OpsGauges>,
 }
 
 impl StackBackend {
@@ -189,6 +201,8 @@ impl StackBackend {
             wakeups: Arc::new(wakeups::Wakeups::new(&ns)),
             line_added: Arc::new(Notify::new()),
             drop_seat_events: hooks.drop_seat_events,
+            seat_map: Arc::new(seat_options::SeatMap::new(options.seats.clone())),
+            ops: Default::default(),
         };
         let wakeups = stack.wakeups.clone();
         let stop_wakeups = stopped.clone();
@@ -198,6 +212,12 @@ impl StackBackend {
         tokio::spawn(stack.clone().queue_sweep_loop(stopped.clone()));
         tokio::spawn(stack.clone().reconcile_loop(stopped.clone()));
         tokio::spawn(stack.clone().hold_sweep_loop(stopped.clone()));
+        tokio::spawn(
+            stack
+                .clone()
+                .ops_loop(options.kafka_brokers.clone(), stopped.clone()),
+        );
+        tokio::spawn(stack.clone().activations_loop(stopped.clone()));
         if !hooks.no_outbox_relay {
             tokio::spawn(stack.clone().outbox_relay_loop(stopped.clone()));
         }
@@ -273,6 +293,8 @@ impl Operations for StackBackend {
             m.seat_events_relayed.clone(),
         );
         self.stack().seat_events.register(registry);
+        self.stack().seat_map.register(registry);
+        self.stack().ops.register(registry);
     }
 
     async fn gauges(&self) -> Vec<EventGauges> {

@@ -213,6 +213,9 @@ impl StackBackend {
         )
         .await?;
         tx.commit().await?;
+        self.stack()
+            .invalidate_seat_map(&held.concert_id, &held.schedule_id, false)
+            .await;
         Ok((payment, staged))
     }
 }

@@ -1,8 +1,9 @@
 //! The concert seat map on the shared stack. PostgreSQL is the authority
 //! for seats and holds:
 //!
-//! - A hold is one conditional UPDATE of the seat row (AVAILABLE, or HELD
-//!   and lapsed, to HELD) in a transaction that also marks the lapsed hold
+//! - A hold claims the seat row (AVAILABLE, or HELD and lapsed, to HELD)
+//!   by the `--seat-lock` strategy ([`super::seat_lock`]: a conditional
+//!   UPDATE by default) in a transaction that also marks the lapsed hold
 //!   it replaces EXPIRED and inserts the new reservation; the unique partial
 //!   index `seat_reservations_one_active` (one HELD or CONFIRMED reservation
 //!   per seat) is the last line of defence.
@@ -23,16 +24,15 @@ use tracing::warn;
 use super::health::Component;
 use super::messages::Held;
 use super::outbox::{self, Staged};
+use super::seat_lock::{conditional, redis_lock, row_lock, Claim, SeatLockKind};
 use super::StackBackend;
 use crate::backend::{Queue, Seats};
 use crate::concert::{
-    seat_taken, ConcertSpec, Hold, Payment, ScheduleView, SeatEvent, SeatRef, SeatStatus, SeatView,
+    seat_taken, ConcertSpec, ConcertView, Hold, Payment, ScheduleView, SeatEvent, SeatRef,
+    SeatStatus, SeatView,
 };
 use crate::error::{Error, Result};
 use crate::model::new_reservation_id;
-
-/// RFC 3339 UTC with milliseconds, as PostgreSQL formats it.
-const RFC3339: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
 impl Seats for StackBackend {
     async fn create_concert(&self, spec: &ConcertSpec) -> Result<()> {
@@ -110,36 +110,13 @@ impl Seats for StackBackend {
             .collect())
     }
 
+    async fn concerts(&self) -> Result<Vec<ConcertView>> {
+        self.list_concerts().await
+    }
+
     async fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>> {
         self.require(&[Component::Postgres])?;
-        let client = self.pg().await?;
-        let rows = client
-            .query(
-                "SELECT t.seat_number,
-                        CASE WHEN t.status = 'HELD' AND t.hold_expires_at <= now()
-                             THEN 'AVAILABLE' ELSE t.status END,
-                        s.price
-                 FROM schedules s JOIN seats t USING (concert_id, schedule_id)
-                 WHERE s.concert_id = $1 AND s.schedule_id = $2
-                 ORDER BY t.seat_number",
-                &[&concert_id, &schedule_id],
-            )
-            .await?;
-        if rows.is_empty() {
-            return Err(Self::missing(&client, concert_id, schedule_id).await);
-        }
-        Ok(rows
-            .iter()
-            .map(|r| SeatView {
-                seat_number: r.get::<_, i32>(0) as u32,
-                status: match r.get::<_, &str>(1) {
-                    "HELD" => SeatStatus::Held,
-                    "CONFIRMED" => SeatStatus::Confirmed,
-                    _ => SeatStatus::Available,
-                },
-                price: r.get::<_, i64>(2) as u64,
-            })
-            .collect())
+        self.cached_seats(concert_id, schedule_id).await
     }
 
     /// 404 unless the seat exists (naming what is missing).
@@ -178,8 +155,73 @@ impl Seats for StackBackend {
         Ok(())
     }
 
-    /// The hold itself, once the seat and the token were checked.
+    /// The hold itself, once the seat and the token were checked: the
+    /// seat is claimed by the `--seat-lock` strategy (see [`super::seat_lock`]).
     async fn hold_seat(&self, at: SeatRef<'_>, user_id: &str) -> Result<Hold> {
+        let locks = &self.stack().seat_map;
+        if locks.options.seat_lock != SeatLockKind::RedisLock {
+            return self.hold_in_pg(at, user_id).await;
+        }
+        let key = redis_lock::key(&self.stack().ns, at);
+        let Some(guard) =
+            redis_lock::acquire(&self.stack().redis, key, &locks.options, &locks.counters).await?
+        else {
+            return Err(seat_taken(at.schedule_id, at.seat));
+        };
+        let held = async {
+            let free = redis_lock::check_free(&self.pg().await?, at).await?;
+            if !free {
+                return Err(seat_taken(at.schedule_id, at.seat));
+            }
+            redis_lock::pause(&locks.options).await;
+            self.hold_in_pg(at, user_id).await
+        }
+        .await;
+        guard.release().await;
+        held
+    }
+}
+
+impl StackBackend {
+    /// The seat map as PostgreSQL has it (lapsed holds read AVAILABLE).
+    pub(super) async fn seats_from_pg(
+        &self,
+        concert_id: &str,
+        schedule_id: &str,
+    ) -> Result<Vec<SeatView>> {
+        let client = self.pg().await?;
+        let rows = client
+            .query(
+                "SELECT t.seat_number,
+                        CASE WHEN t.status = 'HELD' AND t.hold_expires_at <= now()
+                             THEN 'AVAILABLE' ELSE t.status END,
+                        s.price
+                 FROM schedules s JOIN seats t USING (concert_id, schedule_id)
+                 WHERE s.concert_id = $1 AND s.schedule_id = $2
+                 ORDER BY t.seat_number",
+                &[&concert_id, &schedule_id],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(Self::missing(&client, concert_id, schedule_id).await);
+        }
+        Ok(rows
+            .iter()
+            .map(|r| SeatView {
+                seat_number: r.get::<_, i32>(0) as u32,
+                status: match r.get::<_, &str>(1) {
+                    "HELD" => SeatStatus::Held,
+                    "CONFIRMED" => SeatStatus::Confirmed,
+                    _ => SeatStatus::Available,
+                },
+                price: r.get::<_, i64>(2) as u64,
+            })
+            .collect())
+    }
+
+    /// The hold's transaction: the claim, then the reservation under the
+    /// unique index, the outbox rows and the commit.
+    async fn hold_in_pg(&self, at: SeatRef<'_>, user_id: &str) -> Result<Hold> {
         let SeatRef {
             concert_id,
             schedule_id,
@@ -188,50 +230,19 @@ impl Seats for StackBackend {
         let seat_number = seat as i32;
         let reservation_id = new_reservation_id();
         let ttl_ms = self.stack().hold_ttl.as_millis() as f64;
+        let options = &self.stack().seat_map.options;
         let mut client = self.pg().await?;
         let tx = client.transaction().await?;
-        // Lazily release a lapsed hold of this seat, if there is one.
-        let lapsed = tx
-            .query(
-                "UPDATE seat_reservations SET status = 'EXPIRED'
-                 WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3
-                   AND status = 'HELD' AND expires_at <= now()
-                 RETURNING reservation_id, user_id",
-                &[&concert_id, &schedule_id, &seat_number],
-            )
-            .await?;
-        // The hold itself: only an AVAILABLE or lapsed seat changes.
-        let row = tx
-            .query_opt(
-                &format!(
-                    "UPDATE seats SET status = 'HELD', reservation_id = $4,
-                            hold_expires_at = now() + $5 * interval '1 millisecond'
-                     WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3
-                       AND (status = 'AVAILABLE' OR (status = 'HELD' AND hold_expires_at <= now()))
-                     RETURNING to_char(hold_expires_at AT TIME ZONE 'UTC', {RFC3339}),
-                               (SELECT price FROM schedules
-                                 WHERE concert_id = $1 AND schedule_id = $2)"
-                ),
-                &[
-                    &concert_id,
-                    &schedule_id,
-                    &seat_number,
-                    &reservation_id,
-                    &ttl_ms,
-                ],
-            )
-            .await?;
-        let lapsed: Vec<Held> = lapsed
-            .iter()
-            .map(|r| Held {
-                reservation_id: r.get(0),
-                concert_id: concert_id.to_owned(),
-                schedule_id: schedule_id.to_owned(),
-                seat_number,
-                user_id: r.get(1),
-            })
-            .collect();
-        let Some(row) = row else {
+        let rid = reservation_id.as_str();
+        let Claim {
+            retired: lapsed,
+            held,
+        } = match options.seat_lock {
+            SeatLockKind::Conditional => conditional::claim(&tx, at, rid, ttl_ms).await?,
+            SeatLockKind::RowLock => row_lock::claim(&tx, at, rid, ttl_ms).await?,
+            SeatLockKind::RedisLock => redis_lock::claim(&tx, at, rid, ttl_ms, options).await?,
+        };
+        let Some((expires_at, price)) = held else {
             // Commit the lazy release (if any); the seat is someone's.
             let staged = self.stage(&tx, &lapsed, None).await?;
             tx.commit().await?;
@@ -239,8 +250,6 @@ impl Seats for StackBackend {
             self.stack().publish_staged(staged).await;
             return Err(seat_taken(schedule_id, seat));
         };
-        let expires_at: String = row.get(0);
-        let price: i64 = row.get(1);
         let inserted = tx
             .execute(
                 "INSERT INTO seat_reservations
@@ -279,6 +288,9 @@ impl Seats for StackBackend {
         let staged = self.stage(&tx, &lapsed, Some(&created)).await?;
         tx.commit().await?;
         drop(client);
+        self.stack()
+            .invalidate_seat_map(concert_id, schedule_id, false)
+            .await;
         self.stack().publish_staged(staged).await;
         Ok(Hold {
             reservation_id,

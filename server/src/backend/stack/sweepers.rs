@@ -95,6 +95,10 @@ impl Stack {
             .collect();
         let staged = outbox::stage(&tx, &self.topics, &events).await?;
         tx.commit().await?;
+        for h in &released {
+            self.invalidate_seat_map(&h.concert_id, &h.schedule_id, true)
+                .await;
+        }
         Ok(staged)
     }
 }

@@ -1,0 +1,42 @@
+//! `GET /api/v1/concerts` on the embedded backend: every concert with a
+//! schedule that has a seat to hold now, its schedules by date.
+
+use tokio::time::Instant;
+
+use super::MemorySeats;
+use crate::concert::{ConcertView, ScheduleView, SeatStatus};
+
+impl MemorySeats {
+    pub fn concerts(&self) -> Vec<ConcertView> {
+        let now = Instant::now();
+        let store = self.lock();
+        let mut out: Vec<ConcertView> = store
+            .concerts
+            .iter()
+            .filter_map(|(id, concert)| {
+                let mut schedules: Vec<ScheduleView> = concert
+                    .schedules
+                    .iter()
+                    .map(|s| ScheduleView {
+                        schedule_id: s.id.clone(),
+                        date: s.date.clone(),
+                        available_seats: s
+                            .seats
+                            .iter()
+                            .filter(|seat| seat.status(now) == SeatStatus::Available)
+                            .count() as u32,
+                    })
+                    .filter(|s| s.available_seats > 0)
+                    .collect();
+                schedules.sort_by(|a, b| (&a.date, &a.schedule_id).cmp(&(&b.date, &b.schedule_id)));
+                (!schedules.is_empty()).then(|| ConcertView {
+                    concert_id: id.clone(),
+                    name: concert.name.clone(),
+                    schedules,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.concert_id.cmp(&b.concert_id));
+        out
+    }
+}
