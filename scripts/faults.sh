@@ -15,9 +15,11 @@
 # instance logs), FAULTS_INSTANCE_PIDS (set for --fault-cmd commands: the
 # instances' pids), FAULTS_RELEASE_OVER_MS (8000: the purchases are spread
 # over this long), FAULTS_KEEP_SERVICES=1 (leave the private stack up),
-# FAULTS_PORTS (the two instances', default "48081 48082"), and the private
-# stack's REDIS_PORT 46379, PG_PORT 45432, KAFKA_PORT 49092,
-# TICKETBENCH_SERVICES_DIR /tmp/ticketbench-faults. A port already taken by
+# FAULTS_PORTS (the two instances', default "24081 24082"), and the private
+# stack's REDIS_PORT 24379, PG_PORT 24432, KAFKA_PORT 24092,
+# TICKETBENCH_SERVICES_DIR /tmp/ticketbench-faults (all below Linux's ephemeral
+# range, 32768-60999, where an outgoing connection may hold the port for a
+# moment, and the restarted processes must bind again). A port already taken by
 # something this stack did not start stops the run: the nemesis must fault
 # only its own processes.
 # Exit status: verify's (0 pass, 1 a check or fault failed, 2 not run).
@@ -31,9 +33,9 @@ FAULTS=${1:-kill-instance@2s+2s}
 [ "${1:-}" = "--" ] && shift
 OUT=${FAULTS_OUT:-verify-out/faults}
 RELEASE_OVER_MS=${FAULTS_RELEASE_OVER_MS:-8000}
-export REDIS_PORT=${REDIS_PORT:-46379} PG_PORT=${PG_PORT:-45432} KAFKA_PORT=${KAFKA_PORT:-49092}
+export REDIS_PORT=${REDIS_PORT:-24379} PG_PORT=${PG_PORT:-24432} KAFKA_PORT=${KAFKA_PORT:-24092}
 export TICKETBENCH_SERVICES_DIR=${TICKETBENCH_SERVICES_DIR:-${TMPDIR:-/tmp}/ticketbench-faults}
-read -r -a PORTS <<<"${FAULTS_PORTS:-48081 48082}"
+read -r -a PORTS <<<"${FAULTS_PORTS:-24081 24082}"
 # restart-redis crashes a Redis that keeps an append-only file.
 export REDIS_APPENDONLY=yes
 ADMIN=faults-admin-$$
