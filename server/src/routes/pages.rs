@@ -111,6 +111,11 @@ mod tests {
             }
         }
         assert!(asset("nope.js").is_err());
+        // openapi.yaml names exactly the assets served.
+        let spec = include_str!("../../../docs/openapi.yaml");
+        let names: Vec<&str> = ASSETS.iter().map(|(n, _, _)| *n).collect();
+        let listed = format!("enum: [{}]", names.join(", "));
+        assert!(spec.contains(&listed), "openapi.yaml lacks {listed}");
         assert!(event("bad id").is_err(), "a bad id is the contract's 400");
     }
 }
