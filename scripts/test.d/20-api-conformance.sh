@@ -3,7 +3,9 @@
 # runs every check of docs/openapi.yaml against the server on both backends,
 # with a fixed seed and a random one, a bounded example count and the
 # stateful phase (the spec's links lead from enter to the token-gated
-# operations). Any failure fails the suite. Reports (JUnit, NDJSON) are kept
+# operations, through a completed payment: the hooks supply the schedule,
+# seat and points the schema cannot know). Any failure, or no completed
+# payment on a backend, fails the suite. Reports (JUnit, NDJSON) are kept
 # under $TEST_OUTPUT_DIR/api-conformance.
 #
 # The real backend needs REDIS_URL, POSTGRES_URL and KAFKA_BROKERS (the test
@@ -70,7 +72,9 @@ stop_server() {
 failed=0
 run_backend() {
     local backend=$1; shift
+    local payments=0
     for seed in "$FIXED_SEED" "$RANDOM_SEED"; do
+        rm -f "$hooks_dir/st_paid_path.json"
         local dir="$out/$backend-seed-$seed"
         mkdir -p "$dir"
         start_server "$dir/server.log" "$@"
@@ -85,8 +89,19 @@ run_backend() {
             failed=1
         fi
         grep -E "generated|passed|failures?" "$dir/schemathesis.txt" | tail -3 || true
+        # What the stateful phase reached on the paid path (the hooks count
+        # 201 holds and 200 payments).
+        local reached='{"holds": 0, "payments": 0}'
+        [ -f "$hooks_dir/st_paid_path.json" ] && reached=$(cat "$hooks_dir/st_paid_path.json")
+        cp "$hooks_dir/st_paid_path.json" "$dir/paid-path.json" 2>/dev/null || true
+        echo "api-conformance: $backend, seed $seed: paid path reached $reached"
+        payments=$((payments + $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["payments"])' "$reached")))
         stop_server
     done
+    if [ "$payments" -eq 0 ]; then
+        echo "api-conformance: FAILED on the $backend backend: no run completed a payment (create -> enter -> hold -> pay never reached 200)" >&2
+        failed=1
+    fi
 }
 
 # The rate limits stay off (their default) whatever the environment says,
