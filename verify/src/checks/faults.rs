@@ -4,8 +4,10 @@
 //! was back, and the race's checks. A fault whose action failed, or after
 //! which the target did not recover within the recovery deadline, fails.
 //!
-//! The purchase rate is the rate of definitive answers to purchases (ok or
-//! refused) over the buyers' paced schedule (`--release-over-ms`). Before:
+//! The purchase rate is the rate of purchases served (answered ok or
+//! SOLD_OUT: the sale working; another refusal, such as an event or token
+//! the target no longer knows, is not service) over the buyers' paced
+//! schedule (`--release-over-ms`). Before:
 //! since the release (or the previous fault's end) until the fault's start.
 //! Recovered: the first definitive answer after the fault's end from which
 //! the next second answers at least 90% of the rate before. When the race
@@ -97,15 +99,14 @@ fn judge_race(seg: &[Op], run: u64, checks: &str, recovery_secs: u64) -> Vec<Che
         }
     }
     // Completed purchases: (time, ok / fail / info).
-    let answers: Vec<(u64, OpKind)> = seg
-        .iter()
-        .filter(|op| op.f == "reserve" && op.kind != OpKind::Invoke)
-        .map(|op| (op.time, op.kind))
-        .collect();
-    let definitive: Vec<u64> = answers
-        .iter()
-        .filter(|(_, k)| *k != OpKind::Info)
-        .map(|(t, _)| *t)
+    let completed = || {
+        seg.iter()
+            .filter(|op| op.f == "reserve" && op.kind != OpKind::Invoke)
+    };
+    let answers: Vec<(u64, OpKind)> = completed().map(|op| (op.time, op.kind)).collect();
+    let definitive: Vec<u64> = completed()
+        .filter(|op| op.kind == OpKind::Ok || op.value["body"]["error"] == "SOLD_OUT")
+        .map(|op| op.time)
         .collect();
     let mut previous_end = released;
     let mut reports = Vec::new();
@@ -161,7 +162,7 @@ fn report(
     let deadline_ns = recovery_secs * 1_000_000_000;
     match recovery {
         Recovery::Never => failures.push(format!(
-            "no purchase answered definitively after the fault's end (recovery deadline {recovery_secs} s)"
+            "no purchase served (ok or SOLD_OUT) after the fault's end (recovery deadline {recovery_secs} s)"
         )),
         Recovery::After { ns, .. } if ns > deadline_ns => failures.push(format!(
             "recovered {} after the fault's end, past the recovery deadline of {recovery_secs} s",

@@ -43,9 +43,17 @@ impl Ops {
 
     /// One purchase answer every `every` ms from `from` to `to` ms.
     fn answers(&mut self, from: u64, to: u64, every: u64, kind: OpKind) {
+        let value = match kind {
+            OpKind::Fail => json!({"status": 409, "body": {"error": "SOLD_OUT"}}),
+            _ => json!({}),
+        };
+        self.refusals(from, to, every, kind, value);
+    }
+
+    fn refusals(&mut self, from: u64, to: u64, every: u64, kind: OpKind, value: Value) {
         let mut t = from;
         while t < to {
-            self.push(t * MS, kind, "buyer", "reserve", json!({}));
+            self.push(t * MS, kind, "buyer", "reserve", value.clone());
             t += every;
         }
     }
@@ -148,4 +156,18 @@ fn a_history_without_a_nemesis_has_no_fault_table() {
     let mut ops = Ops::new();
     ops.answers(0, 1000, 10, OpKind::Ok);
     assert!(judge(&ops.0, &[]).is_empty());
+}
+
+#[test]
+fn refusals_other_than_sold_out_are_not_a_recovery() {
+    let mut ops = Ops::new();
+    ops.answers(0, 1000, 10, OpKind::Ok);
+    ops.fault(1000, 2000, true);
+    // The target forgot the event: every purchase after the fault is 404.
+    let gone = json!({"status": 404, "body": {"error": "NOT_FOUND"}});
+    ops.refusals(2010, 5000, 10, OpKind::Fail, gone);
+    let r = ops.judged();
+    assert!(!r.pass);
+    assert!(r.summary.contains("never recovered"), "{}", r.summary);
+    assert_eq!(r.details["refused"], 0, "none during the fault itself");
 }
