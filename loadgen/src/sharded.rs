@@ -110,8 +110,8 @@ pub async fn run(args: &RunArgs, count: u32, loadgen: &Path) -> anyhow::Result<R
     }
     // A shard that outlives its set-up, its duration and a generous
     // drain is hung: the run fails instead of waiting for it.
-    let deadline = SET_UP + Duration::from_secs_f64(args.warmup + args.duration) * 2
-        + Duration::from_secs(60);
+    let deadline =
+        SET_UP + Duration::from_secs_f64(args.warmup + args.duration) * 2 + Duration::from_secs(60);
     for (index, child) in (0..count).zip(children.iter_mut()) {
         let status = tokio::time::timeout(deadline, child.wait())
             .await
@@ -166,7 +166,11 @@ mod tests {
         .unwrap();
         let Sub::Run(shard) = parsed.run;
         assert_eq!(shard.shard.map(|s| (s.index, s.count)), Some((1, 3)));
-        assert_eq!(shard.rate, Some(300.0), "the run's whole rate; the shard takes its third");
+        assert_eq!(
+            shard.rate,
+            Some(300.0),
+            "the run's whole rate; the shard takes its third"
+        );
         assert_eq!(shard.run_id.as_deref(), Some("r1"));
         assert_eq!(shard.out, Path::new("out/shard-1"));
         assert!(shard.start_at.is_some());

@@ -47,7 +47,11 @@ fn pod_argv(command: &str, env: &[(&str, &str)]) -> Vec<String> {
         .envs(env.iter().copied())
         .output()
         .expect("run sh");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -106,7 +110,10 @@ fn each_pod_of_the_load_job_runs_its_own_shard_of_one_run() {
         assert!(cli.args.start_at.is_some(), "the shards begin together");
         assert_eq!(cli.args.hosts, ["http://ticket-server:8080"]);
         assert!(cli.args.rate.is_some(), "the open model");
-        assert_eq!(cli.args.out, PathBuf::from(format!("/results/load/{index}")));
+        assert_eq!(
+            cli.args.out,
+            PathBuf::from(format!("/results/load/{index}"))
+        );
         run_ids.push(cli.args.run_id.expect("one run id for every pod"));
     }
     run_ids.dedup();
@@ -127,7 +134,10 @@ fn each_pod_of_the_load_job_runs_its_own_shard_of_one_run() {
     argv.push("--no-such-flag=1".into());
     assert!(try_parse(&argv).is_err());
     let beyond = completions.to_string();
-    let argv = pod_argv(&command, &[("JOB_COMPLETION_INDEX", &beyond), ("RUN_UID", "u")]);
+    let argv = pod_argv(
+        &command,
+        &[("JOB_COMPLETION_INDEX", &beyond), ("RUN_UID", "u")],
+    );
     let refused = try_parse(&argv).err().expect("an index beyond the count");
     assert!(refused.to_string().contains("--shard"), "{refused}");
 }

@@ -197,7 +197,11 @@ async fn a_run_from_shard_processes_is_merged_into_one_summary() {
         .map(|i| summary(&args.out.join(format!("shard-{i}"))))
         .collect();
     for s in &shards {
-        assert!((s.offered.unwrap() - RATE / 2.0).abs() < 1e-9, "{:?}", s.offered);
+        assert!(
+            (s.offered.unwrap() - RATE / 2.0).abs() < 1e-9,
+            "{:?}",
+            s.offered
+        );
     }
     let sum: u64 = shards
         .iter()
