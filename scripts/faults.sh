@@ -80,7 +80,8 @@ mkdir -p "$OUT"
 pids=() targets=()
 for port in "${PORTS[@]}"; do
     port_open "$port" && die "port $port is taken: another faults run?"
-    "$SERVER" --listen "127.0.0.1:$port" --backend real \
+    # Without a backtrace, so a failed start's log ends with its reason.
+    RUST_BACKTRACE=0 "$SERVER" --listen "127.0.0.1:$port" --backend real \
         --redis-url "$REDIS_URL" --kafka-brokers "$KAFKA_BROKERS" --postgres-url "$POSTGRES_URL" \
         --namespace "$NAMESPACE" --kafka-partitions 2 --hold-ttl 2s \
         --admin-token "$ADMIN" --token-secret "$SECRET" >"$OUT/instance-$port.log" 2>&1 &
