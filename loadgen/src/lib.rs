@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod console;
+pub mod dashboard;
 pub mod instances;
 pub mod job;
 pub mod machine;

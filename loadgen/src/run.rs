@@ -84,6 +84,15 @@ pub struct RunArgs {
     /// after the set-up, so shards on several machines begin together.
     #[arg(long, value_parser = crate::shard::parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// Serve a live page of the run on this address (e.g. 127.0.0.1:9900):
+    /// successes per second, errors and P50/P95/P99 raw and corrected,
+    /// each second, then links to the run's reports.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// With --dashboard: seconds to keep serving after the run ended, so
+    /// its report links can be followed.
+    #[arg(long, default_value_t = 0.0, requires = "dashboard")]
+    pub dashboard_linger: f64,
     /// Less output.
     #[arg(long, short)]
     pub quiet: bool,
@@ -325,6 +334,20 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     });
     let attack = GooseAttack::initialize_with_config(config)?
         .register_scenario(scenarios::scenario(Arc::clone(&ctx)));
+    let dashboard = match args.dashboard {
+        Some(addr) => {
+            let board = crate::dashboard::Dashboard::start(
+                addr,
+                Arc::clone(&recorder),
+                args.scenario.name(),
+                args.out.clone(),
+            )
+            .await?;
+            eprintln!("loadgen: live dashboard on http://{}/", board.addr);
+            Some(board)
+        }
+        None => None,
+    };
     let progress = (!args.quiet).then(|| {
         crate::console::Progress::start(Arc::clone(&recorder), args.scenario.name(), duration)
     });
@@ -404,5 +427,22 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         summary.files.insert("junit".into(), "junit.xml".into());
     }
     summary.write(&args.out.join("summary.json"))?;
+    if let Some(board) = dashboard {
+        let mut links = vec![crate::dashboard::Link {
+            label: "summary.json".into(),
+            file: "summary.json".into(),
+        }];
+        if !args.no_goose_report {
+            links.insert(
+                0,
+                crate::dashboard::Link {
+                    label: "HTML report (goose)".into(),
+                    file: "goose-report.html".into(),
+                },
+            );
+        }
+        board.finish(links);
+        tokio::time::sleep(Duration::from_secs_f64(args.dashboard_linger.max(0.0))).await;
+    }
     Ok(summary)
 }

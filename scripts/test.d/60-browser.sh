@@ -6,7 +6,9 @@
 # reloads, keeps the place and buys (CONFIRMED); two buyers race for a seat
 # (HELD within a second, AVAILABLE again after a short --hold-ttl); the
 # operator pauses (positions stop, pages say paused) and resumes (admission
-# in entry order). Screenshots at desktop and phone sizes are kept under
+# in entry order); a load run's live dashboard (loadgen run --dashboard)
+# shows successes per second each second and links the report at the end.
+# Screenshots at desktop and phone sizes are kept under
 # $TEST_OUTPUT_DIR/browser. Each scenario is bounded (90 s), the whole run
 # too.
 #
@@ -40,9 +42,10 @@ if [ "$installed" != "$PLAYWRIGHT_VERSION" ]; then
         "playwright-core@$PLAYWRIGHT_VERSION"
 fi
 
-say "building ticket-server"
-cargo build --quiet --locked -p ticket-server
+say "building ticket-server and loadgen"
+cargo build --quiet --locked -p ticket-server -p loadgen
 server_bin="$CARGO_TARGET_DIR/debug/ticket-server"
+export LOADGEN_BIN="$CARGO_TARGET_DIR/debug/loadgen"
 rm -rf "$out"
 mkdir -p "$out"
 

@@ -4,12 +4,13 @@ import { BACKEND, launch } from './lib.mjs';
 import * as buyer from './buyer.mjs';
 import * as seats from './seats.mjs';
 import * as operator from './operator.mjs';
+import * as dashboard from './dashboard.mjs';
 
 /** The most one scenario may take. */
 const SCENARIO_MS = 90_000;
 
 // SCENARIOS=operator,... runs only those (the suite's negative control).
-const all = { buyer, seats, operator };
+const all = { buyer, seats, operator, dashboard };
 const chosen = (process.env.SCENARIOS ?? Object.keys(all).join(',')).split(',').map((n) => all[n]);
 
 const browser = await launch();

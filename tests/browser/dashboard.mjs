@@ -1,0 +1,79 @@
+// The live dashboard of a load run (`loadgen run --dashboard`): the page
+// shows successes per second rising from nothing to the offered rate,
+// second by second, and links the run's reports when it ends.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ADMIN, BASE, BACKEND, OUT, context, shot, text, watchErrors } from './lib.mjs';
+
+export const name = 'dashboard: a run\'s TPS rising each second, then its report link';
+
+const RATE = 40;
+const SECONDS = 6;
+
+/** Starts loadgen with a dashboard on a free port; resolves to its URL. */
+function loadgen(out) {
+  let said = '';
+  const child = spawn(process.env.LOADGEN_BIN, [
+    'run', '--host', BASE, '--admin-token', ADMIN, '--rate', String(RATE),
+    '--duration', String(SECONDS), '--out', out, '--quiet',
+    '--dashboard', '127.0.0.1:0', '--dashboard-linger', '60',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const url = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no dashboard address within 60 s: ${said}`)), 60_000);
+    child.stderr.on('data', (d) => {
+      said += d;
+      // The whole line: a chunk may end inside the address.
+      const m = said.match(/live dashboard on (http:\/\/\S+\/)\n/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`loadgen exited ${code}: ${said}`)));
+  });
+  return { child, url, said: () => said };
+}
+
+export async function run(browser, errors) {
+  const { child, url, said } = loadgen(join(OUT, `loadgen-${BACKEND}`));
+  let page;
+  try {
+    const base = await url;
+    const ctx = await context(browser);
+    page = await ctx.newPage();
+    watchErrors(page, errors);
+    await page.goto(base);
+    await page.waitForFunction(() => Number(document.body.dataset.seconds ?? 0) >= 3, null, { timeout: 30_000 });
+    await shot(page, 'dashboard-running');
+    await page.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: (SECONDS + 30) * 1000 });
+    // eslint-disable-next-line no-undef
+    const tps = await page.evaluate(() => seconds.map((s) => s.tps));
+    const peak = Math.max(...tps);
+    if (tps.length < SECONDS || peak < RATE * 0.8) {
+      throw new Error(`successes per second ${JSON.stringify(tps)}: expected ${SECONDS} seconds reaching ${RATE * 0.8}`);
+    }
+    await text(page, '#links a', 'HTML report (goose)');
+    await shot(page, 'dashboard-done');
+    const phone = await context(browser, { phone: true });
+    const small = await phone.newPage();
+    await small.goto(base);
+    await small.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: 10_000 });
+    await shot(small, 'dashboard-done');
+    await phone.close();
+    // The report itself is goose's page (it loads its charts from a CDN,
+    // which this machine may not reach): fetched, not opened.
+    const href = await page.getAttribute('#links a', 'href');
+    const report = await ctx.request.get(new URL(href, base).href);
+    const body = await report.text();
+    if (!report.ok() || !body.includes('Goose')) {
+      throw new Error(`the report link ${href} answered ${report.status()}: ${body.slice(0, 80)}`);
+    }
+    await ctx.close();
+    return `successes per second ${tps.map((t) => t.toFixed(0)).join(', ')}`;
+  } catch (e) {
+    const state = await page?.textContent('#state').catch(() => '?');
+    throw new Error(`${e.message} (the page said "${state}"; loadgen said: ${said().trim()})`);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
