@@ -14,7 +14,8 @@
 # Variables: FAULTS_OUT (default verify-out/faults: verdict, history,
 # instance logs), FAULTS_INSTANCE_PIDS (set for --fault-cmd commands: the
 # instances' pids), FAULTS_RELEASE_OVER_MS (8000: the purchases are spread
-# over this long), FAULTS_KEEP_SERVICES=1 (leave the private stack up),
+# over this long), FAULTS_CHECKS (oversell,stores,seatmap),
+# FAULTS_KEEP_SERVICES=1 (leave the private stack up),
 # FAULTS_PORTS (the two instances', default "24081 24082"), and the private
 # stack's REDIS_PORT 24379, PG_PORT 24432, KAFKA_PORT 24092,
 # TICKETBENCH_SERVICES_DIR /tmp/ticketbench-faults (all below Linux's ephemeral
@@ -108,7 +109,7 @@ export FAULTS_INSTANCE_PIDS="${pids[*]}"
 say "verify --nemesis $FAULTS"
 status=0
 "$VERIFY" --quiet --target "$(IFS=,; echo "${targets[*]}")" --admin-token "$ADMIN" \
-    --checks oversell,stores,seatmap --no-variants --hold-ttl-ms 2000 \
+    --checks "${FAULTS_CHECKS:-oversell,stores,seatmap}" --no-variants --hold-ttl-ms 2000 \
     --redis-url "$REDIS_URL" --kafka-brokers "$KAFKA_BROKERS" --postgres-url "$POSTGRES_URL" \
     --namespace "$NAMESPACE" \
     --nemesis "$FAULTS" --instance-pid "$(IFS=,; echo "${pids[*]}")" \

@@ -9,10 +9,12 @@
 //! the target no longer knows, is not service) over the buyers' paced
 //! schedule (`--release-over-ms`). Before:
 //! since the release (or the previous fault's end) until the fault's start.
-//! Recovered: the first definitive answer after the fault's end from which
-//! the next second answers at least 90% of the rate before. When the race
-//! runs out of purchases within that second, the first definitive answer
-//! after the end counts (the table says the rate was not measurable).
+//! Recovered: the first purchase served after the fault's end from which
+//! the next second serves at least 90% of the rate before. A rate that
+//! stays below that while a second's worth of purchases remains is not a
+//! recovery; when less than a second of purchases remains after the end,
+//! the first one served counts (the table says the rate was not
+//! measurable).
 
 use std::collections::BTreeMap;
 
@@ -161,6 +163,10 @@ fn report(
     let recovery = recovery_after(end, rate_before, answers, definitive);
     let deadline_ns = recovery_secs * 1_000_000_000;
     match recovery {
+        Recovery::Below { rate } => failures.push(format!(
+            "the purchase rate stayed below 90% of before after the fault ({rate:.1}/s after, {:.1}/s before)",
+            rate_before.unwrap_or_default()
+        )),
         Recovery::Never => failures.push(format!(
             "no purchase served (ok or SOLD_OUT) after the fault's end (recovery deadline {recovery_secs} s)"
         )),
@@ -172,6 +178,7 @@ fn report(
     }
     let recovered = match recovery {
         Recovery::Never => "never recovered".to_owned(),
+        Recovery::Below { rate } => format!("rate stayed at {rate:.1}/s"),
         Recovery::NothingLeft => "no purchase left after it".to_owned(),
         Recovery::After { ns, measured: true } => format!("rate back in {}", ms(ns)),
         Recovery::After {
@@ -195,7 +202,7 @@ fn report(
     let recovery_ms: Value = match recovery {
         Recovery::After { ns, .. } => json!(ns as f64 / 1e6),
         Recovery::NothingLeft => json!(0.0),
-        Recovery::Never => Value::Null,
+        Recovery::Never | Recovery::Below { .. } => Value::Null,
     };
     CheckReport {
         check: "nemesis",
@@ -230,6 +237,9 @@ enum Recovery {
     NothingLeft,
     /// Purchases were attempted after it and none answered definitively.
     Never,
+    /// Purchases were served after it, for at least a second, but never at
+    /// 90% of the rate before: `rate` is what was served after the end.
+    Below { rate: f64 },
 }
 
 fn recovery_after(
@@ -264,6 +274,11 @@ fn recovery_after(
                 };
             }
         }
+    }
+    if rate_before.is_some_and(|r| r > 0.0) && last >= first + WINDOW_NS {
+        return Recovery::Below {
+            rate: after.len() as f64 * 1e9 / (last - first) as f64,
+        };
     }
     Recovery::After {
         ns: first - end,

@@ -171,3 +171,27 @@ fn refusals_other_than_sold_out_are_not_a_recovery() {
     assert!(r.summary.contains("never recovered"), "{}", r.summary);
     assert_eq!(r.details["refused"], 0, "none during the fault itself");
 }
+
+#[test]
+fn half_the_rate_after_the_fault_is_not_a_recovery() {
+    let mut ops = Ops::new();
+    ops.answers(0, 1000, 10, OpKind::Ok);
+    ops.fault(1000, 1500, true);
+    // One of two instances stays down: half the purchases served, for 3 s.
+    ops.answers(1500, 4500, 20, OpKind::Ok);
+    let r = ops.judged();
+    assert!(!r.pass, "{}", r.summary);
+    assert!(r.summary.contains("stayed below 90%"), "{}", r.summary);
+}
+
+#[test]
+fn too_little_left_after_the_fault_counts_its_first_answer() {
+    let mut ops = Ops::new();
+    ops.answers(0, 1000, 10, OpKind::Ok);
+    ops.fault(1000, 1500, true);
+    ops.answers(1600, 2000, 20, OpKind::Ok);
+    let r = ops.judged();
+    assert!(r.pass, "{}", r.summary);
+    assert_eq!(r.details["rateMeasured"], false);
+    assert_eq!(r.details["recoveryMs"].as_f64(), Some(100.0));
+}

@@ -219,14 +219,22 @@ pub async fn run(
         "race {}: resolving unknown outcomes and reading state",
         run
     ));
-    for buyer in &mut buyers {
-        let unknown = buyer
-            .reserve
-            .as_ref()
-            .is_some_and(|c| c.reply.kind() == crate::history::OpKind::Info);
-        if unknown {
-            buyer.resolution = Some(resolve(client, buyer, plan).await);
-        }
+    // Resolved together, within one deadline: under a nemesis a target
+    // that never comes back must not cost the deadline once per buyer.
+    let unknown: Vec<usize> = (0..buyers.len())
+        .filter(|&i| {
+            buyers[i]
+                .reserve
+                .as_ref()
+                .is_some_and(|c| c.reply.kind() == crate::history::OpKind::Info)
+        })
+        .collect();
+    let until = tokio::time::Instant::now() + plan.retry_for.unwrap_or_default();
+    let resolved =
+        futures_util::future::join_all(unknown.iter().map(|&i| resolve(client, &buyers[i], until)))
+            .await;
+    for (i, resolution) in unknown.into_iter().zip(resolved) {
+        buyers[i].resolution = Some(resolution);
     }
     let event_after = {
         let call = client.event("checker", &event_id).await;
@@ -281,12 +289,11 @@ pub async fn run(
 /// Resolves an unknown reserve from the target's state: a used token (DONE)
 /// means the purchase happened, a still ACTIVE one that it did not. Under a
 /// nemesis the read is repeated, for the recovery deadline at most, while
-/// it gets no definitive answer.
-async fn resolve(client: &Client, buyer: &Buyer, plan: Plan) -> Resolution {
+/// it gets no definitive answer, until `until`.
+async fn resolve(client: &Client, buyer: &Buyer, until: tokio::time::Instant) -> Resolution {
     let Some(token) = &buyer.token else {
         return Resolution::Unresolved("no token".into());
     };
-    let until = tokio::time::Instant::now() + plan.retry_for.unwrap_or_default();
     let mut call = client.status(&buyer.user, token).await;
     while call.reply.kind() == crate::history::OpKind::Info && tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
