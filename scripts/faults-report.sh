@@ -22,7 +22,7 @@ mkdir -p "$DEST"
 for f in "${faults[@]}"; do
     kind=${f%%@*}
     say "$f"
-    rm -rf "$DEST/$kind"
+    rm -rf "${DEST:?}/${kind:?}"
     # Each kind on a fresh private stack: a fault does not inherit the last.
     FAULTS_OUT="$DEST/$kind" timeout 600 scripts/faults.sh "$f" >"$DEST/$kind.txt" 2>&1 || true
     # The instances' logs stay (ignored by git), the history is rewritten.

@@ -75,7 +75,9 @@ for l in sys.stdin:
         print(m["target"]["name"], m["executable"])')
 SERVER=$(awk '$1 == "ticket-server" {print $2}' <<<"$built")
 VERIFY=$(awk '$1 == "verify" {print $2}' <<<"$built")
-[ -x "$SERVER" ] && [ -x "$VERIFY" ] || die "cargo reported no ticket-server and verify executables"
+if [ ! -x "$SERVER" ] || [ ! -x "$VERIFY" ]; then
+    die "cargo reported no ticket-server and verify executables"
+fi
 
 mkdir -p "$OUT"
 pids=() targets=()
@@ -95,12 +97,14 @@ done
 
 # Instances the nemesis started again are not this script's children: their
 # pids are in the history's nemesis notes.
+# shellcheck disable=SC2317 # run by on_exit
 restarted_on_exit() {
     local pid
-    for pid in $(grep -ho 'started instance again as pid [0-9]*' "$OUT/history.jsonl" 2>/dev/null | awk '{print $NF}'); do
-        kill -CONT "$pid" 2>/dev/null || true
-        kill "$pid" 2>/dev/null || true
-    done
+    grep -ho 'started instance again as pid [0-9]*' "$OUT/history.jsonl" 2>/dev/null | awk '{print $NF}' |
+        while read -r pid; do
+            kill -CONT "$pid" 2>/dev/null || true
+            kill "$pid" 2>/dev/null || true
+        done
 }
 on_exit restarted_on_exit
 

@@ -67,6 +67,7 @@ done
 # user's command. The run must fail, naming the fault as never recovered.
 set +e
 # (The second instance: the first also serves the verifier's set-up.)
+# shellcheck disable=SC2016 # expanded by the fault command's own shell
 FAULTS_CHECKS=oversell run 'kill-instance@2s+1s' --recovery-deadline 5 --request-timeout 5 \
     --fault-cmd 'kill-instance=[ "$1" = start ] && kill -STOP ${FAULTS_INSTANCE_PIDS##* } || true' \
     >"$out/never.txt" 2>&1
