@@ -100,6 +100,9 @@ pub struct Client {
     /// Every instance; a client process always talks to the same one.
     spread: Arc<[Arc<str>]>,
     admin: Arc<str>,
+    /// The request timeout, also the longest wait for an SSE stream's
+    /// response head (the stream itself then runs without one).
+    timeout: Duration,
     pub history: History,
 }
 
@@ -120,6 +123,7 @@ impl Client {
             base: spread.first().cloned().unwrap_or_else(|| "".into()),
             spread: spread.into(),
             admin: admin_token.into(),
+            timeout,
             history,
         }
     }
@@ -339,7 +343,14 @@ impl Client {
         }
         self.history
             .invoke(process, "stream", json!({"lastEventId": last_event_id}));
-        match req.send().await {
+        // A frozen instance accepts the connection and never answers: the
+        // head must come within the request timeout, or the stream's
+        // opener would wait the stream's own day-long limit.
+        let sent = match tokio::time::timeout(self.timeout, req.send()).await {
+            Ok(sent) => sent.map_err(|e| describe(&e)),
+            Err(_) => Err("timeout".to_owned()),
+        };
+        match sent {
             Ok(response) if response.status().is_success() => {
                 self.history
                     .complete(OpKind::Ok, process, "stream", json!({"status": 200}));
@@ -358,8 +369,8 @@ impl Client {
                     .complete(reply.kind(), process, "stream", reply.to_value());
                 Err(reply)
             }
-            Err(e) => {
-                let reply = Reply::Transport(describe(&e));
+            Err(why) => {
+                let reply = Reply::Transport(why);
                 self.history
                     .complete(OpKind::Info, process, "stream", reply.to_value());
                 Err(reply)
@@ -453,5 +464,38 @@ fn describe(e: &reqwest::Error) -> String {
             source = s.source();
         }
         msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frozen instance: the kernel accepts the connection, nothing
+    /// answers. Opening a stream must give up within the request timeout.
+    #[tokio::test]
+    async fn a_stream_whose_head_never_comes_gives_up_in_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let client = Client::new(&[base], "t", Duration::from_millis(300), History::new());
+        let started = std::time::Instant::now();
+        let opened = client.stream("p0", "token", None).await;
+        assert!(
+            matches!(&opened, Err(Reply::Transport(why)) if why == "timeout"),
+            "{:?}",
+            opened.err()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        held.abort();
     }
 }
