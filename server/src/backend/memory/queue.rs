@@ -6,6 +6,8 @@
 //! why not tokio's); every access first runs `tick`, which expires ACTIVE
 //! entries whose time ran out and admits from the head of the line.
 
+mod controls;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::MemoryBackend;
-use crate::backend::admission::{per_minute, AdmissionChange, AdmissionControls, AdmissionView};
+use crate::backend::admission::AdmissionControls;
 use crate::backend::rules::{
     estimate_wait_seconds, require_active, unknown_entry, RecentAdmissions,
 };
@@ -402,36 +404,6 @@ impl EventCell {
             active_capacity: st.controls.active_capacity,
             active_ttl_seconds: spec.active_ttl_seconds,
         }
-    }
-}
-
-impl EventCell {
-    /// The console's view of this event.
-    pub(super) fn admission_view(&self) -> AdmissionView {
-        let now = Instant::now();
-        let mut st = self.lock();
-        self.tick(&mut st, now);
-        let recent = st.recent(now);
-        AdmissionView {
-            event_id: self.spec.event_id.clone(),
-            controls: st.controls,
-            stock: self.spec.stock,
-            remaining: st.remaining,
-            sold: st.sold,
-            waiting: st.waiting,
-            active: st.active,
-            admitted: st.admitted,
-            admitted_per_minute: per_minute(recent.count, recent.span_secs),
-        }
-    }
-
-    /// Applies an operator's change, admits if it made room, and wakes the
-    /// SSE streams (whose cursor may not move) so they show the change.
-    pub(super) fn set_admission(&self, change: &AdmissionChange) {
-        let mut st = self.lock();
-        st.controls = st.controls.with(change);
-        self.tick(&mut st, Instant::now());
-        self.cursor.send_modify(|_| {});
     }
 }
 

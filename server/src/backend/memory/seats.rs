@@ -137,19 +137,7 @@ impl MemorySeats {
         let now = Instant::now();
         let store = self.lock();
         let concert = store.concert(concert_id)?;
-        Ok(concert
-            .schedules
-            .iter()
-            .map(|s| ScheduleView {
-                schedule_id: s.id.clone(),
-                date: s.date.clone(),
-                available_seats: s
-                    .seats
-                    .iter()
-                    .filter(|seat| seat.status(now) == SeatStatus::Available)
-                    .count() as u32,
-            })
-            .collect())
+        Ok(concert.schedules.iter().map(|s| s.view(now)).collect())
     }
 
     pub fn seats(&self, concert_id: &str, schedule_id: &str) -> Result<Vec<SeatView>> {

@@ -3,7 +3,7 @@
 
 use tokio::time::Instant;
 
-use super::MemorySeats;
+use super::{MemorySeats, Schedule};
 use crate::concert::{ConcertView, ScheduleView, SeatStatus};
 
 impl MemorySeats {
@@ -17,15 +17,7 @@ impl MemorySeats {
                 let mut schedules: Vec<ScheduleView> = concert
                     .schedules
                     .iter()
-                    .map(|s| ScheduleView {
-                        schedule_id: s.id.clone(),
-                        date: s.date.clone(),
-                        available_seats: s
-                            .seats
-                            .iter()
-                            .filter(|seat| seat.status(now) == SeatStatus::Available)
-                            .count() as u32,
-                    })
+                    .map(|s| s.view(now))
                     .filter(|s| s.available_seats > 0)
                     .collect();
                 schedules.sort_by(|a, b| (&a.date, &a.schedule_id).cmp(&(&b.date, &b.schedule_id)));
@@ -38,5 +30,20 @@ impl MemorySeats {
             .collect();
         out.sort_by(|a, b| a.concert_id.cmp(&b.concert_id));
         out
+    }
+}
+
+impl Schedule {
+    /// The schedule as listed, its AVAILABLE seats counted at `now`.
+    pub(super) fn view(&self, now: Instant) -> ScheduleView {
+        ScheduleView {
+            schedule_id: self.id.clone(),
+            date: self.date.clone(),
+            available_seats: self
+                .seats
+                .iter()
+                .filter(|seat| seat.status(now) == SeatStatus::Available)
+                .count() as u32,
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use deadpool_postgres::Transaction;
 
-use super::{retire, Claim, RFC3339};
+use super::{retire, write_held_if_free, Claim};
 use crate::concert::SeatRef;
 
 pub async fn claim(
@@ -15,28 +15,6 @@ pub async fn claim(
     ttl_ms: f64,
 ) -> Result<Claim, tokio_postgres::Error> {
     let retired = retire(tx, at, false).await?;
-    let row = tx
-        .query_opt(
-            &format!(
-                "UPDATE seats SET status = 'HELD', reservation_id = $4,
-                        hold_expires_at = now() + $5 * interval '1 millisecond'
-                 WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3
-                   AND (status = 'AVAILABLE' OR (status = 'HELD' AND hold_expires_at <= now()))
-                 RETURNING to_char(hold_expires_at AT TIME ZONE 'UTC', {RFC3339}),
-                           (SELECT price FROM schedules
-                             WHERE concert_id = $1 AND schedule_id = $2)"
-            ),
-            &[
-                &at.concert_id,
-                &at.schedule_id,
-                &(at.seat as i32),
-                &reservation_id,
-                &ttl_ms,
-            ],
-        )
-        .await?;
-    Ok(Claim {
-        retired,
-        held: row.map(|r| (r.get(0), r.get(1))),
-    })
+    let held = write_held_if_free(tx, at, reservation_id, ttl_ms).await?;
+    Ok(Claim { retired, held })
 }

@@ -127,12 +127,37 @@ pub async fn write_held(
     reservation_id: &str,
     ttl_ms: f64,
 ) -> Result<Option<(String, i64)>, tokio_postgres::Error> {
+    update_held(tx, at, reservation_id, ttl_ms, "").await
+}
+
+/// Sets the seat HELD for `reservation_id` only if the row, as committed
+/// when the UPDATE reaches it, is AVAILABLE or HELD and lapsed (`None`
+/// otherwise): the conditional strategy's one statement.
+pub async fn write_held_if_free(
+    tx: &Transaction<'_>,
+    at: SeatRef<'_>,
+    reservation_id: &str,
+    ttl_ms: f64,
+) -> Result<Option<(String, i64)>, tokio_postgres::Error> {
+    let free = "AND (status = 'AVAILABLE' OR (status = 'HELD' AND hold_expires_at <= now()))";
+    update_held(tx, at, reservation_id, ttl_ms, free).await
+}
+
+/// The hold's UPDATE, with `condition` added to its WHERE.
+async fn update_held(
+    tx: &Transaction<'_>,
+    at: SeatRef<'_>,
+    reservation_id: &str,
+    ttl_ms: f64,
+    condition: &str,
+) -> Result<Option<(String, i64)>, tokio_postgres::Error> {
     let row = tx
         .query_opt(
             &format!(
                 "UPDATE seats SET status = 'HELD', reservation_id = $4,
                         hold_expires_at = now() + $5 * interval '1 millisecond'
                  WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3
+                   {condition}
                  RETURNING to_char(hold_expires_at AT TIME ZONE 'UTC', {RFC3339}),
                            (SELECT price FROM schedules
                              WHERE concert_id = $1 AND schedule_id = $2)"
