@@ -151,8 +151,14 @@ impl StackBackend {
             .stack()
             .producer
             .send(
+                // Keyed by reservation, not by event: nothing downstream
+                // needs one event's reservations in order (persistence is
+                // idempotent per id and the stock row serialises the
+                // decrement), and an event key put a whole sale's
+                // persistence on the one instance leasing its partition,
+                // work that then did not divide by the instance count.
                 FutureRecord::to(&self.stack().topics.reserved)
-                    .key(&event.event_id)
+                    .key(&event.reservation_id)
                     .payload(record),
                 Duration::from_secs(1),
             )
