@@ -48,7 +48,7 @@ measure() {
 taskset -c "$SERVER_CPU" "$TARGET/examples/hello" 127.0.0.1:$HELLO_PORT >"$logs/hello.log" 2>&1 &
 hello_pid=$!
 kill_on_exit $hello_pid
-RUST_LOG=warn taskset -c "$SERVER_CPU" "$TARGET/ticket-server" --listen 127.0.0.1:$SERVER_PORT --admin-token bench >"$logs/ticket-server.log" 2>&1 &
+RUST_LOG=warn taskset -c "$SERVER_CPU" "$TARGET/ticket-server" --listen 127.0.0.1:$SERVER_PORT --admin-token bench --rate-limit-rps 0 --user-rate-limit-rps 0 >"$logs/ticket-server.log" 2>&1 &
 server_pid=$!
 kill_on_exit $server_pid
 wait_port hello-world $HELLO_PORT "$logs/hello.log"

@@ -28,7 +28,7 @@ HOST=http://127.0.0.1:$PORT
 OUT=$(mktemp -d)
 on_exit "rm -rf '$OUT'"
 
-taskset -c "$SERVER_CPU" "$BIN/ticket-server" --listen 127.0.0.1:$PORT --admin-token T >"$OUT/ticket-server.log" 2>&1 &
+taskset -c "$SERVER_CPU" "$BIN/ticket-server" --listen 127.0.0.1:$PORT --admin-token T --rate-limit-rps 0 --user-rate-limit-rps 0 >"$OUT/ticket-server.log" 2>&1 &
 server=$!
 kill_on_exit "$server"
 wait_port ticket-server $PORT "$OUT/ticket-server.log"

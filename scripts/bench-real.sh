@@ -24,7 +24,7 @@ work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 ns="bench_$(date +%s)"
 RUST_LOG=warn "$TARGET/ticket-server" --backend real --namespace "$ns" --kafka-partitions 4 \
-    --listen 127.0.0.1:$PORT --admin-token bench --token-secret bench >"$work/server.log" 2>&1 &
+    --listen 127.0.0.1:$PORT --admin-token bench --token-secret bench --rate-limit-rps 0 --user-rate-limit-rps 0 >"$work/server.log" 2>&1 &
 server=$!
 kill_on_exit "$server"
 # The port opens before the backend is up: wait for health.

@@ -30,7 +30,7 @@ for round in $(seq "$rounds"); do
                 --redis-url "$REDIS_URL" --kafka-brokers "$KAFKA_BROKERS" \
                 --postgres-url "$POSTGRES_URL" --namespace "$ns" \
                 --admin-token T --token-secret S "${flags[@]}" \
-                --max-connections 0 >"$out/server-$ns.log" 2>&1 &
+                --max-connections 0 --rate-limit-rps 0 --user-rate-limit-rps 0 >"$out/server-$ns.log" 2>&1 &
             pid=$!
             for _ in $(seq 100); do
                 curl -sf "http://127.0.0.1:$port/actuator/health" >/dev/null && break

@@ -87,7 +87,7 @@ for port in "${PORTS[@]}"; do
     RUST_BACKTRACE=0 "$SERVER" --listen "127.0.0.1:$port" --backend real \
         --redis-url "$REDIS_URL" --kafka-brokers "$KAFKA_BROKERS" --postgres-url "$POSTGRES_URL" \
         --namespace "$NAMESPACE" --kafka-partitions 2 --hold-ttl 2s \
-        --admin-token "$ADMIN" --token-secret "$SECRET" >"$OUT/instance-$port.log" 2>&1 &
+        --admin-token "$ADMIN" --token-secret "$SECRET" --rate-limit-rps 0 --user-rate-limit-rps 0 >"$OUT/instance-$port.log" 2>&1 &
     pids+=($!) targets+=("http://127.0.0.1:$port")
     kill_on_exit $!
 done

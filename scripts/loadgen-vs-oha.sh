@@ -40,7 +40,7 @@ on_exit "rm -rf '$OUT'"
 PORT=18086
 SERVER=http://127.0.0.1:$PORT
 
-"$BIN/ticket-server" --listen 127.0.0.1:$PORT --admin-token T >"$OUT/ticket-server.log" 2>&1 &
+"$BIN/ticket-server" --listen 127.0.0.1:$PORT --admin-token T --rate-limit-rps 0 --user-rate-limit-rps 0 >"$OUT/ticket-server.log" 2>&1 &
 kill_on_exit $!
 wait_port ticket-server $PORT "$OUT/ticket-server.log"
 curl -sf -X POST "$SERVER/api/v1/admin/events" -H 'Authorization: Bearer T' \
