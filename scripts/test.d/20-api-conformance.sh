@@ -104,9 +104,10 @@ run_backend() {
     fi
 }
 
-# The rate limits stay off (their default) whatever the environment says,
-# so the tester's volume is not refused with 429; the limits have their own
-# tests in server/tests/abuse_limits.rs.
+# The rate limits (on by default, 10/s per IP and per user) are off here
+# whatever the environment says: the stateful phase drives every operation
+# from 127.0.0.1 faster than that, and a 429 would hide the answer under
+# test. The limits have their own tests in server/tests/abuse_limits.rs.
 limits_off=(--rate-limit-rps 0 --user-rate-limit-rps 0)
 
 run_backend memory "${limits_off[@]}"
