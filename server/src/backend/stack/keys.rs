@@ -93,6 +93,8 @@ pub struct Topics {
     pub reserved: String,
     /// The seat-map events, in `SeatEvent::ALL` order.
     seat: [String; 3],
+    /// `queue.activated`: one record per admitted user.
+    pub activated: String,
 }
 
 impl Topics {
@@ -106,6 +108,7 @@ impl Topics {
             queue: format!("{prefix}ticket.queue"),
             reserved: format!("{prefix}ticket.reserved"),
             seat: SeatEvent::ALL.map(|e| format!("{prefix}{}", e.topic())),
+            activated: format!("{prefix}queue.activated"),
         }
     }
 
@@ -113,10 +116,13 @@ impl Topics {
         &self.seat[event as usize]
     }
 
-    /// The topics created at start (the lines come with their events).
+    /// The topics created at start (the lines come with their events):
+    /// every topic the stack sends to, so none is first made by a send
+    /// with the broker's default settings.
     pub fn all(&self) -> Vec<&str> {
         let mut all = vec![self.reserved.as_str()];
         all.extend(self.seat.iter().map(String::as_str));
+        all.push(&self.activated);
         all
     }
 
@@ -161,8 +167,28 @@ mod tests {
         );
         let other = Topics::new("run7");
         assert_eq!(other.reserved, "run7.ticket.reserved");
-        assert_eq!(other.all().len(), 4);
+        assert_eq!(other.all().len(), 5);
         assert!(other.all().iter().all(|t| t.starts_with("run7.")));
+    }
+
+    /// Every topic a sender writes to is created at start: `queue.activated`
+    /// was once sent to without being in the list.
+    #[test]
+    fn the_topics_created_at_start_include_every_topic_sent_to() {
+        for ns in [DEFAULT_NAMESPACE, "run7"] {
+            let topics = Topics::new(ns);
+            let all = topics.all();
+            let sent_to = [
+                topics.reserved.clone(),
+                super::super::activations::topic(ns),
+            ]
+            .into_iter()
+            .chain(SeatEvent::ALL.map(|e| topics.seat(e).to_owned()));
+            for topic in sent_to {
+                assert!(all.contains(&topic.as_str()), "{ns}: {topic} not in {all:?}");
+            }
+        }
+        assert_eq!(Topics::new(DEFAULT_NAMESPACE).activated, "queue.activated");
     }
 
     #[test]
