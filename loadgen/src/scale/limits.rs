@@ -211,6 +211,7 @@ pub fn detail(u: &Usage) -> String {
                 ", throttled in {:.0}% of periods",
                 throttled.iter().sum::<f64>() / throttled.len() as f64 * 100.0
             );
+            s += &unevenness(&throttled);
         }
         parts.push(s);
     }
@@ -234,6 +235,30 @@ pub fn detail(u: &Usage) -> String {
         parts.push(format!("machine {:.0}% busy", m * 100.0));
     }
     parts.join("; ")
+}
+
+/// The busiest instance beside the others, when a fleet's instances are
+/// unevenly loaded: work one instance carries for the fleet (a lease on
+/// an event's line, say) shows here, and a fleet-wide P95 bound lets the
+/// others run nearer their quota than a single instance could.
+fn unevenness(throttled: &[f64]) -> String {
+    if throttled.len() < 2 {
+        return String::new();
+    }
+    let mut sorted = throttled.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let busiest = sorted.pop().unwrap_or_default();
+    let (lo, hi) = (sorted[0], sorted[sorted.len() - 1]);
+    // Within 10 points of each other the fleet is even enough.
+    if busiest - hi < 0.10 {
+        return String::new();
+    }
+    format!(
+        " (the busiest {:.0}%, the others {:.0}-{:.0}%)",
+        busiest * 100.0,
+        lo * 100.0,
+        hi * 100.0
+    )
 }
 
 /// What limited a fleet size: the part named most often across its
@@ -322,5 +347,22 @@ mod tests {
         let mut u = usage(0.19, 0.4, 0.6);
         u.generator_late = 0.2;
         assert_eq!(limit_of(&u).part, Part::Generator);
+    }
+
+    #[test]
+    fn an_instance_busier_than_the_rest_is_named_with_the_others_spread() {
+        let mut u = usage(0.19, 0.4, 0.6);
+        assert!(!limit_of(&u).detail.contains("busiest"), "even fleet");
+        u.instances[0].throttled = Some(0.82);
+        u.instances.push(InstanceUsage {
+            cpu: 0.19,
+            quota: Some(0.2),
+            throttled: Some(0.45),
+        });
+        let detail = limit_of(&u).detail;
+        assert!(
+            detail.contains("(the busiest 82%, the others 10-45%)"),
+            "{detail}"
+        );
     }
 }
