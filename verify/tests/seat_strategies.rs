@@ -1,7 +1,8 @@
 //! Check 6 (the seat map) against the real backend under each seat-hold
-//! strategy (`--seat-lock`) and with the seat-map cache on
-//! (`--seat-cache-ttl`); the unsafe Redis lock and the cache that is not
-//! invalidated caught.
+//! strategy (`--seat-lock`), with the seat-map cache on
+//! (`--seat-cache-ttl`) and with expiry by delayed message (`--expiry
+//! delayed`); the unsafe Redis lock, the cache that is not invalidated and
+//! the delayed release that fires late caught.
 
 mod common;
 
@@ -74,6 +75,11 @@ async fn every_strategy_passes_check_6() {
 /// lapse instead; 7 leaves that margin, and a checker blind to the fault
 /// catches none.
 async fn caught_in_7_of_10(flags: &[&str], what: &str, violation: &str) {
+    caught_in_k_of_n(7, 10, flags, what, violation).await;
+}
+
+/// [`caught_in_7_of_10`] with `k` of `n`.
+async fn caught_in_k_of_n(k: usize, n: usize, flags: &[&str], what: &str, violation: &str) {
     let Some(stack) = real_stack() else {
         return;
     };
@@ -83,7 +89,7 @@ async fn caught_in_7_of_10(flags: &[&str], what: &str, violation: &str) {
     let server = reference(&Backend::Real(stack), &args).await;
     let target = Target::external(&server.base, Some(&server.admin_token)).unwrap();
     let (target, opts) = (&target, &short_holds());
-    caught_in(7, 10, what, |_| async move {
+    caught_in(k, n, what, |_| async move {
         let verdict = run_against(target, opts).await.unwrap().verdict;
         if verdict.pass {
             return Trial::Missed(verdict.headline);
@@ -139,4 +145,28 @@ async fn the_seat_map_cache_passes_check_6_and_answers_reads() {
 async fn catches_the_cache_that_is_not_invalidated_in_at_least_7_of_10_runs() {
     let flags = ["--seat-cache-ttl", "5s", "--unsafe-seat-cache"];
     caught_in_7_of_10(&flags, "stale seat-map reads", "shownAvailableWhileHeld").await;
+}
+
+/// Expiry by delayed message: the seat stays HELD until the consumer's
+/// release, so check 6's lapse bound (TTL + tolerance) measures it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delayed_expiry_passes_check_6() {
+    for strategy in ["conditional", "redis-lock"] {
+        let flags = ["--expiry", "delayed", "--seat-lock", strategy];
+        let Some(verdicts) = check_6(&flags, &short_holds(), 2).await else {
+            return;
+        };
+        for v in &verdicts {
+            assert_passes(&format!("delayed expiry, {strategy}"), v);
+        }
+    }
+}
+
+/// The delayed release that fires 10 s late leaves every unpaid hold's
+/// seat HELD far past TTL + tolerance: every run fails on it (the fault
+/// does not depend on a race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_the_late_delayed_expiry_in_3_of_3_runs() {
+    let flags = ["--expiry", "delayed", "--unsafe-expiry"];
+    caught_in_k_of_n(3, 3, &flags, "late delayed expiry", "lapsedTooLate").await;
 }

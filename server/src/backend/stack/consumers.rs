@@ -31,6 +31,7 @@ impl Stack {
     /// The two leased consumers: admission (queue topic -> places in Redis)
     /// and persistence (reserved topic -> PostgreSQL).
     pub(super) fn spawn_consumers(&self, options: &StackOptions, stop: watch::Receiver<bool>) {
+        self.spawn_delayed_expiry(options, stop.clone());
         let spec = |consumer: &'static str, fetch_wait_ms: u32, rebalance| kafka::ConsumerSpec {
             brokers: options.kafka_brokers.clone(),
             postgres_url: options.postgres_url.clone(),

@@ -1,6 +1,7 @@
 //! The real backend's seat-map options (command line): how a hold claims
-//! its seat (see [`super::seat_lock`]) and the seat-map cache (see
-//! [`super::seat_cache`]). The embedded backend has neither.
+//! its seat (see [`super::seat_lock`]), the seat-map cache (see
+//! [`super::seat_cache`]) and who releases lapsed holds (see
+//! [`super::sweepers`]). The embedded backend has none of them.
 
 use std::time::Duration;
 
@@ -48,6 +49,44 @@ pub struct SeatOptions {
     /// held is shown AVAILABLE until the entry expires.
     #[arg(long = "unsafe-seat-cache", env = "UNSAFE_SEAT_CACHE")]
     pub unsafe_cache: bool,
+
+    /// Who releases an unpaid hold once it lapses: `sweeper` (the default:
+    /// reads and holds treat a lapsed hold as free at once, and a sweep
+    /// every 250 ms releases it for good) or `delayed` (the design's
+    /// delayed message: a `reservation.created` consumer releases each hold
+    /// at its deadline, and the seat stays HELD until it has). The
+    /// embedded backend ignores it (it releases lapsed holds when read).
+    #[arg(long, env = "SEAT_EXPIRY", value_enum, default_value_t = Expiry::Sweeper)]
+    pub expiry: Expiry,
+
+    /// NEGATIVE CONTROL ONLY (real backend, `--expiry delayed`): the
+    /// delayed release fires 10 s after each hold's deadline, so a lapsed
+    /// hold keeps its seat far past its time.
+    #[arg(long = "unsafe-expiry", env = "UNSAFE_EXPIRY")]
+    pub unsafe_expiry: bool,
+}
+
+/// Who releases lapsed holds (`--expiry`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Expiry {
+    /// Lapsed holds read as free at once; a periodic sweep releases them.
+    #[default]
+    Sweeper,
+    /// A `reservation.created` consumer releases each hold at its deadline.
+    Delayed,
+}
+
+impl SeatOptions {
+    /// The SQL condition under which a HELD row whose deadline is in
+    /// `deadline` counts as free: at once under the sweeper, never under
+    /// delayed expiry (only the release frees the seat, so the verifier
+    /// sees when the delayed message fires).
+    pub fn lapsed_sql(&self, deadline: &str) -> String {
+        match self.expiry {
+            Expiry::Sweeper => format!("{deadline} <= now()"),
+            Expiry::Delayed => "false".to_owned(),
+        }
+    }
 }
 
 impl SeatOptions {
@@ -57,6 +96,7 @@ impl SeatOptions {
         for (on, flag) in [
             (self.unsafe_lock, "--unsafe-seat-lock"),
             (self.unsafe_cache, "--unsafe-seat-cache"),
+            (self.unsafe_expiry, "--unsafe-expiry"),
         ] {
             anyhow::ensure!(
                 !on || real_backend,
@@ -72,11 +112,18 @@ impl SeatOptions {
             "--unsafe-seat-cache needs --seat-cache-ttl"
         );
         anyhow::ensure!(
+            !self.unsafe_expiry || self.expiry == Expiry::Delayed,
+            "--unsafe-expiry needs --expiry delayed"
+        );
+        anyhow::ensure!(
             self.lease_ms.is_none_or(|ms| ms >= 10),
             "--debug-seat-lock-lease-ms must be at least 10"
         );
         if self.unsafe_lock {
             tracing::warn!("UNSAFE SEAT LOCK MODE: the redis-lock lease runs out mid-hold and the write trusts the lock. Two users WILL hold one seat. Negative control for the verifier only.");
+        }
+        if self.unsafe_expiry {
+            tracing::warn!("UNSAFE EXPIRY MODE: delayed releases fire 10 s after each hold's deadline. Lapsed holds WILL keep their seats. Negative control for the verifier only.");
         }
         if self.unsafe_cache {
             tracing::warn!("UNSAFE SEAT CACHE MODE: holds and payments leave the seat-map cache stale. Held seats WILL show AVAILABLE. Negative control for the verifier only.");

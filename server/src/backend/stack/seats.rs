@@ -7,8 +7,10 @@
 //!   it replaces EXPIRED and inserts the new reservation; the unique partial
 //!   index `seat_reservations_one_active` (one HELD or CONFIRMED reservation
 //!   per seat) is the last line of defence.
-//! - Lapsed holds read as AVAILABLE at once; the sweeper releases them for
-//!   good (see [`super::sweepers`]).
+//! - By default (`--expiry sweeper`) lapsed holds read as AVAILABLE at
+//!   once and the sweeper releases them for good; with `--expiry delayed`
+//!   a seat stays HELD until a `reservation.created` consumer releases it
+//!   at its deadline (see [`super::sweepers`]).
 //! - Events, `reservation.created` and `reservation.expired` (key: concert
 //!   id), are written to the outbox in the hold's transaction and sent
 //!   after the commit (see [`super::outbox`]).
@@ -24,7 +26,7 @@ use tracing::warn;
 use super::health::Component;
 use super::messages::Held;
 use super::outbox::{self, Staged};
-use super::seat_lock::{conditional, redis_lock, row_lock, Claim, SeatLockKind};
+use super::seat_lock::{conditional, free_sql, redis_lock, row_lock, Claim, SeatLockKind};
 use super::StackBackend;
 use crate::backend::{Queue, Seats};
 use crate::concert::{
@@ -85,15 +87,17 @@ impl Seats for StackBackend {
     async fn schedules(&self, concert_id: &str) -> Result<Vec<ScheduleView>> {
         self.require(&[Component::Postgres])?;
         let client = self.pg().await?;
+        let free = free_sql("t.", &self.stack().seat_map.options);
         let rows = client
             .query(
-                "SELECT s.schedule_id, to_char(s.date, 'YYYY-MM-DD'),
-                        (SELECT count(*) FROM seats t
-                          WHERE t.concert_id = s.concert_id AND t.schedule_id = s.schedule_id
-                            AND (t.status = 'AVAILABLE'
-                                 OR (t.status = 'HELD' AND t.hold_expires_at <= now())))
-                 FROM schedules s WHERE s.concert_id = $1
-                 ORDER BY s.date, s.schedule_id",
+                &format!(
+                    "SELECT s.schedule_id, to_char(s.date, 'YYYY-MM-DD'),
+                            (SELECT count(*) FROM seats t
+                              WHERE t.concert_id = s.concert_id AND t.schedule_id = s.schedule_id
+                                AND {free})
+                     FROM schedules s WHERE s.concert_id = $1
+                     ORDER BY s.date, s.schedule_id"
+                ),
                 &[&concert_id],
             )
             .await?;
@@ -169,7 +173,7 @@ impl Seats for StackBackend {
             return Err(seat_taken(at.schedule_id, at.seat));
         };
         let held = async {
-            let free = redis_lock::check_free(&self.pg().await?, at).await?;
+            let free = redis_lock::check_free(&self.pg().await?, at, &locks.options).await?;
             if !free {
                 return Err(seat_taken(at.schedule_id, at.seat));
             }
@@ -183,22 +187,25 @@ impl Seats for StackBackend {
 }
 
 impl StackBackend {
-    /// The seat map as PostgreSQL has it (lapsed holds read AVAILABLE).
+    /// The seat map as PostgreSQL has it (lapsed holds read AVAILABLE
+    /// under the sweeper, HELD until released under delayed expiry).
     pub(super) async fn seats_from_pg(
         &self,
         concert_id: &str,
         schedule_id: &str,
     ) -> Result<Vec<SeatView>> {
         let client = self.pg().await?;
+        let free = free_sql("t.", &self.stack().seat_map.options);
         let rows = client
             .query(
-                "SELECT t.seat_number,
-                        CASE WHEN t.status = 'HELD' AND t.hold_expires_at <= now()
-                             THEN 'AVAILABLE' ELSE t.status END,
-                        s.price
-                 FROM schedules s JOIN seats t USING (concert_id, schedule_id)
-                 WHERE s.concert_id = $1 AND s.schedule_id = $2
-                 ORDER BY t.seat_number",
+                &format!(
+                    "SELECT t.seat_number,
+                            CASE WHEN {free} THEN 'AVAILABLE' ELSE t.status END,
+                            s.price
+                     FROM schedules s JOIN seats t USING (concert_id, schedule_id)
+                     WHERE s.concert_id = $1 AND s.schedule_id = $2
+                     ORDER BY t.seat_number"
+                ),
                 &[&concert_id, &schedule_id],
             )
             .await?;
@@ -238,8 +245,8 @@ impl StackBackend {
             retired: lapsed,
             held,
         } = match options.seat_lock {
-            SeatLockKind::Conditional => conditional::claim(&tx, at, rid, ttl_ms).await?,
-            SeatLockKind::RowLock => row_lock::claim(&tx, at, rid, ttl_ms).await?,
+            SeatLockKind::Conditional => conditional::claim(&tx, at, rid, ttl_ms, options).await?,
+            SeatLockKind::RowLock => row_lock::claim(&tx, at, rid, ttl_ms, options).await?,
             SeatLockKind::RedisLock => redis_lock::claim(&tx, at, rid, ttl_ms, options).await?,
         };
         let Some((expires_at, price)) = held else {

@@ -6,6 +6,7 @@
 use deadpool_postgres::Transaction;
 
 use super::{retire, write_held_if_free, Claim};
+use crate::backend::stack::seat_options::SeatOptions;
 use crate::concert::SeatRef;
 
 pub async fn claim(
@@ -13,8 +14,9 @@ pub async fn claim(
     at: SeatRef<'_>,
     reservation_id: &str,
     ttl_ms: f64,
+    options: &SeatOptions,
 ) -> Result<Claim, tokio_postgres::Error> {
-    let retired = retire(tx, at, false).await?;
-    let held = write_held_if_free(tx, at, reservation_id, ttl_ms).await?;
+    let retired = retire(tx, at, options).await?;
+    let held = write_held_if_free(tx, at, reservation_id, ttl_ms, options).await?;
     Ok(Claim { retired, held })
 }

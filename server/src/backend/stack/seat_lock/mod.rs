@@ -90,21 +90,31 @@ pub struct Claim {
 /// RFC 3339 UTC with milliseconds, as PostgreSQL formats it.
 pub const RFC3339: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
-/// Marks the seat's holds EXPIRED that have lapsed (all of its HELD ones
-/// when `trust_lock`, the negative control's defect) and returns them.
+/// Marks the seat's holds EXPIRED that have lapsed (by `options`'s
+/// expiry: none under delayed expiry, whose release is the consumer's; all
+/// of its HELD ones with `--unsafe-seat-lock`, that control's defect) and
+/// returns them.
 pub async fn retire(
     tx: &Transaction<'_>,
     at: SeatRef<'_>,
-    trust_lock: bool,
+    options: &SeatOptions,
 ) -> Result<Vec<Held>, tokio_postgres::Error> {
     let seat_number = at.seat as i32;
     let rows = tx
         .query(
-            "UPDATE seat_reservations SET status = 'EXPIRED'
-             WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3
-               AND status = 'HELD' AND (expires_at <= now() OR $4)
-             RETURNING reservation_id, user_id",
-            &[&at.concert_id, &at.schedule_id, &seat_number, &trust_lock],
+            &format!(
+                "UPDATE seat_reservations SET status = 'EXPIRED'
+                 WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3
+                   AND status = 'HELD' AND ({} OR $4)
+                 RETURNING reservation_id, user_id",
+                options.lapsed_sql("expires_at")
+            ),
+            &[
+                &at.concert_id,
+                &at.schedule_id,
+                &seat_number,
+                &options.unsafe_lock,
+            ],
         )
         .await?;
     Ok(rows
@@ -131,16 +141,26 @@ pub async fn write_held(
 }
 
 /// Sets the seat HELD for `reservation_id` only if the row, as committed
-/// when the UPDATE reaches it, is AVAILABLE or HELD and lapsed (`None`
-/// otherwise): the conditional strategy's one statement.
+/// when the UPDATE reaches it, is free by [`free_sql`] (`None` otherwise):
+/// the conditional strategy's one statement.
 pub async fn write_held_if_free(
     tx: &Transaction<'_>,
     at: SeatRef<'_>,
     reservation_id: &str,
     ttl_ms: f64,
+    options: &SeatOptions,
 ) -> Result<Option<(String, i64)>, tokio_postgres::Error> {
-    let free = "AND (status = 'AVAILABLE' OR (status = 'HELD' AND hold_expires_at <= now()))";
-    update_held(tx, at, reservation_id, ttl_ms, free).await
+    let free = format!("AND {}", free_sql("", options));
+    update_held(tx, at, reservation_id, ttl_ms, &free).await
+}
+
+/// The SQL condition under which a seat row (columns prefixed `prefix`) is
+/// free to hold: AVAILABLE, or HELD and lapsed by `options`'s expiry.
+pub fn free_sql(prefix: &str, options: &SeatOptions) -> String {
+    format!(
+        "({prefix}status = 'AVAILABLE' OR ({prefix}status = 'HELD' AND {}))",
+        options.lapsed_sql(&format!("{prefix}hold_expires_at"))
+    )
 }
 
 /// The hold's UPDATE, with `condition` added to its WHERE.
@@ -174,18 +194,20 @@ async fn update_held(
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// Whether the seat is free to hold (AVAILABLE, or HELD and lapsed), read
-/// with `lock` appended to the SELECT (`""` or `"FOR UPDATE"`).
+/// Whether the seat is free to hold (by [`free_sql`]), read with `lock`
+/// appended to the SELECT (`""` or `"FOR UPDATE"`).
 pub async fn is_free(
     tx: &impl deadpool_postgres::GenericClient,
     at: SeatRef<'_>,
     lock: &str,
+    options: &SeatOptions,
 ) -> Result<bool, tokio_postgres::Error> {
     let row = tx
         .query_one(
             &format!(
-                "SELECT status = 'AVAILABLE' OR (status = 'HELD' AND hold_expires_at <= now())
-                 FROM seats WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3 {lock}"
+                "SELECT {}
+                 FROM seats WHERE concert_id = $1 AND schedule_id = $2 AND seat_number = $3 {lock}",
+                free_sql("", options)
             ),
             &[&at.concert_id, &at.schedule_id, &(at.seat as i32)],
         )

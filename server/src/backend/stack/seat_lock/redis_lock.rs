@@ -203,8 +203,9 @@ impl<C: LockConn> Drop for SeatLockGuard<C> {
 pub async fn check_free(
     client: &impl GenericClient,
     at: SeatRef<'_>,
+    options: &SeatOptions,
 ) -> Result<bool, tokio_postgres::Error> {
-    is_free(client, at, "").await
+    is_free(client, at, "", options).await
 }
 
 /// The test hook's (or the negative control's) slow holder: a pause
@@ -226,7 +227,7 @@ pub async fn claim(
     ttl_ms: f64,
     options: &SeatOptions,
 ) -> Result<Claim, tokio_postgres::Error> {
-    let retired = retire(tx, at, options.unsafe_lock).await?;
+    let retired = retire(tx, at, options).await?;
     let held = write_held(tx, at, reservation_id, ttl_ms).await?;
     Ok(Claim { retired, held })
 }

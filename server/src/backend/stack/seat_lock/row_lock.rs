@@ -5,6 +5,7 @@
 use deadpool_postgres::Transaction;
 
 use super::{is_free, retire, write_held, Claim};
+use crate::backend::stack::seat_options::SeatOptions;
 use crate::concert::SeatRef;
 
 pub async fn claim(
@@ -12,11 +13,12 @@ pub async fn claim(
     at: SeatRef<'_>,
     reservation_id: &str,
     ttl_ms: f64,
+    options: &SeatOptions,
 ) -> Result<Claim, tokio_postgres::Error> {
     // Same lock order as the conditional strategy and the payment path:
     // the seat's reservations, then the seat row.
-    let retired = retire(tx, at, false).await?;
-    if !is_free(tx, at, "FOR UPDATE").await? {
+    let retired = retire(tx, at, options).await?;
+    if !is_free(tx, at, "FOR UPDATE", options).await? {
         return Ok(Claim {
             retired,
             held: None,
