@@ -186,7 +186,7 @@ while [ "$i" -lt "$1" ]; do
     # Emptied here, not by the redirect below: that happens in the
     # background child, and the wait could read the last fleet's line.
     : >"$dir/$i.out"
-    "$SERVER_BIN" --listen 127.0.0.1:0 --backend real --namespace "$NS"         --admin-token scale-admin --token-secret fleet-secret         --instance-id "fleet-$i" --hold-ttl 2000ms >"$dir/$i.out" 2>"$dir/$i.log" &
+    "$SERVER_BIN" --listen 127.0.0.1:0 --backend real --namespace "$NS"         --admin-token scale-admin --token-secret fleet-secret         --instance-id "fleet-$i" --hold-ttl 2000ms         --rate-limit-rps 0 --user-rate-limit-rps 0 >"$dir/$i.out" 2>"$dir/$i.log" &
     echo $! >"$dir/$i.pid"
     tries=0
     until grep -q "listening on" "$dir/$i.out"; do

@@ -28,6 +28,8 @@ fn spawn_server(args: &[&str]) -> Server {
     let mut server = Server {
         child: Command::new(env!("CARGO_BIN_EXE_ticket-server"))
             .args(["--listen", "127.0.0.1:0"])
+            // The clients here are 200 buyers from 127.0.0.1 at once.
+            .args(["--rate-limit-rps", "0", "--user-rate-limit-rps", "0"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -212,6 +212,8 @@ async fn a_killed_instance_loses_nothing_and_writes_nothing_twice() {
         .args(stack.flags())
         .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN])
         .args(["--token-secret", SECRET, "--debug-persist-delay-ms", "2000"])
+        // 300 buyers from 127.0.0.1 at once.
+        .args(["--rate-limit-rps", "0", "--user-rate-limit-rps", "0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

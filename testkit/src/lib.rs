@@ -16,7 +16,9 @@ mod stack;
 pub use caught::{caught_in, Trial};
 pub use dir::TempDir;
 pub use http::{assert_error, call, eventually, split};
-pub use server::{start, Backend, TestServer, ADMIN, SECRET};
+pub use server::{
+    start, start_with_default_limits, Backend, TestServer, ADMIN, RATE_LIMITS, SECRET,
+};
 pub use sse::{Sse, SseReader};
 pub use stack::{real_stack, RealStack};
 

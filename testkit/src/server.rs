@@ -61,10 +61,25 @@ fn given<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
     args.get(i + 1).copied()
 }
 
+/// The request rate limits, which are on by default (10 a second per IP
+/// and per user): tests drive many users from 127.0.0.1 faster than that.
+pub const RATE_LIMITS: [&str; 2] = ["--rate-limit-rps", "--user-rate-limit-rps"];
+
 /// Starts the reference server in this process on `backend`, with extra
 /// `ticket-server` flags (`--admin-token` and `--token-secret` default to
-/// [`ADMIN`] and [`SECRET`]), and returns once its health answers 200.
+/// [`ADMIN`] and [`SECRET`]; each of the [`RATE_LIMITS`] to 0, off), and
+/// returns once its health answers 200.
 pub async fn start(backend: &Backend, args: &[&str]) -> TestServer {
+    launch(backend, args, true).await
+}
+
+/// [`start`] with the server's own defaults for the rate limits (on, as
+/// deployed) unless `args` set them.
+pub async fn start_with_default_limits(backend: &Backend, args: &[&str]) -> TestServer {
+    launch(backend, args, false).await
+}
+
+async fn launch(backend: &Backend, args: &[&str], limits_off: bool) -> TestServer {
     let flags = backend.flags();
     let admin_token = given(args, "--admin-token").unwrap_or(ADMIN);
     let mut all = vec!["ticket-server", "--listen", "127.0.0.1:0"];
@@ -74,6 +89,11 @@ pub async fn start(backend: &Backend, args: &[&str]) -> TestServer {
     }
     if given(args, "--token-secret").is_none() {
         all.extend(["--token-secret", SECRET]);
+    }
+    for limit in RATE_LIMITS {
+        if limits_off && given(args, limit).is_none() {
+            all.extend([limit, "0"]);
+        }
     }
     all.extend_from_slice(args);
     let config = ticket_server::Config::try_parse_from(&all)

@@ -283,6 +283,9 @@ async fn record_against(target: &Target, options: &Options) -> Result<History, R
     }
     .await;
     progress.finish();
+    // A run the target throttled is not judged, whatever else went wrong:
+    // a set-up refused with 429 says nothing about the contract either.
+    checks::throttled::refuse(&history.ops()).map_err(RunError::Other)?;
     result?;
     Ok(history)
 }

@@ -43,7 +43,8 @@ pub const DEFAULT_HOLD_TTL_MS: u64 = 2000;
   1  a check failed: the verdict, verdict.json and junit.xml say which
   2  the run could not be carried out: target unreachable, set-up refused, a
      check named with --checks that the target cannot run, bad options, an
-     unreadable history"
+     unreadable history, or a target that answered 429 (its rate limit: raise
+     it or turn it off for the run; a throttled run is not judged)"
 )]
 pub struct Options {
     /// Base URL of the server under test; several (comma-separated or

@@ -49,8 +49,8 @@ impl Target {
 
     /// The reference server in process, on 127.0.0.1 and a free port, with
     /// extra `ticket-server` flags (tests pass the unsafe modes here);
-    /// `--hold-ttl` defaults to check 6's default TTL.
-    /// `--admin-token` and `--token-secret` among the flags are used as
+    /// `--hold-ttl` defaults to check 6's default TTL, the request rate
+    /// limits to off. `--admin-token` and `--token-secret` among the flags are used as
     /// given (instances sharing a stack need the same), else made up.
     pub async fn embedded(extra_flags: &[&str]) -> Result<Self, RunError> {
         let given = |flag: &str| {
@@ -75,6 +75,13 @@ impl Target {
         let ttl = format!("{}ms", crate::DEFAULT_HOLD_TTL_MS);
         if !extra_flags.contains(&"--hold-ttl") {
             args.extend(["--hold-ttl", &ttl]);
+        }
+        // The checks drive hundreds of buyers from 127.0.0.1: the server's
+        // request rate limits (on by default) are off unless told.
+        for limit in ["--rate-limit-rps", "--user-rate-limit-rps"] {
+            if given(limit).is_none() {
+                args.extend([limit, "0"]);
+            }
         }
         args.extend_from_slice(extra_flags);
         let config = ticket_server::Config::try_parse_from(args)

@@ -127,6 +127,35 @@ async fn a_refused_set_up_is_a_run_error() {
     }
 }
 
+/// A server with a deployment's request rate limits (10 a second per IP
+/// and per user, the reference server's defaults) throttles the race's 200
+/// buyers from 127.0.0.1: the run is refused, naming the limits, not judged
+/// as a contract failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_run_is_refused_not_judged() {
+    let deployed = ["--rate-limit-rps", "10", "--user-rate-limit-rps", "10"];
+    let limited = testkit::start(&testkit::Backend::Memory, &deployed).await;
+    let target = Target::external(&limited.base, Some(&limited.admin_token)).unwrap();
+    let mut opts = options(&[CheckName::Oversell]);
+    opts.no_variants = true;
+    let result = run_against(&target, &opts).await;
+    limited.stop().await.unwrap();
+    match result {
+        Err(RunError::Other(msg)) => {
+            assert!(msg.contains("refused with 429"), "{msg}");
+            assert!(msg.contains("--rate-limit-rps 0"), "{msg}");
+        }
+        Err(other) => panic!("expected the rate-limit refusal, got {other}"),
+        Ok(o) => panic!("a throttled run was judged: {}", o.verdict.human()),
+    }
+    // Control: the same run against the same server with the limits off
+    // is judged, and passes.
+    let (server, target) = embedded(&[]).await;
+    let judged = run_against(&target, &opts).await.unwrap();
+    server.stop().await.unwrap();
+    assert!(judged.verdict.pass, "{}", judged.verdict.human());
+}
+
 #[tokio::test]
 async fn external_targets_need_an_admin_token() {
     assert!(matches!(

@@ -16,6 +16,7 @@ pub mod pause;
 pub mod seat_events;
 pub mod seatmap;
 pub mod stores;
+pub mod throttled;
 pub mod tokens;
 
 /// Nanoseconds as milliseconds with one decimal, for witnesses.
@@ -93,8 +94,10 @@ pub const CHECKS: [(CheckName, Judge); 7] = [
 
 /// The verdict on a history: each check the run asked for judges what was
 /// recorded; one the target could not run is not applicable, with the
-/// reason. A history that cannot be rebuilt is an error naming why.
+/// reason. A history that cannot be rebuilt is an error naming why, and so
+/// is one the target rate-limited ([`throttled`]).
 pub fn judge(ops: &[Op]) -> Result<Verdict, String> {
+    throttled::refuse(ops)?;
     let run = Recorded::from_ops(ops)?;
     let stores_seen = run.races.iter().any(|(_, s)| s.is_some())
         || run.seats.as_ref().is_some_and(|(_, s)| s.is_some());
