@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 DEST=reports/faults
 all=(kill-instance@2s+2s pause-instance@2s+4s restart-redis@2s+1s lose-redis@2s+1s
-    restart-postgres@2s+2s restart-broker@2s+2s pause-broker@2s+3s)
+    failover-redis@2s+4s restart-postgres@2s+2s restart-broker@2s+2s pause-broker@2s+3s)
 # Arguments run those again; the table has every kind's last run.
 if [ $# -gt 0 ]; then faults=("$@"); else faults=("${all[@]}"); fi
 mkdir -p "$DEST"

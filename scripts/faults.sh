@@ -16,7 +16,9 @@
 # instances' pids), FAULTS_RELEASE_OVER_MS (8000: the purchases are spread
 # over this long), FAULTS_CHECKS (oversell,stores,seatmap),
 # FAULTS_KEEP_SERVICES=1 (leave the private stack up),
-# FAULTS_PORTS (the two instances', default "24081 24082"), and the private
+# FAULTS_PORTS (the two instances', default "24081 24082"),
+# FAULTS_SERVER_FLAGS (more flags for both instances, e.g. a negative
+# control's test hook), and the private
 # stack's REDIS_PORT 24379, PG_PORT 24432, KAFKA_PORT 24092,
 # TICKETBENCH_SERVICES_DIR /tmp/ticketbench-faults (all below Linux's ephemeral
 # range, 32768-60999, where an outgoing connection may hold the port for a
@@ -37,6 +39,7 @@ RELEASE_OVER_MS=${FAULTS_RELEASE_OVER_MS:-8000}
 export REDIS_PORT=${REDIS_PORT:-24379} PG_PORT=${PG_PORT:-24432} KAFKA_PORT=${KAFKA_PORT:-24092}
 export TICKETBENCH_SERVICES_DIR=${TICKETBENCH_SERVICES_DIR:-${TMPDIR:-/tmp}/ticketbench-faults}
 read -r -a PORTS <<<"${FAULTS_PORTS:-24081 24082}"
+read -r -a SERVER_FLAGS <<<"${FAULTS_SERVER_FLAGS:-}"
 # restart-redis crashes a Redis that keeps an append-only file.
 export REDIS_APPENDONLY=yes
 ADMIN=faults-admin-$$
@@ -61,7 +64,15 @@ if [ "${FAULTS_KEEP_SERVICES:-}" != 1 ]; then
 fi
 say "the private real stack (ports $REDIS_PORT, $PG_PORT, $KAFKA_PORT; data in $TICKETBENCH_SERVICES_DIR)"
 scripts/services.sh start
+# failover-redis needs a replica and Sentinels; the instances then find the
+# primary through them.
+SENTINEL=
+case $FAULTS in *failover-redis*) SENTINEL=1 ;; esac
+if [ -n "$SENTINEL" ]; then
+    scripts/services.sh start-sentinel
+fi
 eval "$(scripts/services.sh env)"
+if [ -n "$SENTINEL" ]; then REDIS_URL=$REDIS_SENTINEL_URL; fi
 
 say "building ticket-server and verify"
 # The executables of this build, by the paths cargo reports (a target
@@ -86,7 +97,7 @@ for port in "${PORTS[@]}"; do
     # Without a backtrace, so a failed start's log ends with its reason.
     RUST_BACKTRACE=0 "$SERVER" --listen "127.0.0.1:$port" --backend real \
         --redis-url "$REDIS_URL" --kafka-brokers "$KAFKA_BROKERS" --postgres-url "$POSTGRES_URL" \
-        --namespace "$NAMESPACE" --kafka-partitions 2 --hold-ttl 2s \
+        --namespace "$NAMESPACE" --kafka-partitions 2 --hold-ttl 2s ${SERVER_FLAGS[@]+"${SERVER_FLAGS[@]}"} \
         --admin-token "$ADMIN" --token-secret "$SECRET" --rate-limit-rps 0 --user-rate-limit-rps 0 >"$OUT/instance-$port.log" 2>&1 &
     pids+=($!) targets+=("http://127.0.0.1:$port")
     kill_on_exit $!

@@ -13,10 +13,15 @@
 #   scripts/services.sh start-cluster   a Redis Cluster of three primaries
 #   scripts/services.sh stop-cluster    (stops it and forgets its slots)
 #   scripts/services.sh status-cluster
+#   scripts/services.sh start-sentinel  a replica of Redis and three Sentinels
+#   scripts/services.sh stop-sentinel   (scripts/services-sentinel.sh)
+#   scripts/services.sh failover start|end   the nemesis' failover-redis
 #
 # Ports (override with the variables): REDIS_PORT 16379, PG_PORT 15432,
 # KAFKA_PORT 19092, REDIS_CLUSTER_PORTS "17001 17002 17003" (the cluster's
-# primaries; `env` prints its URL as REDIS_CLUSTER_URL, for --redis-url).
+# primaries; `env` prints its URL as REDIS_CLUSTER_URL, for --redis-url),
+# REDIS_REPLICA_PORT (REDIS_PORT + 1) and REDIS_SENTINEL_PORTS (the next
+# three; `env` prints REDIS_SENTINEL_URL, for --redis-url).
 # Data: $TICKETBENCH_SERVICES_DIR (default /tmp/ticketbench-services).
 #
 # The broker's storage, TANSU_STORAGE (reports/broker-storage.md compares them):
@@ -45,6 +50,8 @@ TANSU_INSTALL_TIME="15-30 minutes on 2 cores"
 TANSU_PG_SCHEMA_URL=https://raw.githubusercontent.com/tansu-io/tansu/v$TANSU_VERSION/etc/initdb.d/010-schema.sql
 TANSU_PG_SCHEMA_SHA256=e4941efd0bb20bbadc16db1a8d52d4d3aed10d9f12147fea1a116d47cbce626e
 COMPONENTS="redis postgres kafka"
+# shellcheck source=scripts/services-sentinel.sh
+. "$(dirname "${BASH_SOURCE[0]}")/services-sentinel.sh"
 case $TANSU_STORAGE in
     sqlite | postgres | memory) ;;
     *)
@@ -66,6 +73,7 @@ print_env() {
     echo "export POSTGRES_URL=postgres://ticketbench:ticketbench@127.0.0.1:$PG_PORT/ticketbench"
     echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
     echo "export REDIS_CLUSTER_URL=$(cluster_url)"
+    echo "export REDIS_SENTINEL_URL=$(sentinel_url)"
     # Read by loadgen's report, which says what the broker was.
     echo "export KAFKA_BROKER_KIND=tansu-$TANSU_VERSION-$TANSU_STORAGE"
 }
@@ -340,7 +348,12 @@ component() {
 }
 
 case "${1:-}" in
-    start | stop | status | env | start-cluster | stop-cluster | status-cluster) [ $# -eq 1 ] || usage ;;
+    start | stop | status | env | start-cluster | stop-cluster | status-cluster | start-sentinel | stop-sentinel)
+        [ $# -eq 1 ] || usage
+        ;;
+    failover)
+        if [ $# -ne 2 ] || { [ "$2" != start ] && [ "$2" != end ]; }; then usage; fi
+        ;;
     stop-one | start-one) component "${@:2}" ;;
     *)
         [ $# -gt 0 ] && say "unknown command '$1'"
@@ -357,7 +370,7 @@ case "$1" in
         start_kafka
         say "up (data in $DIR)"
         ;;
-    stop) stop_kafka; stop_postgres; stop_redis ;;
+    stop) stop_sentinel; stop_kafka; stop_postgres; stop_redis ;;
     status) status ;;
     env) print_env ;;
     stop-one) "stop_$2" ;;
@@ -365,4 +378,7 @@ case "$1" in
     start-cluster) start_cluster ;;
     stop-cluster) stop_cluster ;;
     status-cluster) status_cluster ;;
+    start-sentinel) start_sentinel ;;
+    stop-sentinel) stop_sentinel ;;
+    failover) "failover_$2" ;;
 esac

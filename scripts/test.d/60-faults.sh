@@ -3,10 +3,11 @@
 # stack has a local action for, injected while 200 buyers race for 100
 # items on two instances; checks 1, 2 and 6 and the fault must pass. And
 # the negative controls: an unknown fault kind is refused before any
-# request (exit 2), a fault whose command fails fails the verdict, and a
-# target that never comes back fails it as never recovered.
+# request (exit 2), a fault whose command fails fails the verdict, a
+# target that never comes back fails it as never recovered, and a Redis
+# lost with its rebuild turned off (a test hook) fails checks 1 and 2.
 # On its own private stack (scripts/faults.sh's ports), so the default
-# stack other suites use is never faulted. About 5 minutes.
+# stack other suites use is never faulted. About 9 minutes.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -58,7 +59,7 @@ run() {
         timeout 300 scripts/faults.sh "$faults" -- "$@"
 }
 
-for f in kill-instance@2s+2s pause-instance@2s+4s restart-redis@2s+1s \
+for f in kill-instance@2s+2s pause-instance@2s+4s restart-redis@2s+1s lose-redis@2s+1s \
     restart-postgres@2s+2s restart-broker@2s+2s pause-broker@2s+3s; do
     run "$f" || die "$f: the verdict failed (above)"
 done
@@ -76,3 +77,17 @@ set -e
 [ "$code" = 1 ] || die "an instance that never came back: exit $code, not 1: $(tail -20 "$out/never.txt")"
 grep -q "never recovered\|stayed below 90%\|past the recovery deadline" "$out/never.txt" || die "the unrecovered fault was not named: $(tail -20 "$out/never.txt")"
 say "negative control: a target that never recovers fails the verdict"
+
+# Redis lost with the rebuild turned off: every purchase after the loss is
+# 404 and PostgreSQL holds sales Redis no longer has; checks 1 and 2 must
+# fail, naming them.
+set +e
+FAULTS_CHECKS=oversell,stores FAULTS_SERVER_FLAGS=--debug-no-redis-rebuild \
+    run 'lose-redis@2s+1s' --recovery-deadline 10 >"$out/no-rebuild.txt" 2>&1
+code=$?
+set -e
+[ "$code" = 1 ] || die "a lost Redis not rebuilt: exit $code, not 1: $(tail -20 "$out/no-rebuild.txt")"
+if ! grep -q "FAIL oversell" "$out/no-rebuild.txt" || ! grep -q "not recorded in Redis" "$out/no-rebuild.txt"; then
+    die "a lost Redis not rebuilt was not caught by checks 1 and 2: $(tail -20 "$out/no-rebuild.txt")"
+fi
+say "negative control: a lost Redis not rebuilt fails checks 1 and 2"

@@ -258,6 +258,19 @@ pub struct TestHooks {
     /// report seat events lost).
     #[arg(long = "debug-no-outbox-relay", hide = true)]
     pub no_outbox_relay: bool,
+
+    /// TEST HOOK: never detect nor rebuild a Redis that lost its data, so
+    /// an event Redis lost stays lost (`404`) while PostgreSQL has its
+    /// sales (the control that shows the faults suite catches it).
+    #[arg(long = "debug-no-redis-rebuild", hide = true)]
+    pub no_redis_rebuild: bool,
+
+    /// TEST HOOK: acknowledge a reservation as soon as the Redis primary
+    /// ran its script, without waiting for a replica (`WAIT`), so a
+    /// failover can lose acknowledged decrements (the control that shows
+    /// the verifier catches it).
+    #[arg(long = "debug-no-replica-wait", hide = true)]
+    pub no_replica_wait: bool,
 }
 
 impl Config {

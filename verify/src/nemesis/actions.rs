@@ -13,9 +13,12 @@
 //!   its pid file) and starts it on its data (an append-only file when it
 //!   runs with REDIS_APPENDONLY=yes), `lose-redis` also removes its data
 //!   first, `restart-postgres` and `restart-broker` stop and start them,
-//!   `pause-broker` stops the broker's process with SIGSTOP, then SIGCONT.
-//!
-//! `failover-redis` has no local action: it needs a `--fault-cmd`.
+//!   `pause-broker` stops the broker's process with SIGSTOP, then SIGCONT;
+//!   `failover-redis` (the stack started with `services.sh start-sentinel`:
+//!   a replica and three Sentinels) lets the replica lag, kills the
+//!   primary and waits for the Sentinels to promote the replica, then at
+//!   the end starts the old primary again as a replica (`services.sh
+//!   failover start|end`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -76,12 +79,6 @@ impl Nemesis {
         for f in &schedule {
             if commands.iter().any(|c| c.kind == f.kind) {
                 continue;
-            }
-            if f.kind == FaultKind::FailoverRedis {
-                return Err(
-                    "failover-redis has no local action: give --fault-cmd failover-redis='...'"
-                        .into(),
-                );
             }
             if f.kind.on_instance() && pids.is_empty() {
                 return Err(format!(
@@ -181,7 +178,7 @@ impl Nemesis {
                 Err(e) => (Done::failed(e), Undo::Nothing),
             },
             FaultKind::FailoverRedis => (
-                Done::failed("failover-redis has no local action".into()),
+                self.services(&[&["failover", "start"]]).await,
                 Undo::Nothing,
             ),
         }
@@ -208,6 +205,7 @@ impl Nemesis {
             }
             (FaultKind::RestartPostgres, _) => self.services(&[&["start-one", "postgres"]]).await,
             (FaultKind::RestartBroker, _) => self.services(&[&["start-one", "kafka"]]).await,
+            (FaultKind::FailoverRedis, _) => self.services(&[&["failover", "end"]]).await,
             (kind, Undo::Nothing) => {
                 Done::failed(format!("{kind}: nothing to undo (its start failed)"))
             }

@@ -40,6 +40,10 @@ pub enum StackError {
         reply: String,
         source: serde_json::Error,
     },
+    /// Rebuilding a lost Redis from PostgreSQL and the broker could not
+    /// finish (see [`super::rebuild`]).
+    #[error("rebuilding Redis: {0}")]
+    Rebuild(String),
 }
 
 impl StackError {
@@ -55,7 +59,7 @@ impl StackError {
 impl From<StackError> for Error {
     fn from(e: StackError) -> Self {
         let component = match &e {
-            StackError::Redis(_) => "Redis",
+            StackError::Redis(_) | StackError::Rebuild(_) => "Redis",
             StackError::Postgres(_)
             | StackError::Pool(_)
             | StackError::PoolConfig(_)

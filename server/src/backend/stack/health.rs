@@ -34,6 +34,9 @@ pub struct Health {
     redis: AtomicBool,
     postgres: AtomicBool,
     kafka: AtomicBool,
+    /// Redis answers but lost its data and is not rebuilt yet (see
+    /// [`super::rebuild`]): it counts as down.
+    redis_incomplete: AtomicBool,
 }
 
 impl Health {
@@ -43,7 +46,28 @@ impl Health {
             redis: AtomicBool::new(true),
             postgres: AtomicBool::new(true),
             kafka: AtomicBool::new(true),
+            redis_incomplete: AtomicBool::new(false),
         }
+    }
+
+    pub fn redis_incomplete(&self) -> bool {
+        self.redis_incomplete.load(Ordering::Relaxed)
+    }
+
+    /// Records whether Redis lacks its data, and logs each change.
+    pub fn set_redis_incomplete(&self, incomplete: bool) {
+        if self.redis_incomplete.swap(incomplete, Ordering::Relaxed) != incomplete {
+            if incomplete {
+                warn!("Redis answers without its data: refusing requests that need it until it is rebuilt");
+            } else {
+                info!("Redis is complete again");
+            }
+        }
+    }
+
+    fn up(&self, component: Component) -> bool {
+        self.flag(component).load(Ordering::Relaxed)
+            && !(matches!(component, Component::Redis) && self.redis_incomplete())
     }
 
     fn flag(&self, component: Component) -> &AtomicBool {
@@ -55,10 +79,10 @@ impl Health {
     }
 
     pub fn require(&self, components: &[Component]) -> Result<()> {
-        match components
-            .iter()
-            .find(|&&c| !self.flag(c).load(Ordering::Relaxed))
-        {
+        match components.iter().find(|&&c| !self.up(c)) {
+            Some(Component::Redis) if self.redis_incomplete() => Err(Error::Unavailable(
+                "Redis (being rebuilt after it lost its data)",
+            )),
             Some(down) => Err(Error::Unavailable(down.display_name())),
             None => Ok(()),
         }
@@ -73,7 +97,7 @@ impl Health {
         .into_iter()
         .map(|(name, c)| ComponentHealth {
             name,
-            up: self.flag(c).load(Ordering::Relaxed),
+            up: self.up(c),
         })
         .collect()
     }
@@ -99,7 +123,7 @@ impl Stack {
         while next_tick(&mut interval, &mut stop).await {
             let timeout = Duration::from_secs(1);
             let mut redis = self.redis.clone();
-            let redis_up = matches!(
+            let mut redis_up = matches!(
                 tokio::time::timeout(
                     timeout,
                     redis::cmd("PING").query_async::<String>(&mut redis)
@@ -139,6 +163,18 @@ impl Stack {
             })
             .await
             .unwrap_or((false, true));
+            // The marker is read before Redis counts as up again, so a
+            // Redis back without its data never serves a request.
+            if redis_up && self.rebuild_redis {
+                match tokio::time::timeout(timeout, self.redis_complete()).await {
+                    Ok(Ok(complete)) => {
+                        if !complete {
+                            self.health.set_redis_incomplete(true);
+                        }
+                    }
+                    _ => redis_up = false,
+                }
+            }
             self.health.record(Component::Redis, redis_up);
             self.health.record(Component::Postgres, pg_up);
             self.health.record(Component::Kafka, kafka_up);

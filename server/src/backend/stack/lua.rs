@@ -52,8 +52,10 @@ local function tick(now)
   local n = tonumber(redis.call('HGET', state, 'n'))
   local moved = false
   while not holding and n_active < cap and head < n and (allowance == nil or allowance >= 1) do
-    -- A place nobody holds (a duplicate's offset) is passed, not admitted.
-    if redis.call('HEXISTS', seqs, head) == 1 then
+    -- A place nobody holds (a duplicate's offset) is passed, not admitted;
+    -- so is a used one (only a line rebuilt after Redis lost its data has
+    -- used places past the head, see `rebuild`).
+    if redis.call('HEXISTS', seqs, head) == 1 and redis.call('SISMEMBER', done, head) == 0 then
       redis.call('ZADD', active, now + ttl * 1000, head)
       redis.call('LPUSH', admissions, now)
       n_active = n_active + 1
@@ -377,6 +379,7 @@ pub struct RedisScripts {
     pub complete: LuaScript,
     pub tick: LuaScript,
     pub admission: LuaScript,
+    pub restore: LuaScript,
 }
 
 impl RedisScripts {
@@ -392,6 +395,7 @@ impl RedisScripts {
             complete: LuaScript::new("complete", COMPLETE),
             tick: LuaScript::new("tick", TICK),
             admission: LuaScript::new("admission", ADMISSION),
+            restore: LuaScript::new("restore", super::rebuild::RESTORE),
         }
     }
 }

@@ -19,6 +19,9 @@
 //!   by the same script; if the Kafka send or the process fails right
 //!   after, the reconciler re-publishes what PostgreSQL lacks
 //!   ([`reconcile`]).
+//! - Redis that lost its data (no marker key) is rebuilt from PostgreSQL
+//!   and the broker by one instance while every instance refuses requests
+//!   that need it ([`rebuild`]).
 //! - Seat-map events are written to an outbox in the transaction of the
 //!   change they report, sent after the commit, and sent again by a relay
 //!   when that send failed ([`outbox`]).
@@ -45,6 +48,7 @@ pub mod outbox;
 pub mod payments;
 pub mod pg;
 pub mod queue;
+pub mod rebuild;
 pub mod reconcile;
 pub mod redis_conn;
 pub mod reserve;
@@ -100,6 +104,9 @@ struct Shared {
     stack: Stack,
     /// Test hook: never send the reserved topic's record from the request path.
     drop_publish: bool,
+    /// Test hook: acknowledge reservations without waiting for a replica
+    /// (see `reserve`).
+    no_replica_wait: bool,
     /// Names this instance's claims on places in line (unique per start).
     claimer: String,
     /// Dropped with the backend: stops every background task.
@@ -150,6 +157,11 @@ pub(crate) struct Stack {
     seat_map: Arc<seat_options::SeatMap>,
     /// Consumer lag, pool usage, Redis memory (see [`ops_metrics`]).
     ops: Arc<ops_metrics::OpsGauges>,
+    /// Whether a Redis that lost its data is detected and rebuilt (off
+    /// only by the test hook `--debug-no-redis-rebuild`, see [`rebuild`]).
+    rebuild_redis: bool,
+    /// Reads the reserved topic's ends and the lines for a rebuild.
+    rebuild_reader: Arc<rdkafka::consumer::BaseConsumer>,
 }
 
 impl StackBackend {
@@ -203,10 +215,16 @@ impl StackBackend {
             drop_seat_events: hooks.drop_seat_events,
             seat_map: Arc::new(seat_options::SeatMap::new(options.seats.clone())),
             ops: Default::default(),
+            rebuild_redis: !hooks.no_redis_rebuild,
+            rebuild_reader: rebuild::reader(&options.kafka_brokers, &ns)?,
         };
+        // A Redis without its data must not serve the first request either.
+        if stack.rebuild_redis && !stack.redis_complete().await.unwrap_or(false) {
+            stack.health.set_redis_incomplete(true);
+        }
         let wakeups = stack.wakeups.clone();
         let stop_wakeups = stopped.clone();
-        let subscriber_urls = target.subscriber_urls();
+        let subscriber_urls = stack.redis.subscriber_urls(&target);
         tokio::spawn(async move { wakeups.run(subscriber_urls, stop_wakeups).await });
         tokio::spawn(stack.clone().health_loop(stopped.clone()));
         tokio::spawn(stack.clone().queue_sweep_loop(stopped.clone()));
@@ -218,6 +236,9 @@ impl StackBackend {
                 .ops_loop(options.kafka_brokers.clone(), stopped.clone()),
         );
         tokio::spawn(stack.clone().activations_loop(stopped.clone()));
+        if stack.rebuild_redis {
+            tokio::spawn(stack.clone().rebuild_loop(stopped.clone()));
+        }
         if !hooks.no_outbox_relay {
             tokio::spawn(stack.clone().outbox_relay_loop(stopped.clone()));
         }
@@ -227,6 +248,7 @@ impl StackBackend {
             shared: Arc::new(Shared {
                 stack,
                 drop_publish: hooks.drop_publish,
+                no_replica_wait: hooks.no_replica_wait,
                 claimer: format!("{:016x}", rand::random::<u64>()),
                 _stop: stop,
             }),

@@ -20,6 +20,10 @@ use crate::error::{Error, Result};
 use crate::model::{new_reservation_id, now_rfc3339, Reservation, ReservationStatus};
 use crate::token::Claims;
 
+/// How long a reservation waits for a replica to confirm its decrement
+/// (`WAIT`), when the primary has replicas.
+const REPLICA_WAIT_MS: u64 = 200;
+
 impl Stock for StackBackend {
     async fn reserve(&self, claims: &Claims, quantity: u32) -> Result<Reservation> {
         self.require(&[Component::Redis, Component::Kafka])?;
@@ -33,6 +37,8 @@ impl Stock for StackBackend {
             created_ms: now_ms(),
         };
         let record = serde_json::to_string(&event).map_err(|e| Error::Internal(Box::new(e)))?;
+        // One server for the script and the WAIT after it (see `pinned`).
+        let mut redis = self.redis().pinned();
         let reply: ReserveReply = self
             .stack()
             .scripts
@@ -43,7 +49,7 @@ impl Stock for StackBackend {
             .arg(quantity)
             .arg(&event.reservation_id)
             .arg(&record)
-            .run(&mut self.redis())
+            .run(&mut redis)
             .await?;
         match reply {
             ReserveReply::Ok { .. } => {}
@@ -71,6 +77,8 @@ impl Stock for StackBackend {
                 });
             }
         }
+        self.confirm_replicated(&mut redis, &event.reservation_id)
+            .await?;
         // Accepted: from here on the reservation is in Redis and will reach
         // PostgreSQL, through Kafka now or through the reconciler later.
         let _: redis::RedisResult<()> = self
@@ -139,6 +147,39 @@ impl Stock for StackBackend {
 }
 
 impl StackBackend {
+    /// With replicas a failover may promote (a Sentinel-managed primary),
+    /// a decrement is acknowledged only once a replica has it: Redis
+    /// replicates asynchronously, and a replica promoted without the last
+    /// decrements would sell those items again. `WAIT 1` on the connection
+    /// that ran the script waits for that script's write. When no replica
+    /// confirms in time the buyer gets 503 (unknown outcome) and nothing is
+    /// published: if the primary keeps the reservation, the reconciler
+    /// publishes it; if a failover lost it, it never happened. The test
+    /// hook `--debug-no-replica-wait` skips this (the negative control).
+    async fn confirm_replicated(
+        &self,
+        redis: &mut super::redis_conn::RedisConn,
+        reservation_id: &str,
+    ) -> Result<()> {
+        // `redis` is pinned to one server: whether there are replicas is
+        // the target's property.
+        if !self.redis().has_replicas() || self.shared.no_replica_wait {
+            return Ok(());
+        }
+        let acked: redis::RedisResult<i64> = redis::cmd("WAIT")
+            .arg(1)
+            .arg(REPLICA_WAIT_MS)
+            .query_async(redis)
+            .await;
+        match acked {
+            Ok(n) if n >= 1 => Ok(()),
+            other => {
+                warn!(reservation = %reservation_id, answer = ?other, "no replica confirmed the reservation; answered 503, not published");
+                Err(Error::Unavailable("Redis (no replica confirmed the write)"))
+            }
+        }
+    }
+
     /// Sends an accepted reservation to the reserved topic. A failed send
     /// is only logged: the reconciler re-publishes what PostgreSQL lacks.
     async fn publish_reserved(&self, event: &ReservedEvent, record: &str) {
