@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod console;
 pub mod dashboard;
+pub mod faults;
 pub mod instances;
 pub mod job;
 pub mod machine;

@@ -1,4 +1,6 @@
-//! The HTML page of a report (`report.html`), which embeds the SVG plots.
+//! The HTML page of a report (`report.html`): one self-contained file,
+//! the SVG plots inline, its style sheet (`report.css`) embedded, with a
+//! print layout.
 
 use std::fmt::Write as _;
 
@@ -16,21 +18,21 @@ pub(super) fn page(page: &Page<'_>) -> String {
         rows,
         load_plots,
         scaling,
+        svgs,
     } = *page;
     let mut h = String::new();
     let (pass, headline) = verdict_line(report);
     let m = &report.machine;
     let _ = write!(
         h,
-        r#"<!doctype html><html><head><meta charset="utf-8"><title>ticketbench report {id}</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail{{background:#f8d0d0}}
-.banner{{padding:12px;font-size:1.2em;border-radius:4px}}.flagged{{background:#fde9b8}}img{{max-width:100%;border:1px solid #eee}}.note{{color:#a40}}</style>
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>ticketbench report {id}</title>
+<style>{css}</style>
 </head><body><h1>ticketbench report <code>{id}</code></h1>
-<p>{created} &middot; backend <b>{backend}</b></p>
+<p class="meta">{created} &middot; backend <b>{backend}</b></p>
 <div class="banner {cls}">verify: {headline}</div>
 "#,
+        css = include_str!("report.css"),
         id = esc(&report.run_id),
         created = esc(&report.created_at),
         backend = esc(&report.backend),
@@ -138,7 +140,7 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
             esc(&window_line(load)),
         );
         for name in names {
-            let _ = write!(h, "<p><img src=\"plots/{name}.svg\" alt=\"{name}\"></p>");
+            figure(&mut h, svgs, name, &caption(name, load));
         }
     }
     h.push_str("<h2>Scaling</h2>");
@@ -190,11 +192,16 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
                 }
             }
             if let Some(name) = scaling {
-                let _ = write!(h, "<p><img src=\"plots/{name}.svg\" alt=\"scaling\"></p>");
+                figure(
+                    &mut h,
+                    svgs,
+                    name,
+                    "TPS, P95 and efficiency by the number of instances.",
+                );
             }
         }
     }
-    h.push_str("<h2>Files</h2><p><a href=\"report.json\">report.json</a> (raw; pass it to <code>--baseline</code> later) &middot; <a href=\"report.md\">report.md</a>");
+    h.push_str("<h2 class=\"files\">Files</h2><p class=\"files\"><a href=\"report.json\">report.json</a> (raw; pass it to <code>--baseline</code> later) &middot; <a href=\"report.md\">report.md</a>");
     for load in &report.loads {
         for (what, file) in &load.files {
             let _ = write!(
@@ -208,6 +215,41 @@ td:first-child,th:first-child{{text-align:left}}.pass{{background:#d8f5d0}}.fail
     }
     h.push_str("</p></body></html>\n");
     h
+}
+
+/// A plot, inline (its SVG), with its caption; a plot whose SVG is
+/// missing is named, not silently left out.
+fn figure(
+    h: &mut String,
+    svgs: &std::collections::BTreeMap<String, String>,
+    name: &str,
+    caption: &str,
+) {
+    match svgs.get(name) {
+        Some(svg) => {
+            let _ = write!(
+                h,
+                "<figure id=\"plot-{name}\">{svg}<figcaption>{}</figcaption></figure>",
+                esc(caption)
+            );
+        }
+        None => {
+            let _ = write!(h, "<p class=\"note\">plot {name} missing</p>");
+        }
+    }
+}
+
+/// What a load run's plot shows, by its name.
+fn caption(name: &str, _load: &crate::summary::RunSummary) -> String {
+    let shaded = "";
+    let kind = name.rsplit('-').next().unwrap_or(name);
+    match kind {
+        "tps" => format!("Successful iterations per second, one point a second, against the offered rate.{shaded}"),
+        "latency" => format!(
+            "P50, P95 and P99 per second, raw and corrected for coordinated omission; threshold limits as magenta lines.{shaded}"
+        ),
+        _ => "Latency by percentile over the whole run, raw and corrected.".into(),
+    }
 }
 
 fn esc(s: &str) -> String {

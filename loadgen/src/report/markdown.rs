@@ -17,6 +17,7 @@ pub(super) fn page(page: &Page<'_>) -> String {
         rows,
         load_plots,
         scaling,
+        ..
     } = *page;
     let mut md = String::new();
     let (pass, headline) = verdict_line(report);

@@ -1,6 +1,7 @@
 //! The report of a run: plots (PNG and SVG), an HTML page that embeds them
-//! with the verifier's verdict and the machine, a Markdown summary and the
-//! raw JSON (which `--baseline` compares against).
+//! inline with the verifier's verdict, the machine and any fault table, a
+//! Markdown summary and the raw JSON (which `--baseline` compares
+//! against).
 //!
 //! - [`model`]: what a report holds (and `report.json` is).
 //! - `figures`: the figures compared with a baseline, and the lines both
@@ -20,7 +21,8 @@ use std::path::Path;
 
 pub use model::{CheckLine, Report, TpsMeasure, VerifySummary, OLD_TPS_NOTE};
 
-/// Writes `report.json`, `report.html`, `report.md` and `plots/` into `out`
+/// Writes `report.json`, `report.html` (self-contained), `report.md` and
+/// `plots/` into `out`
 /// (what is derived from the data derived again, see
 /// [`Report::normalized`]).
 pub fn write(report: &Report, out: &Path, baseline: Option<&Report>) -> anyhow::Result<()> {
@@ -48,12 +50,24 @@ pub fn write(report: &Report, out: &Path, baseline: Option<&Report>) -> anyhow::
         _ => None,
     };
     let rows = figures::rows(report, baseline);
+    // The HTML page carries its plots inline: one file to keep or mail.
+    let mut svgs = std::collections::BTreeMap::new();
+    for name in load_plots.iter().flatten().chain(scaling.iter()) {
+        let svg = std::fs::read_to_string(plots_dir.join(format!("{name}.svg")))?;
+        // An XML declaration has no place inside an HTML page.
+        let svg = match svg.trim_start().strip_prefix("<?xml") {
+            Some(rest) => rest.split_once("?>").map_or("", |(_, s)| s).to_owned(),
+            None => svg,
+        };
+        svgs.insert(name.clone(), svg);
+    }
     let page = Page {
         report,
         baseline,
         rows: &rows,
         load_plots: &load_plots,
         scaling: scaling.as_deref(),
+        svgs: &svgs,
     };
     std::fs::write(out.join("report.html"), html::page(&page))?;
     std::fs::write(out.join("report.md"), markdown::page(&page))?;
@@ -69,6 +83,8 @@ struct Page<'a> {
     rows: &'a [figures::Row],
     load_plots: &'a [Vec<String>],
     scaling: Option<&'a str>,
+    /// Each plot's SVG, by name.
+    svgs: &'a std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The report's plots, each drawn twice by plotters: PNG and SVG. Every
 //! axis is scaled to its data and reference lines, with headroom, so no
-//! value is cut off; the scaling plot is in `scaling`.
+//! value is cut off, and says its unit; the scaling plot is in `scaling`,
+//! the fault windows and threshold lines over the time plots in [`marks`].
 
+pub mod marks;
 mod scaling;
 
 use std::path::Path;
@@ -12,11 +14,15 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::faults::FaultWindow;
 use crate::scale::ScaleReport;
 use crate::summary::{RunSummary, SeriesPoint};
+use marks::Limit;
 
 const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1100, 420);
+/// The time plots' x axis.
+const TIME_AXIS: &str = "time since the load began (s)";
 
 static FONT_ONCE: Once = Once::new();
 
@@ -37,9 +43,11 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 /// What one plot shows; drawn by the same code on either backend.
 enum Plot<'a> {
-    /// Title, the per-second series, the offered rate (open model).
-    Tps(&'a str, &'a [SeriesPoint], Option<f64>),
-    Latency(&'a [SeriesPoint]),
+    /// Title, the per-second series, the offered rate (open model), the
+    /// fault windows.
+    Tps(&'a str, &'a [SeriesPoint], Option<f64>, &'a [FaultWindow]),
+    /// The series, the fault windows, the latency thresholds.
+    Latency(&'a [SeriesPoint], &'a [FaultWindow], &'a [Limit]),
     Hdr(&'a RunSummary),
     Scaling(&'a ScaleReport),
 }
@@ -47,8 +55,10 @@ enum Plot<'a> {
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &Plot<'_>) -> DrawResult {
     root.fill(&WHITE).map_err(err)?;
     match plot {
-        Plot::Tps(title, series, offered) => draw_tps(root, title, series, *offered)?,
-        Plot::Latency(series) => draw_latency(root, series)?,
+        Plot::Tps(title, series, offered, faults) => {
+            draw_tps(root, title, series, *offered, faults)?;
+        }
+        Plot::Latency(series, faults, limits) => draw_latency(root, series, faults, limits)?,
         Plot::Hdr(summary) => draw_hdr(root, summary)?,
         Plot::Scaling(scale) => scaling::draw(root, scale)?,
     }
@@ -141,6 +151,7 @@ fn draw_tps<DB: DrawingBackend>(
     title: &str,
     series: &[SeriesPoint],
     offered: Option<f64>,
+    faults: &[FaultWindow],
 ) -> DrawResult {
     let max_t = series.iter().map(|p| p.t).fold(1.0, f64::max);
     let max_y = nice_max(
@@ -155,9 +166,10 @@ fn draw_tps<DB: DrawingBackend>(
         true,
         0.0..max_t,
         0.0..max_y,
-        "seconds since start",
-        "per second",
+        TIME_AXIS,
+        "iterations per second (1/s)",
     )?;
+    marks::shade(&mut chart, faults, max_t, max_y)?;
     chart
         .draw_series(LineSeries::new(
             series.iter().map(|p| (p.t, p.tps)),
@@ -193,12 +205,15 @@ fn draw_tps<DB: DrawingBackend>(
 fn draw_latency<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     series: &[SeriesPoint],
+    faults: &[FaultWindow],
+    limits: &[Limit],
 ) -> DrawResult {
     let max_t = series.iter().map(|p| p.t).fold(1.0, f64::max);
     let max_y = nice_max(
         series
             .iter()
             .map(|p| ms(p.corrected[2].max(p.raw[2])))
+            .chain(limits.iter().map(|l| l.ms))
             .fold(0.0, f64::max),
     );
     let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
@@ -215,9 +230,10 @@ fn draw_latency<DB: DrawingBackend>(
             false,
             0.0..max_t,
             0.0..max_y,
-            "seconds since start",
-            "ms",
+            TIME_AXIS,
+            "latency (ms)",
         )?;
+        marks::shade(&mut chart, faults, max_t, max_y)?;
         for (i, name) in ["P50", "P95", "P99"].iter().enumerate() {
             let colour = colours[i];
             chart
@@ -232,6 +248,7 @@ fn draw_latency<DB: DrawingBackend>(
                 .label(*name)
                 .legend(swatch(colour.stroke_width(2)));
         }
+        marks::limit_lines(&mut chart, limits, corrected, max_t)?;
         legend(&mut chart, 13, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
@@ -272,8 +289,8 @@ fn draw_hdr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, summary: &RunSumm
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("ms")
+        .x_desc("percentile (%, log scale of 1 / (1 - p))")
+        .y_desc("latency (ms)")
         .x_label_formatter(&|x| {
             let p = 100.0 * (1.0 - 1.0 / x);
             format!("{}%", trim_float(p))
@@ -332,8 +349,19 @@ pub fn load_plots(dir: &Path, prefix: &str, summary: &RunSummary) -> anyhow::Res
         crate::summary::Model::Open { rate } => Some(rate),
         crate::summary::Model::Closed => None,
     };
-    render(dir, &tps, SIZE, Plot::Tps(&title, &series, offered))?;
-    render(dir, &latency, SIZE, Plot::Latency(&series))?;
+    let limits = marks::limits(summary);
+    render(
+        dir,
+        &tps,
+        SIZE,
+        Plot::Tps(&title, &series, offered, &[]),
+    )?;
+    render(
+        dir,
+        &latency,
+        SIZE,
+        Plot::Latency(&series, &[], &limits),
+    )?;
     render(dir, &hdr, SIZE, Plot::Hdr(summary))?;
     Ok(vec![tps, latency, hdr])
 }

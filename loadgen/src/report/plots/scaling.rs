@@ -75,8 +75,8 @@ pub(super) fn draw<DB: DrawingBackend>(
         false,
         0.5..max_n + 0.5,
         0.0..nice_max(top),
-        "instances",
-        "TPS",
+        "instances (count)",
+        "TPS (successful iterations/s)",
     )?;
     let ideal = [(1.0, one), (measured_max, one * measured_max)];
     chart
@@ -143,8 +143,8 @@ pub(super) fn draw<DB: DrawingBackend>(
         false,
         x_range.clone(),
         0.0..max_p95,
-        "instances",
-        "ms",
+        "instances (count)",
+        "P95 latency (ms)",
     )?;
     chart
         .draw_series(LineSeries::new(
@@ -181,8 +181,8 @@ pub(super) fn draw<DB: DrawingBackend>(
         false,
         x_range,
         0.0..top,
-        "instances",
-        "%",
+        "instances (count)",
+        "efficiency (%)",
     )?;
     for (level, colour, label) in [
         (TARGET * 100.0, RED.mix(0.6), "90% target"),
