@@ -24,10 +24,13 @@ mkdir -p "$DEST"
 for ((i = 1; i <= N; i++)); do
     for variant in safe unsafe; do
         run=$DEST/$variant-$i
+        # Runs already judged are kept (an interrupted series resumes).
+        [ -f "$run/verdict.json" ] && continue
         flags=
         [ "$variant" = unsafe ] && flags=--debug-no-replica-wait
         say "$variant run $i of $N"
         rm -rf "${run:?}"
+        mkdir -p "$run"
         FAULTS_OUT=$run FAULTS_SERVER_FLAGS=$flags timeout 600 \
             scripts/faults.sh "$SCHEDULE" >"$run.txt" 2>&1 || true
         # Reserve latency of the purchases answered before the fault began.

@@ -413,3 +413,71 @@ impl Leases {
 pub fn partitions_of(topic: &str, partitions: i32) -> Vec<Unit> {
     (0..partitions).map(|p| (topic.to_owned(), p)).collect()
 }
+
+/// A reader of whole partitions (the Redis rebuild's), created once (see
+/// `Stack::admin` on dropping librdkafka clients while others run).
+pub fn reader(brokers: &str, ns: &str) -> Result<Arc<BaseConsumer>, StackError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("ticketbench-{ns}-rebuild"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    Ok(Arc::new(consumer))
+}
+
+/// Partition 0 of `topic` from its beginning to its end, then until
+/// nothing new came for `quiet` (tansu's watermarks can lag what a fetch
+/// returns): `(offset, payload)` in offset order. Empty when the broker
+/// no longer has the topic. Blocking.
+pub fn read_partition(
+    reader: &BaseConsumer,
+    topic: &str,
+    quiet: Duration,
+    deadline: Duration,
+) -> Result<Vec<(i64, Vec<u8>)>, StackError> {
+    let timeout = Duration::from_secs(5);
+    // A topic a broker without durable storage lost is read as empty (a
+    // rebuilt line then has no places: its tokens name nobody's place).
+    let metadata = reader.fetch_metadata(Some(topic), timeout)?;
+    let present = metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if !present {
+        warn!(%topic, "the topic is gone: read as empty");
+        return Ok(Vec::new());
+    }
+    let (low, high) = reader.fetch_watermarks(topic, 0, timeout)?;
+    if high <= low {
+        return Ok(Vec::new());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    reader.assign(&tpl)?;
+    let mut out = Vec::new();
+    let until = std::time::Instant::now() + deadline;
+    let mut quiet_since = std::time::Instant::now();
+    let mut reached = false;
+    let result = loop {
+        if std::time::Instant::now() >= until {
+            break Err(StackError::Rebuild(format!(
+                "could not read {topic} to its end ({high})"
+            )));
+        }
+        match reader.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                quiet_since = std::time::Instant::now();
+                reached |= m.offset() + 1 >= high;
+                out.push((m.offset(), m.payload().unwrap_or_default().to_vec()));
+            }
+            Some(Err(e)) => break Err(e.into()),
+            None if reached && quiet_since.elapsed() >= quiet => break Ok(()),
+            None => {}
+        }
+    };
+    let _ = reader.unassign();
+    result?;
+    out.sort_by_key(|(offset, _)| *offset);
+    out.dedup_by_key(|(offset, _)| *offset);
+    Ok(out)
+}

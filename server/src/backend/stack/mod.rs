@@ -216,7 +216,7 @@ impl StackBackend {
             seat_map: Arc::new(seat_options::SeatMap::new(options.seats.clone())),
             ops: Default::default(),
             rebuild_redis: !hooks.no_redis_rebuild,
-            rebuild_reader: rebuild::reader(&options.kafka_brokers, &ns)?,
+            rebuild_reader: kafka::reader(&options.kafka_brokers, &ns)?,
         };
         // A Redis without its data must not serve the first request either.
         if stack.rebuild_redis && !stack.redis_complete().await.unwrap_or(false) {

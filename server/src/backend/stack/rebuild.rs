@@ -48,13 +48,9 @@
 //! verifier's checks 1 and 2 fail.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::Consumer;
 use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::json;
@@ -64,7 +60,7 @@ use tracing::{info, warn};
 use super::error::StackError;
 use super::keys::{events_key, EventKeys};
 use super::messages::{QueueEntry, ReservedEvent};
-use super::{delayed_interval, next_tick, now_ms, pg, Stack};
+use super::{delayed_interval, kafka, next_tick, now_ms, pg, Stack};
 
 /// How long after a lost Redis went away a reservation or a line entry it
 /// accepted may still reach its topic: the reservation index write (2 s
@@ -343,9 +339,19 @@ impl Stack {
     async fn read_line(&self, event_id: &str) -> Result<Vec<(i64, QueueEntry)>, StackError> {
         let reader = self.rebuild_reader.clone();
         let topic = self.topics.line(event_id);
-        tokio::task::spawn_blocking(move || read_topic(&reader, &topic))
-            .await
-            .map_err(|e| StackError::Rebuild(format!("reading a line: {e}")))?
+        let records = tokio::task::spawn_blocking(move || {
+            kafka::read_partition(&reader, &topic, LINE_QUIET, LINE_DEADLINE)
+        })
+        .await
+        .map_err(|e| StackError::Rebuild(format!("reading a line: {e}")))??;
+        let mut line = Vec::with_capacity(records.len());
+        for (offset, payload) in records {
+            match serde_json::from_slice::<QueueEntry>(&payload) {
+                Ok(e) => line.push((offset, e)),
+                Err(_) => warn!(event = %event_id, offset, "malformed queue entry skipped"),
+            }
+        }
+        Ok(line)
     }
 }
 
@@ -419,69 +425,6 @@ fn restore_state(
         "bought": bought.iter().map(|(u, q)| json!([u, q.to_string()])).collect::<Vec<_>>(),
         "reservations": reservations.iter().map(|(id, r)| json!([id, r])).collect::<Vec<_>>(),
     })
-}
-
-/// The rebuild's Kafka reader, created once (see `Stack::admin` on
-/// dropping librdkafka clients while others run).
-pub fn reader(brokers: &str, ns: &str) -> Result<Arc<BaseConsumer>, StackError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("ticketbench-{ns}-rebuild"))
-        .set("enable.auto.commit", "false")
-        .create()?;
-    Ok(Arc::new(consumer))
-}
-
-/// A one-partition topic's records from the beginning to its end.
-fn read_topic(reader: &BaseConsumer, topic: &str) -> Result<Vec<(i64, QueueEntry)>, StackError> {
-    let timeout = Duration::from_secs(5);
-    // A line whose topic the broker no longer has (a broker without
-    // durable storage) is empty: its tokens name places nobody holds.
-    let metadata = reader.fetch_metadata(Some(topic), timeout)?;
-    let present = metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-    if !present {
-        warn!(%topic, "the line's topic is gone: the event is rebuilt with an empty line");
-        return Ok(Vec::new());
-    }
-    let (low, high) = reader.fetch_watermarks(topic, 0, timeout)?;
-    if high <= low {
-        return Ok(Vec::new());
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-    reader.assign(&tpl)?;
-    let mut out = Vec::new();
-    let until = std::time::Instant::now() + LINE_DEADLINE;
-    let mut quiet_since = std::time::Instant::now();
-    let mut reached = false;
-    let result = loop {
-        if std::time::Instant::now() >= until {
-            break Err(StackError::Rebuild(format!(
-                "could not read {topic} to its end ({high})"
-            )));
-        }
-        match reader.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                quiet_since = std::time::Instant::now();
-                reached |= m.offset() + 1 >= high;
-                match serde_json::from_slice::<QueueEntry>(m.payload().unwrap_or_default()) {
-                    Ok(e) => out.push((m.offset(), e)),
-                    Err(_) => warn!(%topic, offset = m.offset(), "malformed queue entry skipped"),
-                }
-            }
-            Some(Err(e)) => break Err(e.into()),
-            None if reached && quiet_since.elapsed() >= LINE_QUIET => break Ok(()),
-            None => {}
-        }
-    };
-    let _ = reader.unassign();
-    result?;
-    out.sort_by_key(|(offset, _)| *offset);
-    out.dedup_by_key(|(offset, _)| *offset);
-    Ok(out)
 }
 
 #[cfg(test)]
