@@ -93,20 +93,25 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
 }
 
-/// Limits against abusive clients (docs/CONTRACT.md, "Abuse limits"). The
-/// timeouts and caps are on by default; the request rate limits are off by
-/// default (every test and load run drives thousands of users from one IP)
-/// and a deployment sets them (10 per second per IP and per user is the
-/// seed's figure). 0 turns any of them off.
+/// The request rate limits' default, per client IP and per user: the
+/// seed's figure for a deployment.
+pub const DEFAULT_RATE_LIMIT_RPS: u32 = 10;
+
+/// Limits against abusive clients (docs/CONTRACT.md, "Abuse limits"). All
+/// are on by default, as a deployment wants them: the request rate limits
+/// at 10 per second per IP and per user. 0 turns any of them off, and every
+/// bundled test and load run that drives many users from one IP says so
+/// (`OFF_FLAGS`, or the two rate flags).
 #[derive(Debug, Clone, clap::Args)]
 pub struct AbuseLimits {
-    /// Requests per second allowed per client IP (0: no limit).
-    #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = 0)]
+    /// Requests per second allowed per client IP (0: no limit). Behind a
+    /// proxy every client has the proxy's address: limit per IP there.
+    #[arg(long, env = "RATE_LIMIT_RPS", default_value_t = DEFAULT_RATE_LIMIT_RPS)]
     pub rate_limit_rps: u32,
 
     /// Requests per second allowed per user (the token's user, or the
     /// userId of enter and the points calls; 0: no limit).
-    #[arg(long, env = "USER_RATE_LIMIT_RPS", default_value_t = 0)]
+    #[arg(long, env = "USER_RATE_LIMIT_RPS", default_value_t = DEFAULT_RATE_LIMIT_RPS)]
     pub user_rate_limit_rps: u32,
 
     /// A connection that has not sent a whole request head this long after
@@ -334,9 +339,12 @@ mod tests {
         assert_eq!(limits.max_connections, 0);
         assert_eq!(limits.max_sse_streams, 0);
         assert_eq!(limits.max_sse_per_token, 0);
-        // Control: the defaults have the timeouts and caps on.
+        // Control: the defaults have every limit on, the rate limits at
+        // the seed's 10 per second.
         let defaults = Config::try_parse_from(["ticket-server"]).unwrap().limits;
         assert!(defaults.header_read_timeout_ms > 0 && defaults.max_connections > 0);
+        assert_eq!(defaults.rate_limit_rps, 10);
+        assert_eq!(defaults.user_rate_limit_rps, 10);
     }
     use std::time::Duration;
 

@@ -96,6 +96,12 @@ pub async fn run(
     app.unsafe_sse = config.controls.sse;
     let app = Arc::new(app);
     info!(addr = %http::local_addr(&listener), backend = ?config.backend, "listening");
+    // On by default: a load run or test answered 429 finds why in the log.
+    info!(
+        per_ip = config.limits.rate_limit_rps,
+        per_user = config.limits.user_rate_limit_rps,
+        "request rate limits per second (0: off; --rate-limit-rps, --user-rate-limit-rps)"
+    );
     http::serve(
         app,
         listener,

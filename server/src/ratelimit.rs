@@ -81,8 +81,9 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_over_many_distinct_keys() {
-        // 100 per second: a key used once is refilled after 10 ms.
-        let limiter = RateLimiter::<String>::new(100).unwrap();
+        // The server's default rate (10 per second): a key used once is
+        // refilled after 100 ms.
+        let limiter = RateLimiter::<String>::new(crate::config::DEFAULT_RATE_LIMIT_RPS).unwrap();
         for round in 0..5 {
             for i in 0..20_000 {
                 limiter.check(&format!("user-{round}-{i}")).unwrap();

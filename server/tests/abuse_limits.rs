@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
-use testkit::{assert_error, split, start, Backend, TestServer};
+use testkit::{assert_error, split, start, start_with_default_limits, Backend, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -108,7 +108,10 @@ async fn control_without_a_header_timeout_slow_clients_stay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_user_gets_429_with_retry_after_and_others_do_not() {
-    let s = start(&Backend::Memory, &["--user-rate-limit-rps", "10"]).await;
+    // The per-user limit is the server's default (10 a second); the per-IP
+    // one is off, as every user here shares 127.0.0.1 (it has its test
+    // below).
+    let s = start_with_default_limits(&Backend::Memory, &["--rate-limit-rps", "0"]).await;
     s.event("e1", 5, json!({})).await;
     let mut limited = None;
     let mut accepted = 0;
@@ -169,6 +172,53 @@ async fn a_noisy_user_gets_429_with_retry_after_and_others_do_not() {
         v
     };
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
+    s.stop().await.unwrap();
+}
+
+/// The default per-IP limit (10 a second, bursts of 10): a client above it
+/// is refused with 429 and `Retry-After`, another client is served, and
+/// the operations endpoints stay reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_above_the_default_ip_limit_gets_429() {
+    let s = start_with_default_limits(&Backend::Memory, &[]).await;
+    let began = Instant::now();
+    s.event("e1", 5, json!({})).await;
+    let mut served = 0;
+    let mut limited = None;
+    for _ in 0..30 {
+        let r = s
+            .client
+            .get(s.url("/api/v1/events/e1"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry = r.headers().get("retry-after").cloned();
+            limited = Some((split(r).await, retry));
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+        served += 1;
+    }
+    let (got, retry) = limited.expect("30 requests at once never hit the default limit");
+    assert_error(&got, 429, "RATE_LIMITED");
+    let retry: u64 = retry.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // A burst of 10 (one of them the set-up), then 10 a second: what the
+    // elapsed time refilled, and no more.
+    let refilled = (began.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    assert!(
+        (9..=9 + refilled).contains(&served),
+        "{served} served before the 429, {refilled} refilled"
+    );
+    assert_eq!(s.get("/actuator/health").await.0, StatusCode::OK);
+    // Another client (127.0.0.2, also this machine) has its own bucket.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let r = other.get(s.url("/api/v1/events/e1")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     s.stop().await.unwrap();
 }
 
@@ -313,6 +363,8 @@ async fn ten_thousand_held_connections_leave_the_server_answering() {
     const HELD: usize = 10_000;
     let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ticket-server"))
         .args(["--listen", "127.0.0.1:0", "--admin-token", "T"])
+        // The trial's purchases all come from 127.0.0.1, faster than 10/s.
+        .args(["--rate-limit-rps", "0", "--user-rate-limit-rps", "0"])
         // Held connections must outlive the trial, not be cut as idle.
         .args(["--header-read-timeout-ms", "120000"])
         .stdout(std::process::Stdio::piped())
