@@ -8,6 +8,10 @@
 #   scripts/run.sh                 # the whole job (about 8.5 minutes)
 #   scripts/run.sh --quick         # about 2 minutes
 #   scripts/run.sh --baseline reports/<earlier-run>/report.json
+#   scripts/run.sh --seat-comparison   # then the seat-hold strategies,
+#       the seat-map cache and delayed expiry side by side under
+#       hold_and_pay (scripts/bench-seat-lock.sh: 3 interleaved rounds,
+#       about 15 minutes more), into reports/<run-id>/seat-comparison.md
 # Other options: target/release/loadgen job --help
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -34,4 +38,25 @@ else
     unset REDIS_URL KAFKA_BROKERS POSTGRES_URL
 fi
 
-"$bin/loadgen" job --server-bin "$bin/ticket-server" ${reason:+--fallback-reason "$reason"} "$@"
+seat_comparison=
+job_args=()
+for arg in "$@"; do
+    if [ "$arg" = --seat-comparison ]; then seat_comparison=1; else job_args+=("$arg"); fi
+done
+
+"$bin/loadgen" job --server-bin "$bin/ticket-server" ${reason:+--fallback-reason "$reason"} "${job_args[@]}"
+
+# The comparison needs the real stack (its strategies exist only there),
+# and is far longer than the job's own sections: a flag, not a default.
+if [ -n "$seat_comparison" ]; then
+    if [ -n "$reason" ]; then
+        echo "seat comparison skipped: no real stack ($reason)" >&2
+    else
+        cargo build --release --locked -p verify
+        run_dir=$(readlink -f reports/latest)
+        TARGET="$bin" OUT="$run_dir/seat-comparison" scripts/bench-seat-lock.sh \
+            >"$run_dir/seat-comparison.tsv"
+        scripts/seat-compare.py "$run_dir/seat-comparison.tsv" >"$run_dir/seat-comparison.md"
+        echo "seat comparison: $run_dir/seat-comparison.md" >&2
+    fi
+fi
