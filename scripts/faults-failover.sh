@@ -86,5 +86,18 @@ for variant in ("safe", "unsafe"):
     lat.sort()
     which = ", ".join(f"{k} {n}" for k, n in sorted(checks.items())) or "none"
     print(f"| {variant} | {judged} | {failed} | {which} | {len(lat)}, {pct(lat, 50):.1f}, {pct(lat, 95):.1f}, {pct(lat, 99):.1f} |")
+print()
+print("Per run, reserve latency before the fault, p50/p95 (ms), runs 1 to N:")
+print()
+for variant in ("safe", "unsafe"):
+    cells = []
+    for r in sorted(glob.glob(f"{dest}/{variant}-*/latency.json"),
+                    key=lambda p: int(p.rstrip("/").split("/")[-2].split("-")[1])):
+        try:
+            lat = sorted(json.load(open(r))["beforeFaultOkMs"])
+        except (OSError, ValueError):
+            continue
+        cells.append(f"{pct(lat, 50):.1f}/{pct(lat, 95):.0f}")
+    print(f"- {variant}: " + ", ".join(cells))
 PY
 say "wrote $DEST/summary.md"
