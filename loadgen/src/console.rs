@@ -106,6 +106,9 @@ pub fn table(s: &RunSummary, out: &Path) -> String {
             s.backlog.map_or(0, |b| b.total())
         );
     }
+    if s.rate_limited() > 0 {
+        let _ = writeln!(text, "{}", rate_limited_warning(s.rate_limited()));
+    }
     if let Some(g) = &s.generator {
         let _ = writeln!(
             text,
@@ -120,6 +123,15 @@ pub fn table(s: &RunSummary, out: &Path) -> String {
         let _ = writeln!(text, "  {}", out.join(file).display());
     }
     text
+}
+
+/// What a run some of whose requests were answered 429 measured.
+pub fn rate_limited_warning(n: u64) -> String {
+    format!(
+        "rate-limited: {n} requests answered 429 (counted in errors): the target's rate limit \
+         refused them, so this run measured the limiter, not the server; raise the limit or \
+         turn it off (ticket-server: --rate-limit-rps 0 --user-rate-limit-rps 0)"
+    )
 }
 
 /// Prints a progress line on stderr about once a second until dropped:

@@ -171,6 +171,13 @@ pub struct WindowLog {
     pub inside: BTreeMap<String, Counts>,
     /// Completions after it.
     pub after: BTreeMap<String, Counts>,
+    /// Requests answered 429 (the target's rate limit), in the whole run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rate_limited: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl WindowLog {
@@ -179,6 +186,7 @@ impl WindowLog {
     pub fn add(&mut self, other: &WindowLog) {
         self.secs = self.secs.max(other.secs);
         self.started += other.started;
+        self.rate_limited += other.rate_limited;
         self.planned = match (self.planned, other.planned) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
@@ -209,6 +217,11 @@ pub struct Window {
     pub failed: u64,
     /// Requests (every transaction but the headline) completed inside it.
     pub requests: u64,
+    /// Requests the target refused with 429 (its rate limit) in the whole
+    /// run, the drain after the window included: also counted as errors,
+    /// and named apart so a run that measured a limiter says so.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rate_limited: u64,
 }
 
 /// What the window left undone: drained, not throughput.
@@ -384,6 +397,7 @@ impl RunSummary {
             completed: head.ok,
             failed: head.failed,
             requests,
+            rate_limited: log.rate_limited,
         });
         self.backlog = Some(Backlog {
             completed_after: after.total(),
@@ -419,6 +433,11 @@ impl RunSummary {
 
     pub fn error_rate(&self) -> f64 {
         self.headline().map_or(0.0, TxSummary::error_rate)
+    }
+
+    /// Requests the target refused with 429 (see [`Window::rate_limited`]).
+    pub fn rate_limited(&self) -> u64 {
+        self.window.map_or(0, |w| w.rate_limited)
     }
 
     pub fn p95_corrected_ms(&self) -> f64 {

@@ -135,6 +135,9 @@ async fn counts_and_tps_match_the_servers_metrics() {
     );
     kept_up(&summary).unwrap();
     planned_add_up(&summary);
+    // Control for the rate-limited count below: a server without limits
+    // refused nothing.
+    assert_eq!(summary.rate_limited(), 0);
     // The run's files: summary, interval log, goose's own report.
     for f in [
         "summary.json",
@@ -146,6 +149,42 @@ async fn counts_and_tps_match_the_servers_metrics() {
         assert!(len > 0, "{f} missing or empty");
     }
     target.stop().await.unwrap();
+}
+
+/// A target whose per-IP rate limit is on refuses most of a run from one
+/// address with 429: the summary counts them apart (they are errors too)
+/// and the human table says the run measured the limiter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_with_429_are_counted_as_rate_limited() {
+    let _one = GOOSE.lock().await;
+    // 20 a second: the set-up's few requests fit its burst, the run's
+    // 150 requests a second do not.
+    let target = start(&Backend::Memory, &["--rate-limit-rps", "20"]).await;
+    let out = TempDir::new("loadgen-test-rate-limited");
+    let summary = run_4s(&target, Kind::FlashSale, 50.0, &out).await;
+    let metrics = target.metrics().await;
+    target.stop().await.unwrap();
+    let refused = sum_metric(&metrics, "http_requests_total", &["status=\"429\""]);
+    assert!(
+        summary.rate_limited() > 100,
+        "{} rate-limited",
+        summary.rate_limited()
+    );
+    // Each one a 429 the server sent (SSE streams refused included), and
+    // each one an error of its transaction.
+    assert_eq!(summary.rate_limited() as f64, refused);
+    let errors: u64 = summary
+        .transactions
+        .iter()
+        .filter(|(tx, _)| *tx != "flash_sale")
+        .map(|(_, t)| t.errors)
+        .sum();
+    assert!(summary.rate_limited() <= errors, "{errors} errors");
+    let table = loadgen::console::table(&summary, &out);
+    assert!(table.contains("rate-limited:"), "{table}");
+    assert!(table.contains("--rate-limit-rps 0"), "{table}");
+    let written = RunSummary::read(&out.join("summary.json")).unwrap();
+    assert_eq!(written.rate_limited(), summary.rate_limited());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

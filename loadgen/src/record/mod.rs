@@ -152,6 +152,9 @@ pub struct Recorder {
     /// When the window opened, as an offset from `started`.
     window_start: OnceLock<Duration>,
     iterations_started: AtomicU64,
+    /// Requests the target refused with 429: its rate limit, not its
+    /// capacity, answered them.
+    rate_limited: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -178,6 +181,7 @@ impl Recorder {
             planned: None,
             window_start: OnceLock::new(),
             iterations_started: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 boundary: SECOND,
                 ..Inner::default()
@@ -281,7 +285,14 @@ impl Recorder {
             planned: self.planned,
             inside: counts(&inner.inside),
             after: counts(&inner.after),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
         })
+    }
+
+    /// Counts one request the target refused with 429 (also recorded as a
+    /// failed request).
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Closes the current interval at its boundary (`last`: at the

@@ -85,7 +85,7 @@ async fn wait_active(
     let started = Instant::now();
     let admitted = match ctx.wait {
         Wait::Poll => poll(user, ctx, token).await?,
-        Wait::Sse => sse(user, token).await,
+        Wait::Sse => sse(user, ctx, token).await,
     };
     let took = started.elapsed();
     ctx.recorder.record("wait", took, took, admitted);
@@ -119,7 +119,7 @@ async fn poll(user: &mut GooseUser, ctx: &Ctx, token: &str) -> Result<bool, Box<
 }
 
 /// Reads the SSE stream until `event: active` (or a final status).
-async fn sse(user: &mut GooseUser, token: &str) -> bool {
+async fn sse(user: &mut GooseUser, ctx: &Ctx, token: &str) -> bool {
     let Ok(url) = user.build_url(&format!("/api/v1/queue/stream?token={token}")) else {
         return false;
     };
@@ -132,6 +132,9 @@ async fn sse(user: &mut GooseUser, token: &str) -> bool {
             .await
             .ok()?;
         if !response.status().is_success() {
+            if response.status().as_u16() == 429 {
+                ctx.recorder.rate_limited();
+            }
             return Some(false);
         }
         let mut buffer = String::new();

@@ -206,6 +206,9 @@ pub async fn call(
     };
     let raw = started.elapsed();
     ctx.recorder.record(name, raw, raw + lag, reply.ok());
+    if reply.status == 429 {
+        ctx.recorder.rate_limited();
+    }
     Ok(reply)
 }
 
