@@ -185,7 +185,10 @@ mod tests {
             .into_iter()
             .chain(SeatEvent::ALL.map(|e| topics.seat(e).to_owned()));
             for topic in sent_to {
-                assert!(all.contains(&topic.as_str()), "{ns}: {topic} not in {all:?}");
+                assert!(
+                    all.contains(&topic.as_str()),
+                    "{ns}: {topic} not in {all:?}"
+                );
             }
         }
         assert_eq!(Topics::new(DEFAULT_NAMESPACE).activated, "queue.activated");
