@@ -1,12 +1,15 @@
 //! The main job: verify, a load run and the scaling run against the
 //! reference server, then the report in `reports/<run-id>/` with
-//! `reports/latest` pointing at it.
+//! `reports/latest` pointing at it. `--faults` injects verify's nemesis
+//! during the flash-sale load run (none by default); `--dashboard` follows
+//! every step on a live page.
+//!
+//! - `args`: its options; `bars`: its progress lines.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::cgroup::Controller;
 use crate::instances::{Backend, Fleet, ServerSpec};
@@ -17,75 +20,11 @@ use crate::scale::{self, ScaleArgs, ScaleReport};
 use crate::scenarios::Kind;
 use crate::summary::RunSummary;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendChoice {
-    /// The real stack when REDIS_URL, KAFKA_BROKERS and POSTGRES_URL are
-    /// set, the embedded backend otherwise.
-    Auto,
-    Real,
-    Memory,
-}
+mod args;
+mod bars;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct JobArgs {
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: BackendChoice,
-    /// Why the real stack is not used (the report repeats it).
-    #[arg(long)]
-    pub fallback_reason: Option<String>,
-    /// Offered rate of the load run (iterations per second, open model).
-    #[arg(long, default_value_t = 200.0)]
-    pub rate: f64,
-    /// Seconds of each load run.
-    #[arg(long, default_value_t = 20.0)]
-    pub duration: f64,
-    /// Offered rate of the seat-map load run (`hold_and_pay` iterations
-    /// per second: charge, enter, seat map, hold, pay).
-    #[arg(long, default_value_t = 50.0)]
-    pub seat_rate: f64,
-    /// A short job: 10 s load run and `scale --quick`.
-    #[arg(long)]
-    pub quick: bool,
-    /// Skip the scaling run.
-    #[arg(long)]
-    pub no_scale: bool,
-    /// Scaling run: CPUs per instance [default: calibrated against the
-    /// shared stack's ceiling; see `loadgen scale --help`].
-    #[arg(long)]
-    pub cpus_per_instance: Option<f64>,
-    /// Scaling run without CPU quotas where none can be set.
-    #[arg(long)]
-    pub no_cpu_quota: bool,
-    /// An earlier run's report.json to compare with.
-    #[arg(long)]
-    pub baseline: Option<PathBuf>,
-    /// The ticket-server binary [default: next to loadgen].
-    #[arg(long)]
-    pub server_bin: Option<PathBuf>,
-    #[arg(long, default_value = "reports")]
-    pub reports_dir: PathBuf,
-    #[arg(long)]
-    pub run_id: Option<String>,
-    /// Generates each load run from this many loadgen processes, each a
-    /// shard of the run (`loadgen run --shard I/N`, one start time), whose
-    /// logs are merged exactly: the path of a run split over machines.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub load_shards: u32,
-    /// Gates on the flash-sale load run (unprefixed metrics), any
-    /// transaction of either load run, and the scaling run (efficiency@N).
-    #[command(flatten)]
-    pub gates: crate::thresholds::ThresholdArgs,
-}
-
-impl JobArgs {
-    pub fn thresholds(&self) -> anyhow::Result<Vec<crate::thresholds::Threshold>> {
-        self.gates.parse(&crate::thresholds::Scope {
-            command: "job",
-            scenarios: vec![Kind::FlashSale, Kind::HoldAndPay],
-            scale: !self.no_scale,
-        })
-    }
-}
+pub use args::{BackendChoice, JobArgs};
+use bars::{done, spinner, timed};
 
 const ADMIN: &str = "job-admin";
 
@@ -97,15 +36,16 @@ pub const TANSU_NOTE: &str = "Kafka here is tansu 0.6.0 with SQLite storage (scr
     step on fresh topics, to isolate its fleets.";
 
 /// One open-model load run of `kind` against `host`, into `out/<kind>`,
-/// from `shards` processes (`--load-shards`) when more than one; the bar
-/// is left for the caller to finish with what the run measured.
+/// from `shards` processes (`--load-shards`) when more than one, under
+/// `nemesis`'s faults if given; the bar is left for the caller to finish
+/// with what the run measured.
 async fn load_run(
     title: &str,
     host: &str,
     (kind, rate, duration): (Kind, f64, f64),
     run_id: String,
     out: &Path,
-    shards: u32,
+    (shards, nemesis): (u32, Option<std::sync::Arc<crate::faults::Nemesis>>),
 ) -> (ProgressBar, anyhow::Result<RunSummary>) {
     let by = if shards > 1 {
         format!(", {shards} shard processes")
@@ -123,56 +63,47 @@ async fn load_run(
     args.rate = Some(rate);
     args.duration = duration;
     args.run_id = Some(run_id);
-    let summary = if shards > 1 {
-        crate::sharded::run(&args, shards, &crate::sharded::default_bin()).await
-    } else {
-        Box::pin(run::run(&args)).await
+    let summary = match nemesis {
+        Some(nemesis) => Box::pin(run::run_faulted(&args, nemesis)).await,
+        None if shards > 1 => {
+            crate::sharded::run(&args, shards, &crate::sharded::default_bin()).await
+        }
+        None => Box::pin(run::run(&args)).await,
     };
     (bar, summary)
 }
 
-/// Ends a step's bar with `msg`; without a terminal (CI logs), where
-/// indicatif draws nothing, the line is printed instead.
-fn done(bar: &ProgressBar, msg: String) {
-    if bar.is_hidden() {
-        eprintln!("{msg}");
-    }
-    bar.finish_with_message(msg);
-}
-
-fn spinner(msg: impl Into<String>) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_message(msg.into());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
-}
-
-/// A bar that fills over `secs` seconds (for timed steps).
-fn timed(msg: impl Into<String>, secs: f64) -> ProgressBar {
-    let bar = ProgressBar::new((secs * 10.0) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:30}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(msg.into());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let ticker = bar.clone();
-    tokio::spawn(async move {
-        while !ticker.is_finished() && ticker.position() < ticker.length().unwrap_or(0) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            ticker.inc(1);
-        }
-    });
-    bar
-}
-
 /// Runs the job; returns its report directory and whether every
-/// threshold passed.
+/// threshold passed. With `--dashboard`, its page follows every step.
 pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
+    args.validate()?;
+    let run_id = args.run_id.clone().unwrap_or_else(run::default_run_id);
+    let out = args.reports_dir.join(&run_id);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let Some(addr) = args.dashboard else {
+        return Box::pin(job(args, run_id, out)).await;
+    };
+    let board = crate::dashboard::Dashboard::start(addr, out.clone()).await?;
+    let live = board.live.clone();
+    let outcome =
+        crate::dashboard::within(Some(live.clone()), Box::pin(job(args, run_id, out.clone())))
+            .await;
+    if let Err(e) = &outcome {
+        live.status(&format!("the job failed: {e:#}"));
+    }
+    let links = crate::dashboard::existing(
+        &out,
+        &[
+            ("HTML report", "report.html"),
+            ("report.md", "report.md"),
+            ("report.json", "report.json"),
+        ],
+    );
+    board.finish(links, args.dashboard_linger).await;
+    outcome
+}
+
+async fn job(args: &JobArgs, run_id: String, out: PathBuf) -> anyhow::Result<(PathBuf, bool)> {
     let gates = args.thresholds()?;
     anyhow::ensure!(
         args.rate > 0.0
@@ -190,9 +121,6 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
         args.cpus_per_instance.is_none_or(|c| c > 0.0 && c <= cores),
         "--cpus-per-instance must be above 0 and at most the {cores} CPUs of this machine"
     );
-    let run_id = args.run_id.clone().unwrap_or_else(run::default_run_id);
-    let out = args.reports_dir.join(&run_id);
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let stack_env = ["REDIS_URL", "KAFKA_BROKERS", "POSTGRES_URL"]
         .iter()
         .all(|v| std::env::var_os(v).is_some());
@@ -265,13 +193,32 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
     } else {
         args.duration
     };
+    let nemesis = if args.faults.is_empty() {
+        None
+    } else {
+        let pids = fleet.instances.iter().filter_map(|i| i.pid()).collect();
+        notes.push(format!(
+            "faults during the flash-sale load run (--faults): {}",
+            args.faults
+                .iter()
+                .map(|f| format!(
+                    "{} at {:.1} s for {:.1} s",
+                    f.kind,
+                    f.start.as_secs_f64(),
+                    f.duration.as_secs_f64()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Some(std::sync::Arc::new(args.nemesis(pids, out.join("logs"))?))
+    };
     let (bar, load) = load_run(
         "load run",
         &host,
         (Kind::FlashSale, args.rate, duration),
         format!("{run_id}-load"),
         &out,
-        args.load_shards,
+        (args.load_shards, nemesis),
     )
     .await;
     let load = match load.context("load run") {
@@ -297,7 +244,7 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
         (Kind::HoldAndPay, args.seat_rate, duration),
         format!("{run_id}-seats"),
         &out,
-        args.load_shards,
+        (args.load_shards, None),
     )
     .await;
     fleet.stop().await;
@@ -330,7 +277,11 @@ pub async fn run(args: &JobArgs) -> anyhow::Result<(PathBuf, bool)> {
         scale_args.out = out.join("scale");
         scale_args.run_id = Some(run_id.clone());
         scale_args.quiet = true;
-        let progress = |msg: &str| bar.set_message(format!("scaling run: {msg}"));
+        let progress = |msg: &str| {
+            let msg = format!("scaling run: {msg}");
+            crate::dashboard::say(&msg);
+            bar.set_message(msg);
+        };
         match Box::pin(scale::run(&scale_args, &progress)).await {
             Ok(r) => {
                 done(

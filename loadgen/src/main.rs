@@ -84,6 +84,56 @@ fn write_report(
 
 use loadgen::thresholds::exit;
 
+/// The scaling run; with `--dashboard`, followed live, step by step, and
+/// reported in `<out>/report/report.html`, which the page links.
+async fn scale(args: &loadgen::scale::ScaleArgs) -> anyhow::Result<loadgen::scale::ScaleReport> {
+    use loadgen::dashboard::{self, Dashboard};
+    let board = match args.dashboard {
+        Some(addr) => Some(Dashboard::start(addr, args.out.clone()).await?),
+        None => None,
+    };
+    let quiet = args.quiet;
+    let progress = |msg: &str| {
+        if !quiet {
+            eprintln!("scale: {msg}");
+        }
+        dashboard::say(msg);
+    };
+    let live = board.as_ref().map(|b| b.live.clone());
+    let outcome = dashboard::within(live, Box::pin(loadgen::scale::run(args, &progress))).await;
+    let Some(board) = board else {
+        return outcome;
+    };
+    match &outcome {
+        Ok(scale) => {
+            let report = loadgen::report::Report {
+                run_id: scale.run_id.clone(),
+                created_at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                machine: loadgen::machine::Machine::detect(),
+                backend: "real".into(),
+                notes: Vec::new(),
+                verify: None,
+                loads: Vec::new(),
+                scale: Some(scale.clone()),
+                tps_measure: Default::default(),
+            };
+            loadgen::report::write(&report, &args.out.join("report"), None)?;
+        }
+        Err(e) => board.live.status(&format!("the scaling run failed: {e:#}")),
+    }
+    let links = dashboard::existing(
+        &args.out,
+        &[
+            ("HTML report", "report/report.html"),
+            ("scale.json", "scale.json"),
+        ],
+    );
+    board.finish(links, args.dashboard_linger).await;
+    outcome
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -107,7 +157,7 @@ fn refuse_bad_options(command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => args.validate(),
         Command::Scale(args) => args.validate(),
-        Command::Job(args) => args.thresholds().map(drop),
+        Command::Job(args) => args.validate(),
         _ => Ok(()),
     }
 }
@@ -122,13 +172,7 @@ async fn command(command: Command) -> anyhow::Result<bool> {
             gates_passed = summary.thresholds.iter().all(|t| t.pass);
         }
         Command::Scale(args) => {
-            let quiet = args.quiet;
-            let report = loadgen::scale::run(&args, &|msg: &str| {
-                if !quiet {
-                    eprintln!("scale: {msg}");
-                }
-            })
-            .await?;
+            let report = scale(&args).await?;
             print!("{}", loadgen::console::scale_table(&report, &args.out));
             gates_passed = report.thresholds.iter().all(|t| t.pass);
         }

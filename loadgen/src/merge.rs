@@ -242,6 +242,7 @@ impl ParsedLog {
             window: None,
             backlog: None,
             thresholds: Vec::new(),
+            faults: Vec::new(),
         };
         if let Some(window) = &self.window {
             summary.apply_window(window);

@@ -9,6 +9,7 @@ use clap::Parser;
 use goose::config::GooseConfiguration;
 use goose::GooseAttack;
 
+use crate::faults::{self, Nemesis, Timeline};
 use crate::merge::LogMeta;
 use crate::pacing::Pacer;
 use crate::record::Recorder;
@@ -84,9 +85,17 @@ pub struct RunArgs {
     /// after the set-up, so shards on several machines begin together.
     #[arg(long, value_parser = crate::shard::parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    /// `hold_and_pay` only: this share (0 to 1) of iterations first try
+    /// one of the 10 hot seats (seats 1-10 of the first schedule), chosen at
+    /// random whatever the seat map shows, so holds race for the same
+    /// seats; after a SEAT_TAKEN they fall back to random AVAILABLE seats.
+    /// 0 (the default): every hold picks a random AVAILABLE seat.
+    #[arg(long, default_value_t = 0.0)]
+    pub hot_seat_share: f64,
     /// Serve a live page of the run on this address (e.g. 127.0.0.1:9900):
     /// successes per second, errors and P50/P95/P99 raw and corrected,
-    /// each second, then links to the run's reports.
+    /// each second, then links to the run's reports. Port 0 picks a free
+    /// one (the address is printed).
     #[arg(long, value_name = "ADDR")]
     pub dashboard: Option<std::net::SocketAddr>,
     /// With --dashboard: seconds to keep serving after the run ended, so
@@ -138,6 +147,14 @@ impl RunArgs {
             "--warmup must be zero or a positive number of seconds"
         );
         anyhow::ensure!(self.users != Some(0), "--users must be at least 1");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.hot_seat_share),
+            "--hot-seat-share must be between 0 and 1"
+        );
+        anyhow::ensure!(
+            self.hot_seat_share == 0.0 || self.scenario == Kind::HoldAndPay,
+            "--hot-seat-share applies to --scenario hold-and-pay only"
+        );
         anyhow::ensure!(
             self.active_capacity >= 1,
             "--active-capacity must be at least 1"
@@ -204,10 +221,17 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 /// Runs one load run and writes its files under `args.out`.
 pub async fn run(args: &RunArgs) -> anyhow::Result<RunSummary> {
     // goose's attack is a large future: keep it on the heap.
-    Box::pin(run_boxed(args)).await
+    Box::pin(run_boxed(args, None)).await
 }
 
-async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
+/// A load run during which `nemesis` injects its faults, each `start`
+/// after the load begins; the summary's `faults` are their windows and
+/// what the requests met in each.
+pub async fn run_faulted(args: &RunArgs, nemesis: Arc<Nemesis>) -> anyhow::Result<RunSummary> {
+    Box::pin(run_boxed(args, Some(nemesis))).await
+}
+
+async fn run_boxed(args: &RunArgs, nemesis: Option<Arc<Nemesis>>) -> anyhow::Result<RunSummary> {
     args.validate()?;
     let gates = args.thresholds()?;
     let hosts: Vec<String> = args
@@ -234,7 +258,7 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         None => 10_000_000,
     };
     let warmup_stock = if args.warmup > 0.0 { 20_000 } else { 0 };
-    let prepared = setup::prepare(
+    let mut prepared = setup::prepare(
         &admin,
         &hosts,
         (&run_id, &users_tag),
@@ -244,6 +268,9 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         (args.scenario == Kind::HoldAndPay).then_some(purchases.min(100_000)),
     )
     .await?;
+    if let Some(plan) = prepared.concert.as_mut() {
+        plan.hot_share = args.hot_seat_share;
+    }
     if args.warmup > 0.0 {
         let until = std::time::Instant::now() + Duration::from_secs_f64(args.warmup);
         let mut i = 0u64;
@@ -322,6 +349,9 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     let log_path = args.out.join("latency.hlog");
     let cpu_before = crate::machine::cpu_seconds();
     let log = recorder.start_log(&log_path, &serde_json::to_string(&meta)?)?;
+    let timeline = nemesis
+        .is_some()
+        .then(|| Arc::new(Timeline::new(std::time::Instant::now())));
     let ctx = Arc::new(Ctx {
         kind: args.scenario,
         hosts: hosts.clone(),
@@ -331,30 +361,46 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         wait: args.wait,
         user_prefix: format!("lg-{users_tag}"),
         next_user: Default::default(),
+        timeline: timeline.clone(),
     });
     let attack = GooseAttack::initialize_with_config(config)?
         .register_scenario(scenarios::scenario(Arc::clone(&ctx)));
+    // Its own dashboard (`run --dashboard`), or the command's it runs for.
     let dashboard = match args.dashboard {
-        Some(addr) => {
-            let board = crate::dashboard::Dashboard::start(
-                addr,
-                Arc::clone(&recorder),
-                args.scenario.name(),
-                args.out.clone(),
-            )
-            .await?;
-            eprintln!("loadgen: live dashboard on http://{}/", board.addr);
-            Some(board)
-        }
+        Some(addr) => Some(crate::dashboard::Dashboard::start(addr, args.out.clone()).await?),
         None => None,
     };
+    let live = dashboard
+        .as_ref()
+        .map(|d| d.live.clone())
+        .or_else(crate::dashboard::current);
+    if let Some(live) = &live {
+        live.stage(
+            crate::dashboard::stage_label(&run_id, args, hosts.len()),
+            Arc::clone(&recorder),
+            args.scenario.name(),
+        );
+    }
     let progress = (!args.quiet).then(|| {
         crate::console::Progress::start(Arc::clone(&recorder), args.scenario.name(), duration)
     });
+    let injection = match (nemesis, &timeline) {
+        (Some(nemesis), Some(timeline)) => {
+            let recorder = Arc::clone(&recorder);
+            let opened = move || recorder.window_log().is_some();
+            Some(faults::Injection::start(nemesis, timeline.origin(), opened))
+        }
+        _ => None,
+    };
     let outcome = Box::pin(attack.execute()).await;
     drop(progress);
     let measured = recorder.elapsed().min(duration + Duration::from_secs(1));
     log.finish()?;
+    // Every fault is undone before anything else, even after a failed run.
+    let notes = match injection {
+        Some(injection) => injection.finish().await?,
+        None => Vec::new(),
+    };
     outcome.context("goose run")?;
     let cpu = crate::machine::cpu_seconds() - cpu_before;
 
@@ -410,9 +456,18 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
         window: None,
         backlog: None,
         thresholds: Vec::new(),
+        faults: Vec::new(),
     };
     if let Some(window) = recorder.window_log() {
         summary.apply_window(&window);
+    }
+    if let Some(timeline) = &timeline {
+        // The window opened with the first iteration, after the origin.
+        let (opened, _) = recorder.open_window();
+        let shift = opened
+            .saturating_duration_since(timeline.origin())
+            .as_secs_f64();
+        summary.faults = faults::timeline::table(&notes, &timeline.bins(), shift, args.duration);
     }
     if !gates.is_empty() {
         summary.thresholds = gates
@@ -428,21 +483,14 @@ async fn run_boxed(args: &RunArgs) -> anyhow::Result<RunSummary> {
     }
     summary.write(&args.out.join("summary.json"))?;
     if let Some(board) = dashboard {
-        let mut links = vec![crate::dashboard::Link {
-            label: "summary.json".into(),
-            file: "summary.json".into(),
-        }];
-        if !args.no_goose_report {
-            links.insert(
-                0,
-                crate::dashboard::Link {
-                    label: "HTML report (goose)".into(),
-                    file: "goose-report.html".into(),
-                },
-            );
-        }
-        board.finish(links);
-        tokio::time::sleep(Duration::from_secs_f64(args.dashboard_linger.max(0.0))).await;
+        let links = crate::dashboard::existing(
+            &args.out,
+            &[
+                ("HTML report (goose)", "goose-report.html"),
+                ("summary.json", "summary.json"),
+            ],
+        );
+        board.finish(links, args.dashboard_linger).await;
     }
     Ok(summary)
 }

@@ -26,7 +26,12 @@ pub struct ConcertPlan {
     pub schedules: Vec<String>,
     pub seats_per_schedule: u32,
     pub price: u64,
+    /// Share of iterations that first try a hot seat (`--hot-seat-share`).
+    pub hot_share: f64,
 }
+
+/// How many seats are hot: seats 1..=HOT_SEATS of the first schedule.
+pub const HOT_SEATS: u32 = 10;
 
 impl ConcertPlan {
     /// Schedules of 200 seats (up to 1000 when 100 schedules are not
@@ -39,6 +44,7 @@ impl ConcertPlan {
             schedules: (0..count).map(|i| format!("s{i}")).collect(),
             seats_per_schedule: per,
             price: 100,
+            hot_share: 0.0,
         }
     }
 

@@ -339,6 +339,10 @@ pub struct RunSummary {
     /// The run's threshold gates, judged (`--threshold`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<crate::thresholds::Judged>,
+    /// Faults injected during the run (`loadgen job --faults`): each one's
+    /// window, in seconds of the measured window, and what it did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::faults::FaultWindow>,
 }
 
 /// Reads one of loadgen's JSON files (summary, scale, report).

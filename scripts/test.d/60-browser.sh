@@ -7,7 +7,9 @@
 # (HELD within a second, AVAILABLE again after a short --hold-ttl); the
 # operator pauses (positions stop, pages say paused) and resumes (admission
 # in entry order); a load run's live dashboard (loadgen run --dashboard)
-# shows successes per second each second and links the report at the end.
+# shows successes per second each second and links the report at the end;
+# a scaling run's (loadgen scale --dashboard, this server as a one-host
+# deployment) names each step and links its one-page HTML report.
 # Screenshots at desktop and phone sizes are kept under
 # $TEST_OUTPUT_DIR/browser. Each scenario is bounded (90 s), the whole run
 # too.

@@ -10,13 +10,12 @@ export const name = 'dashboard: a run\'s TPS rising each second, then its report
 const RATE = 40;
 const SECONDS = 6;
 
-/** Starts loadgen with a dashboard on a free port; resolves to its URL. */
-function loadgen(out) {
+/** Starts `loadgen ARGS` with a dashboard on a free port; `url` resolves
+ * to the dashboard's address. */
+export function loadgen(args) {
   let said = '';
   const child = spawn(process.env.LOADGEN_BIN, [
-    'run', '--host', BASE, '--admin-token', ADMIN, '--rate', String(RATE),
-    '--duration', String(SECONDS), '--out', out, '--quiet',
-    '--dashboard', '127.0.0.1:0', '--dashboard-linger', '60',
+    ...args, '--quiet', '--dashboard', '127.0.0.1:0', '--dashboard-linger', '60',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   const url = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no dashboard address within 60 s: ${said}`)), 60_000);
@@ -35,7 +34,10 @@ function loadgen(out) {
 }
 
 export async function run(browser, errors) {
-  const { child, url, said } = loadgen(join(OUT, `loadgen-${BACKEND}`));
+  const { child, url, said } = loadgen([
+    'run', '--host', BASE, '--admin-token', ADMIN, '--rate', String(RATE),
+    '--duration', String(SECONDS), '--out', join(OUT, `loadgen-${BACKEND}`),
+  ]);
   let page;
   try {
     const base = await url;

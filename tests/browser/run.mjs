@@ -5,12 +5,13 @@ import * as buyer from './buyer.mjs';
 import * as seats from './seats.mjs';
 import * as operator from './operator.mjs';
 import * as dashboard from './dashboard.mjs';
+import * as dashboardScale from './dashboard-scale.mjs';
 
 /** The most one scenario may take. */
 const SCENARIO_MS = 90_000;
 
 // SCENARIOS=operator,... runs only those (the suite's negative control).
-const all = { buyer, seats, operator, dashboard };
+const all = { buyer, seats, operator, dashboard, 'dashboard-scale': dashboardScale };
 const chosen = (process.env.SCENARIOS ?? Object.keys(all).join(',')).split(',').map((n) => all[n]);
 
 const browser = await launch();

@@ -139,6 +139,7 @@ pub(super) fn page(page: &Page<'_>) -> String {
             esc(&generator_line(load)),
             esc(&window_line(load)),
         );
+        faults(&mut h, load);
         for name in names {
             figure(&mut h, svgs, name, &caption(name, load));
         }
@@ -240,8 +241,12 @@ fn figure(
 }
 
 /// What a load run's plot shows, by its name.
-fn caption(name: &str, _load: &crate::summary::RunSummary) -> String {
-    let shaded = "";
+fn caption(name: &str, load: &crate::summary::RunSummary) -> String {
+    let shaded = if load.faults.is_empty() {
+        ""
+    } else {
+        " Shaded: fault windows."
+    };
     let kind = name.rsplit('-').next().unwrap_or(name);
     match kind {
         "tps" => format!("Successful iterations per second, one point a second, against the offered rate.{shaded}"),
@@ -250,6 +255,35 @@ fn caption(name: &str, _load: &crate::summary::RunSummary) -> String {
         ),
         _ => "Latency by percentile over the whole run, raw and corrected.".into(),
     }
+}
+
+/// The fault table of a load run with faults (`loadgen job --faults`).
+fn faults(h: &mut String, load: &crate::summary::RunSummary) {
+    if load.faults.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h3>Faults</h3><p><span class=\"swatch fault\"></span>shaded in the plots below. Requests answered while each lasted: ok (2xx), refused (4xx), unknown (no answer, a timeout or a 5xx). Recovery: from the fault's end until a second served at least 90% of the purchases per second before it.</p>\
+         <table class=\"faults\"><tr><th>fault</th><th>start (s)</th><th>duration (s)</th><th>ok</th><th>refused</th><th>unknown</th><th>rate before (/s)</th><th>recovery</th><th>actions</th></tr>",
+    );
+    for f in &load.faults {
+        let _ = write!(
+            h,
+            "<tr class=\"{}\"><td>#{} {}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
+            if f.actions_ok && f.recovery_ms.is_some() { "pass" } else { "fail" },
+            f.id,
+            esc(&f.kind),
+            f.start_secs,
+            f.end_secs.map_or("&ndash;".into(), |e| format!("{:.2}", e - f.start_secs)),
+            f.ok,
+            f.fail,
+            f.unknown,
+            f.rate_before.map_or("&ndash;".into(), |r| format!("{r:.1}")),
+            esc(&f.recovery),
+            esc(&f.actions.join("; ")),
+        );
+    }
+    h.push_str("</table>");
 }
 
 fn esc(s: &str) -> String {

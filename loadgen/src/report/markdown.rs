@@ -115,6 +115,26 @@ pub(super) fn page(page: &Page<'_>) -> String {
             );
         }
         md.push('\n');
+        if !load.faults.is_empty() {
+            md.push_str("Faults (shaded in the plots; recovery: until a second served 90% of the rate before):\n\n| fault | start s | duration s | ok | refused | unknown | rate before /s | recovery |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
+            for f in &load.faults {
+                let _ = writeln!(
+                    md,
+                    "| #{} {} | {:.2} | {} | {} | {} | {} | {} | {} |",
+                    f.id,
+                    f.kind,
+                    f.start_secs,
+                    f.end_secs
+                        .map_or("–".into(), |e| format!("{:.2}", e - f.start_secs)),
+                    f.ok,
+                    f.fail,
+                    f.unknown,
+                    f.rate_before.map_or("–".into(), |r| format!("{r:.1}")),
+                    f.recovery
+                );
+            }
+            md.push('\n');
+        }
         for name in names {
             let _ = writeln!(md, "![{name}](plots/{name}.png)");
         }

@@ -82,6 +82,16 @@ pub struct ScaleArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub gates: crate::thresholds::ThresholdArgs,
+    /// Serve a live page of the scaling run on this address (e.g.
+    /// 127.0.0.1:9900): each step's successes per second, errors and
+    /// P50/P95/P99 raw and corrected, each second, which fleet size, rate
+    /// and repeat is running, then a link to the HTML report (written to
+    /// <out>/report/).
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
+    /// With --dashboard: seconds to keep serving after the run ended.
+    #[arg(long, default_value_t = 0.0, requires = "dashboard")]
+    pub dashboard_linger: f64,
 }
 
 /// `ScaleArgs` as the command line defines them.

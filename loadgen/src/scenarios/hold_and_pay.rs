@@ -4,6 +4,14 @@
 //! times) and pays with an `Idempotency-Key`. One user in ten abandons the
 //! hold instead, so holds lapse during the run.
 //!
+//! With `--hot-seat-share F`, a share F of users first try one of the 10
+//! hot seats (seats 1-10 of the first schedule) whatever their map shows,
+//! then fall back to the schedule whose map they read:
+//! those seats sell in the first seconds, and from then on the hot tries
+//! race for taken seats, which each strategy judges its own way (the
+//! conditional UPDATE matches no row; row-lock and redis-lock queue on the
+//! seat's lock), before falling back to a random AVAILABLE seat.
+//!
 //! An iteration succeeds when the seat was paid, or held and abandoned on
 //! purpose.
 
@@ -16,6 +24,7 @@ use serde_json::json;
 
 use super::flash_sale::enter_active;
 use super::{call, Ctx, Req};
+use crate::setup::HOT_SEATS;
 
 /// Share of users who hold and walk away.
 pub const ABANDON_SHARE: f64 = 0.1;
@@ -89,11 +98,26 @@ pub async fn iteration(
         .unwrap_or_default();
     let hold_path = format!("/api/v1/concerts/{}/reservations", plan.concert_id);
     let mut reservation = None;
-    for _ in 0..ATTEMPTS {
-        if free.is_empty() {
-            break;
+    // The hot try (if any) is on the first schedule; the fall-backs on the
+    // map read, so hot users do not sell one schedule out.
+    let hot = plan.hot_share > 0.0 && rand::rng().random_bool(plan.hot_share);
+    let mut hot_seat = hot.then(|| {
+        let seat = rand::rng().random_range(1..=HOT_SEATS.min(plan.seats_per_schedule));
+        let first = plan.schedules.first().cloned().unwrap_or_default();
+        if first == schedule {
+            free.retain(|s| *s != u64::from(seat));
         }
-        let seat = free.swap_remove(rand::rng().random_range(0..free.len()));
+        (first, u64::from(seat))
+    });
+    for _ in 0..ATTEMPTS {
+        let (on, seat) = match hot_seat.take() {
+            Some(hot) => hot,
+            None if free.is_empty() => break,
+            None => (
+                schedule.clone(),
+                free.swap_remove(rand::rng().random_range(0..free.len())),
+            ),
+        };
         let held = call(
             user,
             ctx,
@@ -101,7 +125,7 @@ pub async fn iteration(
                 name: "hold",
                 method: GooseMethod::Post,
                 path: &hold_path,
-                body: Some(&json!({"scheduleId": schedule, "seatNumber": seat})),
+                body: Some(&json!({"scheduleId": on, "seatNumber": seat})),
                 token: Some(&token),
                 key: None,
                 lag: Duration::ZERO,

@@ -77,6 +77,8 @@ pub struct Ctx {
     /// Unique per run and process, so users never collide across processes.
     pub user_prefix: String,
     pub next_user: AtomicU64,
+    /// Under faults (`loadgen job --faults`): what each request met, when.
+    pub timeline: Option<Arc<crate::faults::Timeline>>,
 }
 
 impl Ctx {
@@ -112,6 +114,9 @@ impl Ctx {
         let raw = started.elapsed();
         self.recorder
             .record(self.kind.name(), raw, raw + slot.lag, ok);
+        if let (Some(timeline), true) = (&self.timeline, ok) {
+            timeline.served();
+        }
     }
 }
 
@@ -206,6 +211,9 @@ pub async fn call(
     };
     let raw = started.elapsed();
     ctx.recorder.record(name, raw, raw + lag, reply.ok());
+    if let Some(timeline) = &ctx.timeline {
+        timeline.request(reply.status);
+    }
     if reply.status == 429 {
         ctx.recorder.rate_limited();
     }

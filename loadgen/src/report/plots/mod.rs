@@ -354,13 +354,13 @@ pub fn load_plots(dir: &Path, prefix: &str, summary: &RunSummary) -> anyhow::Res
         dir,
         &tps,
         SIZE,
-        Plot::Tps(&title, &series, offered, &[]),
+        Plot::Tps(&title, &series, offered, &summary.faults),
     )?;
     render(
         dir,
         &latency,
         SIZE,
-        Plot::Latency(&series, &[], &limits),
+        Plot::Latency(&series, &summary.faults, &limits),
     )?;
     render(dir, &hdr, SIZE, Plot::Hdr(summary))?;
     Ok(vec![tps, latency, hdr])

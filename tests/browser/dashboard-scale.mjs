@@ -1,0 +1,53 @@
+// The live dashboard of a scaling run (`loadgen scale --dashboard`),
+// against the suite's server as a one-instance "deployment" (--fleet-cmd,
+// --hosts-cmd): the page names each step as it starts (the capacity probe,
+// then the rates tried, each on 1 host), shows the scaling run's progress
+// line, and links the HTML report at the end, a self-contained page with
+// the scaling plot inline.
+import { join } from 'node:path';
+import { ADMIN, BASE, BACKEND, OUT, context, shot, text, watchErrors } from './lib.mjs';
+import { loadgen } from './dashboard.mjs';
+
+export const name = 'dashboard: a scaling run\'s steps named as they start, then its HTML report';
+
+export async function run(browser, errors) {
+  const { child, url, said } = loadgen([
+    'scale', '--fleet-cmd', 'true', '--hosts-cmd', `echo ${BASE}`,
+    '--instances', '1', '--repeats', '1', '--quick', '--step-secs', '1',
+    '--warmup-secs', '0', '--max-steps', '2', '--no-verify', '--max-secs', '60',
+    '--admin-token', ADMIN, '--out', join(OUT, `scale-${BACKEND}`),
+  ]);
+  let page;
+  try {
+    const base = await url;
+    const ctx = await context(browser);
+    page = await ctx.newPage();
+    watchErrors(page, errors);
+    await page.goto(base);
+    await page.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: 75_000 });
+    // eslint-disable-next-line no-undef
+    const labels = await page.evaluate(() => stages.map((s) => s.label));
+    if (labels.length < 2 || !labels.every((l) => l.includes('1 host(s)'))) {
+      throw new Error(`stages ${JSON.stringify(labels)}: expected the probe and at least one rate, each on 1 host`);
+    }
+    const status = await page.textContent('#status');
+    if (!/instance/.test(status ?? '')) {
+      throw new Error(`the status line said "${status}", not the scaling run's progress`);
+    }
+    await text(page, '#links a', 'HTML report');
+    await shot(page, 'dashboard-scale-done');
+    const href = await page.getAttribute('#links a', 'href');
+    const report = await ctx.request.get(new URL(href, base).href);
+    const body = await report.text();
+    if (!report.ok() || !body.includes('<svg') || body.includes('<img')) {
+      throw new Error(`the report ${href} answered ${report.status()}, not one page with its plots inline: ${body.slice(0, 80)}`);
+    }
+    await ctx.close();
+    return `stages: ${labels.map((l) => l.split(': ').slice(1).join(': ')).join(' | ')}`;
+  } catch (e) {
+    const state = await page?.textContent('#state').catch(() => '?');
+    throw new Error(`${e.message} (the page said "${state}"; loadgen said: ${said().trim()})`);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
