@@ -108,12 +108,14 @@ fn quick_scale_run_calibrates_repeats_and_reports_it() {
     assert_eq!(sizes, [1, 2, 4]);
     assert_ne!(report.quota, loadgen::cgroup::Flavour::None, "no quota");
     let c = report.calibration.as_ref().expect("calibrated");
-    // A loaded machine may find no passing rate even unconstrained: then
-    // the quota falls back, and the report must say so.
     if c.ceiling > 0.0 {
-        assert_eq!(c.quota_from, "calibrated");
-        assert!(c.sizing.is_some(), "{c:?}");
         assert!((c.headroom - c.ceiling / 2.0).abs() < 1e-9);
+    }
+    // A loaded machine may find no passing rate (unconstrained, or one
+    // instance under the trial quota): then the quota falls back, and the
+    // report must say so.
+    if c.sizing.is_some() {
+        assert_eq!(c.quota_from, "calibrated");
     } else {
         assert!(c.quota_from.starts_with("fallback"), "{c:?}");
         assert!(!report.warnings.is_empty());

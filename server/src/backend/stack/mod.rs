@@ -219,7 +219,7 @@ impl StackBackend {
             rebuild_reader: kafka::reader(&options.kafka_brokers, &ns)?,
         };
         // A Redis without its data must not serve the first request either.
-        if stack.rebuild_redis && !stack.redis_complete().await.unwrap_or(false) {
+        if stack.rebuild_redis && !stack.complete_or_fresh().await.unwrap_or(false) {
             stack.health.set_redis_incomplete(true);
         }
         let wakeups = stack.wakeups.clone();

@@ -126,6 +126,33 @@ impl Stack {
         Ok(present)
     }
 
+    /// At start: whether Redis is complete, writing the marker first when
+    /// PostgreSQL has no event in this namespace (nothing to rebuild). A
+    /// new namespace would otherwise refuse every request until the
+    /// rebuild loop's first tick, and a fleet started for one step of a
+    /// scaling run is refused its verifier's set-up.
+    pub(super) async fn complete_or_fresh(&self) -> Result<bool, StackError> {
+        if self.redis_complete().await? {
+            return Ok(true);
+        }
+        let any_event: bool = self
+            .pg
+            .get()
+            .await?
+            .query_one("SELECT EXISTS (SELECT 1 FROM events)", &[])
+            .await?
+            .get(0);
+        if any_event {
+            return Ok(false);
+        }
+        let _: () = self
+            .redis
+            .clone()
+            .set(redis_epoch_key(&self.ns), now_ms())
+            .await?;
+        Ok(true)
+    }
+
     /// Rebuilds whenever the health loop found Redis without its marker,
     /// until the marker is back (written here, or by another instance).
     pub(super) async fn rebuild_loop(self, mut stop: watch::Receiver<bool>) {
@@ -157,7 +184,8 @@ impl Stack {
             .await?
             .get(0);
         if !leader {
-            return Ok(false);
+            // Another instance rebuilds; done once its marker is there.
+            return self.redis_complete().await;
         }
         if self.redis_complete().await? {
             return Ok(true);
