@@ -5,7 +5,7 @@
 # verify, the flash_sale and hold_and_pay load runs and the scaling run
 # (1, 2, 4 instances), reported in
 # reports/<run-id>/ with reports/latest pointing at it.
-#   scripts/run.sh                 # the whole job (about 8.5 minutes)
+#   scripts/run.sh                 # the whole job (8.5-12 minutes measured)
 #   scripts/run.sh --quick         # about 2 minutes
 #   scripts/run.sh --baseline reports/<earlier-run>/report.json
 #   scripts/run.sh --seat-comparison   # then the seat-hold strategies,

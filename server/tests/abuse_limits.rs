@@ -33,6 +33,27 @@ async fn closed_within(conn: &mut TcpStream, deadline: Duration) -> bool {
     }
 }
 
+/// Sends `request()` up to `tries` times in a row until one is refused
+/// with 429; returns how many were served before it (each must be 200) and
+/// the refusal checked as RATE_LIMITED with a Retry-After of 1-2 s.
+async fn served_until_429(
+    tries: usize,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> Option<usize> {
+    for served in 0..tries {
+        let r = request().send().await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry = r.headers().get("retry-after").cloned();
+            assert_error(&split(r).await, 429, "RATE_LIMITED");
+            let retry: u64 = retry.unwrap().to_str().unwrap().parse().unwrap();
+            assert!((1..=2).contains(&retry), "Retry-After {retry}");
+            return Some(served);
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    None
+}
+
 /// Opens `n` connections that trickle a request head a byte every 100 ms
 /// and never finish it; returns them once each sent its first bytes.
 async fn slow_header_clients(server: &str, n: usize) -> Vec<tokio::task::JoinHandle<bool>> {
@@ -113,28 +134,13 @@ async fn a_noisy_user_gets_429_with_retry_after_and_others_do_not() {
     // below).
     let s = start_with_default_limits(&Backend::Memory, &["--rate-limit-rps", "0"]).await;
     s.event("e1", 5, json!({})).await;
-    let mut limited = None;
-    let mut accepted = 0;
-    for _ in 0..40 {
-        let r = s
-            .client
+    let accepted = served_until_429(40, || {
+        s.client
             .post(s.url("/api/v1/points/charge"))
             .json(&json!({"userId": "noisy", "amount": 1}))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            let retry = r.headers().get("retry-after").cloned();
-            limited = Some((split(r).await, retry));
-            break;
-        }
-        assert_eq!(r.status(), StatusCode::OK);
-        accepted += 1;
-    }
-    let (got, retry) = limited.expect("40 requests at once never hit a 10/s limit");
-    assert_error(&got, 429, "RATE_LIMITED");
-    let retry: u64 = retry.unwrap().to_str().unwrap().parse().unwrap();
-    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    })
+    .await
+    .expect("40 requests at once never hit a 10/s limit");
     // The refused charge changed nothing: the balance counts the accepted
     // ones (read once the noisy user may read again).
     let balance = testkit::eventually(Duration::from_secs(5), "the balance", || async {
@@ -142,7 +148,7 @@ async fn a_noisy_user_gets_429_with_retry_after_and_others_do_not() {
         (status == StatusCode::OK).then(|| points["balance"].as_u64().unwrap())
     })
     .await;
-    assert_eq!(balance, accepted);
+    assert_eq!(balance, accepted as u64);
     // Others are unaffected, whichever route they take.
     for user in ["quiet-1", "quiet-2", "quiet-3"] {
         let entered = s.enter("e1", user).await;
@@ -183,27 +189,9 @@ async fn a_client_above_the_default_ip_limit_gets_429() {
     let s = start_with_default_limits(&Backend::Memory, &[]).await;
     let began = Instant::now();
     s.event("e1", 5, json!({})).await;
-    let mut served = 0;
-    let mut limited = None;
-    for _ in 0..30 {
-        let r = s
-            .client
-            .get(s.url("/api/v1/events/e1"))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            let retry = r.headers().get("retry-after").cloned();
-            limited = Some((split(r).await, retry));
-            break;
-        }
-        assert_eq!(r.status(), StatusCode::OK);
-        served += 1;
-    }
-    let (got, retry) = limited.expect("30 requests at once never hit the default limit");
-    assert_error(&got, 429, "RATE_LIMITED");
-    let retry: u64 = retry.unwrap().to_str().unwrap().parse().unwrap();
-    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let served = served_until_429(30, || s.client.get(s.url("/api/v1/events/e1")))
+        .await
+        .expect("30 requests at once never hit the default limit");
     // A burst of 10 (one of them the set-up), then 10 a second: what the
     // elapsed time refilled, and no more.
     let refilled = (began.elapsed().as_secs_f64() * 10.0).ceil() as usize;

@@ -35,14 +35,7 @@ impl EmptyRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (scripts/services.sh installs it)");
-        let until = std::time::Instant::now() + DEADLINE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < until,
-                "redis never opened its port"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_for_port(port, DEADLINE, "redis");
         EmptyRedis { child }
     }
 }

@@ -19,6 +19,19 @@ pub fn services(args: &[&str]) {
     assert!(status.success(), "services.sh {args:?}");
 }
 
+/// Waits until something listens on 127.0.0.1:`port` (a Redis a test
+/// started itself), failing after `deadline`.
+pub fn wait_for_port(port: u16, deadline: std::time::Duration, what: &str) {
+    let until = std::time::Instant::now() + deadline;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what} never opened its port"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Enters the queue and asserts the user was admitted at once.
 pub async fn active_token(server: &TestServer, event: &str, user: &str) -> String {
     let entered = server.enter(event, user).await;

@@ -184,20 +184,10 @@ impl Expirer {
             }
         }
         let ids: Vec<&str> = named.iter().map(|(rid, _)| rid.as_str()).collect();
-        let client = self.stack.pg.get().await?;
         // The time left is PostgreSQL's, measured now: the timer runs on
         // this clock from here.
-        let rows = client
-            .query(
-                "SELECT reservation_id,
-                        floor(extract(epoch FROM expires_at - now()) * 1000)::bigint
-                 FROM seat_reservations
-                 WHERE reservation_id = ANY($1) AND status = 'HELD'",
-                &[&ids],
-            )
-            .await?;
+        let left = self.still_waiting(&ids).await?;
         let read_at = Instant::now();
-        let left: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let offsets = {
             let mut waiting = self.waiting.lock().expect("expiry state");
             for (topic, parts) in &next {
@@ -218,6 +208,7 @@ impl Expirer {
             waiting.offsets(units.collect::<Vec<_>>())
         };
         self.wake.notify_one();
+        let client = self.stack.pg.get().await?;
         for (topic, next) in &offsets {
             pg::store_offsets(&client, CONSUMER, topic, next).await?;
         }
