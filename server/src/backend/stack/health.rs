@@ -12,6 +12,9 @@ use super::{delayed_interval, kafka, next_tick, Stack};
 use crate::backend::ComponentHealth;
 use crate::error::{Error, Result};
 
+/// Consecutive failed metadata probes after which the broker is down.
+const KAFKA_MISSES_DOWN: u32 = 2;
+
 #[derive(Clone, Copy, Debug)]
 pub enum Component {
     Redis,
@@ -120,6 +123,7 @@ impl Stack {
     /// broker without durable storage came back empty.
     pub(super) async fn health_loop(self, mut stop: watch::Receiver<bool>) {
         let mut interval = delayed_interval(Duration::from_millis(500));
+        let mut kafka_misses = 0u32;
         while next_tick(&mut interval, &mut stop).await {
             let timeout = Duration::from_secs(1);
             let mut redis = self.redis.clone();
@@ -177,7 +181,16 @@ impl Stack {
             }
             self.health.record(Component::Redis, redis_up);
             self.health.record(Component::Postgres, pg_up);
-            self.health.record(Component::Kafka, kafka_up);
+            // The broker counts as down after two missed probes in a row,
+            // not one: whole-cluster metadata from a busy broker holding
+            // many topics can take longer than a probe's second while sends
+            // still succeed (their timeout is 5 s), and one slow answer
+            // turned every purchase of that half second into a 503.
+            kafka_misses = if kafka_up { 0 } else { kafka_misses + 1 };
+            self.health.record(
+                Component::Kafka,
+                kafka_up || kafka_misses < KAFKA_MISSES_DOWN,
+            );
             if kafka_up && !topics_present {
                 // A broker without durable storage comes back empty.
                 let topics = self.topics.all();
