@@ -15,10 +15,11 @@ export async function run(browser, errors) {
     'scale', '--fleet-cmd', 'true', '--hosts-cmd', `echo ${BASE}`,
     '--instances', '1', '--repeats', '1', '--quick', '--step-secs', '1',
     '--warmup-secs', '0', '--max-steps', '2', '--no-verify', '--max-secs', '60',
-    // The page, not the server's speed, is under test: a loose bound lets a
+    // The page, not the server's speed, is under test: loose bounds let a
     // broker slowed by the suites before it still pass a rate, so the
-    // report has its scaling plot to check.
-    '--p95-bound-ms', '2000',
+    // report has its scaling plot to check (1 s steps on a busy machine
+    // fell short of 95% of the offered rate: 112/s of 118/s).
+    '--p95-bound-ms', '2000', '--min-achieved', '0.5', '--max-error-rate', '0.05',
     '--admin-token', ADMIN, '--out', join(OUT, `scale-${BACKEND}`),
   ]);
   let page;
