@@ -115,6 +115,20 @@ async fn catches_the_unsafe_seat_lock_in_at_least_7_of_10_runs() {
     caught_in_7_of_10(&flags, "double holds under the unsafe lock", "doubleHolds").await;
 }
 
+/// The server's (seat_cache_hits_total, seat_cache_misses_total).
+fn cache_counts(metrics: &str) -> (u64, u64) {
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    (
+        count("seat_cache_hits_total"),
+        count("seat_cache_misses_total"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_seat_map_cache_passes_check_6_and_answers_reads() {
     let Some(stack) = real_stack() else {
@@ -128,16 +142,34 @@ async fn the_seat_map_cache_passes_check_6_and_answers_reads() {
         let verdict = run_against(&target, &short_holds()).await.unwrap().verdict;
         assert_passes("seat-map cache", &verdict);
     }
+    // Check 6 reads the map only now and then, mostly right after a change
+    // (a miss): a hit is made certain by two reads of an untouched map.
+    let http = reqwest::Client::new();
+    let concert = format!("cache-{:x}", rand::random::<u32>());
+    let created = http
+        .post(format!("{}/api/v1/admin/concerts", server.base))
+        .bearer_auth(&server.admin_token)
+        .json(&serde_json::json!({"concertId": concert,
+            "schedules": [{"scheduleId": "d1", "date": "2026-12-24", "seatCount": 5, "price": 1000}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    let seats = format!(
+        "{}/api/v1/concerts/{concert}/schedules/d1/seats",
+        server.base
+    );
+    let before = cache_counts(&server.metrics().await);
+    for _ in 0..2 {
+        let read = http.get(&seats).send().await.unwrap();
+        assert_eq!(read.status(), 200);
+    }
     let metrics = server.metrics().await;
-    let count = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .map_or(0, |n| n.trim().parse().unwrap())
-    };
-    // The cache was really read from, and really missed after changes.
-    assert!(count("seat_cache_hits_total") > 0, "{metrics}");
-    assert!(count("seat_cache_misses_total") > 0, "{metrics}");
+    let after = cache_counts(&metrics);
+    // The first read missed and filled the cache, the second was answered
+    // from it.
+    assert_eq!(after.0 - before.0, 1, "hits: {metrics}");
+    assert_eq!(after.1 - before.1, 1, "misses: {metrics}");
     server.stop().await.unwrap();
 }
 
