@@ -8,7 +8,7 @@
 # server's own counters, then verify's check 6 against the same server
 # (after the load, so the counters and the latencies are the load run's
 # alone; its own concert: 200 users on 50 seats, 10 hot).
-# Prints one TSV row per run; scripts/seat-compare.py makes the table.
+# Prints one TSV row per run; `loadgen report --seat-comparison` makes the table.
 #
 # Configurations: conditional, row-lock, redis-lock (`--seat-lock`),
 # cache (conditional with a 2 s seat-map cache), delayed (conditional with

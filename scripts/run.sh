@@ -11,7 +11,8 @@
 #   scripts/run.sh --seat-comparison   # then the seat-hold strategies,
 #       the seat-map cache and delayed expiry side by side under
 #       hold_and_pay (scripts/bench-seat-lock.sh: 3 interleaved rounds,
-#       about 15 minutes more), into reports/<run-id>/seat-comparison.md
+#       about 15 minutes more), added to the job's report (report.html,
+#       report.md and report.json of reports/<run-id>/)
 # Other options: target/release/loadgen job --help
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -56,7 +57,10 @@ if [ -n "$seat_comparison" ]; then
         run_dir=$(readlink -f reports/latest)
         TARGET="$bin" OUT="$run_dir/seat-comparison" scripts/bench-seat-lock.sh \
             >"$run_dir/seat-comparison.tsv"
-        scripts/seat-compare.py "$run_dir/seat-comparison.tsv" >"$run_dir/seat-comparison.md"
-        echo "seat comparison: $run_dir/seat-comparison.md" >&2
+        # Into the job's report: report.json, report.md and report.html
+        # gain the comparison's section.
+        "$bin/loadgen" report --from "$run_dir/report.json" \
+            --seat-comparison "$run_dir/seat-comparison.tsv" --out "$run_dir" >/dev/null
+        echo "seat comparison: in $run_dir/report.html (section \"Seat-hold strategies\")" >&2
     fi
 fi

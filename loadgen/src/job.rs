@@ -354,6 +354,7 @@ async fn job(args: &JobArgs, run_id: String, out: PathBuf) -> anyhow::Result<(Pa
         loads: vec![load, seats],
         scale,
         tps_measure: report::TpsMeasure::Window,
+        seat_comparison: None,
     };
     let baseline = args.baseline.as_deref().map(Report::read).transpose()?;
     report::write(&report, &out, baseline.as_ref())?;

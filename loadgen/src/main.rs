@@ -39,9 +39,19 @@ enum Command {
     /// Builds the report (plots, HTML, Markdown, JSON) from the outputs of
     /// `run`, `scale` and verify.
     Report {
-        /// Re-render an earlier report.json (the other inputs are ignored).
+        /// Re-render an earlier report.json (the other inputs but
+        /// --seat-comparison and --baseline are ignored).
         #[arg(long)]
         from: Option<PathBuf>,
+        /// Adds the seat-hold comparison: the TSV of
+        /// scripts/bench-seat-lock.sh (what `scripts/run.sh
+        /// --seat-comparison` does after the job).
+        #[arg(long)]
+        seat_comparison: Option<PathBuf>,
+        /// The hold P95 (ms) a rate must stay within in every round to
+        /// count as met in the seat comparison.
+        #[arg(long, default_value_t = 100.0)]
+        seat_bound_ms: f64,
         /// Directories of `loadgen run` (or `merge`) outputs (summary.json).
         #[arg(long = "load")]
         loads: Vec<PathBuf>,
@@ -118,6 +128,7 @@ async fn scale(args: &loadgen::scale::ScaleArgs) -> anyhow::Result<loadgen::scal
                 loads: Vec::new(),
                 scale: Some(scale.clone()),
                 tps_measure: Default::default(),
+                seat_comparison: None,
             };
             loadgen::report::write(&report, &args.out.join("report"), None)?;
         }
@@ -183,15 +194,25 @@ async fn command(command: Command) -> anyhow::Result<bool> {
         }
         Command::Report {
             from: Some(from),
+            seat_comparison,
+            seat_bound_ms,
             baseline,
             out,
             ..
         } => {
-            let report = loadgen::report::Report::read(&from)?;
+            let mut report = loadgen::report::Report::read(&from)?;
+            if let Some(tsv) = seat_comparison {
+                report.seat_comparison = Some(loadgen::report::SeatComparison::from_tsv(
+                    &tsv,
+                    seat_bound_ms,
+                )?);
+            }
             write_report(&report, baseline.as_deref(), &out)?;
         }
         Command::Report {
             from: None,
+            seat_comparison,
+            seat_bound_ms,
             loads,
             scale,
             verify,
@@ -226,6 +247,9 @@ async fn command(command: Command) -> anyhow::Result<bool> {
                     .transpose()?,
                 // Derived from the loads and steps on writing.
                 tps_measure: Default::default(),
+                seat_comparison: seat_comparison
+                    .map(|tsv| loadgen::report::SeatComparison::from_tsv(&tsv, seat_bound_ms))
+                    .transpose()?,
             };
             write_report(&report, baseline.as_deref(), &out)?;
         }

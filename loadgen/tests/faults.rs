@@ -74,6 +74,7 @@ fn reported(load: RunSummary, out: &Path) -> (serde_json::Value, String, String)
         loads: vec![load],
         scale: None,
         tps_measure: Default::default(),
+        seat_comparison: None,
     };
     report::write(&r, out, None).unwrap();
     let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();

@@ -369,6 +369,7 @@ fn the_pages_cells_are_checked_by_row() {
         loads: Vec::new(),
         scale: Some(report.clone()),
         tps_measure: Default::default(),
+        seat_comparison: None,
     };
     loadgen::report::write(&r, dir.path(), None).unwrap();
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

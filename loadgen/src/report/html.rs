@@ -202,6 +202,9 @@ pub(super) fn page(page: &Page<'_>) -> String {
             }
         }
     }
+    if let Some(seats) = &report.seat_comparison {
+        h.push_str(&seats.html(esc));
+    }
     h.push_str("<h2 class=\"files\">Files</h2><p class=\"files\"><a href=\"report.json\">report.json</a> (raw; pass it to <code>--baseline</code> later) &middot; <a href=\"report.md\">report.md</a>");
     for load in &report.loads {
         for (what, file) in &load.files {

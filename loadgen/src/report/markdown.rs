@@ -173,5 +173,9 @@ pub(super) fn page(page: &Page<'_>) -> String {
             }
         }
     }
+    if let Some(seats) = &report.seat_comparison {
+        md.push('\n');
+        md.push_str(&seats.markdown());
+    }
     md
 }

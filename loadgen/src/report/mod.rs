@@ -9,6 +9,7 @@
 //! - `scaling`: what both pages say about the scaling run.
 //! - `html` and `markdown`: the two pages.
 //! - [`plots`]: the charts both pages embed.
+//! - [`seats`]: the seat-hold strategies compared (`--seat-comparison`).
 
 mod figures;
 mod html;
@@ -16,10 +17,12 @@ mod markdown;
 pub mod model;
 pub mod plots;
 mod scaling;
+pub mod seats;
 
 use std::path::Path;
 
 pub use model::{CheckLine, Report, TpsMeasure, VerifySummary, OLD_TPS_NOTE};
+pub use seats::SeatComparison;
 
 /// Writes `report.json`, `report.html` (self-contained), `report.md` and
 /// `plots/` into `out`

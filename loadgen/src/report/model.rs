@@ -91,6 +91,10 @@ pub struct Report {
     pub loads: Vec<RunSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<ScaleReport>,
+    /// The seat-hold strategies side by side (`scripts/run.sh
+    /// --seat-comparison`), added to the job's report afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat_comparison: Option<super::SeatComparison>,
     /// How the TPS figures were measured; derived from the data whenever
     /// the report is written (see [`Report::normalized`]).
     #[serde(default)]

@@ -88,6 +88,7 @@ fn report(scale: ScaleReport) -> Report {
         loads: Vec::new(),
         scale: Some(scale),
         tps_measure: Default::default(),
+        seat_comparison: None,
     }
 }
 
@@ -304,4 +305,32 @@ fn judged_thresholds_are_on_both_pages() {
     // No gates, no section.
     let (md, html, _) = render(&report(scale(&[(1, &[100.0])], true)));
     assert!(!md.contains("## Thresholds") && !html.contains("<h2>Thresholds"));
+}
+
+#[test]
+fn the_seat_comparison_is_a_section_of_both_pages_and_survives_a_rerender() {
+    let tsv = "round\tconfig\thot\trate\tachieved\thold_mean_ms\thold_p95_ms\thold_p99_ms\tflow_p95_ms\tflows_per_s\thold_refused\tlock_retries\tlock_timeouts\tcheck6\tcheck6_worst_lapse_ms\n\
+               1\trow-lock\t0.5\t150\t1.00\t23.3\t44.4\t55.2\t253.1\t148.2\t583\t0\t0\tPASS\t211\n\
+               1\tredis-lock\t0.5\t150\t1.00\t22.6\t46.4\t57.1\t157.4\t147.5\t571\t26\t0\tFAIL\t1900\n";
+    let mut r = report(scale(&[(1, &[100.0])], true));
+    r.seat_comparison = Some(super::SeatComparison::parse(tsv, 100.0).unwrap());
+    let (md, html, json) = render(&r);
+    assert!(md.contains("## Seat-hold strategies"), "{md}");
+    assert!(
+        md.contains("| row-lock | 0.5 | 150 | 148.2 | 23.3 | 44.4 |"),
+        "{md}"
+    );
+    assert!(md.contains("| Redis distributed lock only | 45 ms | 80 ms | 12,000 |"));
+    assert!(
+        html.contains("<td class=\"fail\">0/1 pass (FAIL)</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td class=\"pass\">1/1 pass</td>"));
+    // report.json keeps it, so `report --from` renders it again.
+    let back: Report = serde_json::from_value(json).unwrap();
+    assert_eq!(back.seat_comparison, r.seat_comparison);
+    // Without it, neither page has the section.
+    r.seat_comparison = None;
+    let (md, html, _) = render(&r);
+    assert!(!md.contains("Seat-hold strategies") && !html.contains("seat-comparison"));
 }
