@@ -26,6 +26,16 @@ const CEILING_STEPS: usize = 6;
 /// than the rate. Such a sliver is not "one instance".
 pub const MIN_CPUS: f64 = 0.1;
 
+/// The smallest quota at which the default run adds a fleet of eight.
+/// At 0.10 CPU the fitted background work (0.02-0.05 CPU) was 20-46% of
+/// an instance's slice, one instance's TPS ranged 16-52/s over three
+/// repeats, and no efficiency interval was narrower than 90 points
+/// (reports/main-job-consecutive, runs 3 and 4): the run then measured
+/// that fixed cost more than the instances. Sized for four instead, each
+/// gets twice the slice; eight come back on a stack whose ceiling gives
+/// them this much.
+pub const EIGHT_MIN_CPUS: f64 = 0.2;
+
 /// The ceiling and the instances' CPU per purchase.
 pub(super) async fn ceiling<D: Deployment>(search: &Search<'_, D>) -> anyhow::Result<Calibration> {
     (search.progress)("calibration: the shared stack's ceiling, instances unconstrained");

@@ -171,9 +171,10 @@ async fn measure<D: Deployment>(
             let listed = instances.as_ref().and_then(|l| l.iter().copied().max());
             (sizing, largest_default) = match listed {
                 Some(l) => (calibrate::sizing(&trial, first, c.headroom / l as f64), l),
-                // Eight instances when each still gets at least the floor.
+                // Eight instances only when each still gets a slice its
+                // fixed work does not dominate.
                 None => match calibrate::sizing(&trial, first, c.headroom / 8.0)
-                    .filter(|s| !args.quick && s.cpus >= calibrate::MIN_CPUS)
+                    .filter(|s| !args.quick && s.cpus >= calibrate::EIGHT_MIN_CPUS)
                 {
                     Some(eight) => (Some(eight), 8),
                     None => (calibrate::sizing(&trial, first, c.headroom / 4.0), 4),
