@@ -23,6 +23,15 @@ scripts/setup.sh
 cargo build --release --locked -p ticket-server -p loadgen
 bin="${CARGO_TARGET_DIR:-target}/release"
 
+# restart-redis crashes a Redis that keeps its data (an append-only file,
+# fsync every second): without one it is lose-redis by another name.
+for arg in "$@"; do
+    case "$arg" in --faults | --faults=*) export REDIS_APPENDONLY=yes ;; esac
+done
+if [ "${REDIS_APPENDONLY:-}" = yes ]; then
+    echo "--faults: Redis (if started here) keeps an append-only file, fsync every second" >&2
+fi
+
 reason=
 mkdir -p reports
 # Starts what is not running; stops at exit (or at once, on failure) only

@@ -467,7 +467,8 @@ async fn run_boxed(args: &RunArgs, nemesis: Option<Arc<Nemesis>>) -> anyhow::Res
         let shift = opened
             .saturating_duration_since(timeline.origin())
             .as_secs_f64();
-        summary.faults = faults::timeline::table(&notes, &timeline.bins(), shift, args.duration);
+        summary.faults =
+            faults::timeline::table(&notes, &timeline.bins(), (shift, args.duration), args.rate);
     }
     if !gates.is_empty() {
         summary.thresholds = gates

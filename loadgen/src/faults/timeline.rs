@@ -5,7 +5,10 @@
 //! rate is purchases served per second; before a fault it is measured from
 //! the load's start (or the previous fault's end) to the fault's start;
 //! the run has recovered at the first bin after the fault's end from which
-//! one second serves at least 90% of that rate. Bins make the counts and
+//! one second serves at least 90% of that rate. In the open model that
+//! rate is at most the offered one: more is a catch-up burst after the
+//! previous fault (its backlog served at once), which the run was never
+//! asked to sustain. Bins make the counts and
 //! the recovery exact to 100 ms, and keep memory flat however long the run.
 
 use std::sync::Mutex;
@@ -79,8 +82,14 @@ impl Timeline {
 
 /// The fault table: each fault of `notes` (seconds since `origin`, as
 /// the bins) in seconds of the measured window, which opened `shift`
-/// seconds after the origin and lasted `window_secs`.
-pub fn table(notes: &[Note], bins: &[Bin], shift: f64, window_secs: f64) -> Vec<FaultWindow> {
+/// seconds after the origin and lasted `window_secs`; `offered`, the
+/// open model's rate, caps the rate before each fault.
+pub fn table(
+    notes: &[Note],
+    bins: &[Bin],
+    (shift, window_secs): (f64, f64),
+    offered: Option<f64>,
+) -> Vec<FaultWindow> {
     let mut ids: Vec<u64> = notes.iter().map(|n| n.id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -115,8 +124,10 @@ pub fn table(notes: &[Note], bins: &[Bin], shift: f64, window_secs: f64) -> Vec<
         let end = phases.iter().find(|n| n.end).map(|n| n.completed - shift);
         let until = end.unwrap_or(start);
         let before = start - previous_end;
-        let rate_before = (before >= MIN_BEFORE_SECS)
-            .then(|| sum(previous_end, start, &|b| b.served) as f64 / before);
+        let rate_before = (before >= MIN_BEFORE_SECS).then(|| {
+            let served = sum(previous_end, start, &|b| b.served) as f64 / before;
+            offered.map_or(served, |o| served.min(o))
+        });
         let (recovery_ms, recovery) = match (end, rate_before) {
             (None, _) => (None, "the fault's end was never recorded".to_owned()),
             (Some(_), None) => (
@@ -226,7 +237,7 @@ mod tests {
         let notes = [note(0, false, 2.0), note(0, true, 3.0)];
         // Down until 3.5 s, half a second after the fault's end: the first
         // second with 90 served starts at 3.4 s (six bins down, then ten).
-        let rows = table(&notes, &bins(8.0, (2.0, 3.5), 10), 0.0, 8.0);
+        let rows = table(&notes, &bins(8.0, (2.0, 3.5), 10), (0.0, 8.0), None);
         let r = &rows[0];
         assert_eq!((r.start_secs, r.end_secs), (2.0, Some(3.01)));
         // The 10 bins from 2.0 to 3.0 s; the one from 3.0 s (most of it
@@ -241,7 +252,7 @@ mod tests {
     fn a_rate_that_stays_below_90_percent_is_no_recovery() {
         let notes = [note(0, false, 2.0), note(0, true, 3.0)];
         // Back at 8 a bin: 80% of before.
-        let rows = table(&notes, &bins(8.0, (2.0, 3.0), 8), 0.0, 8.0);
+        let rows = table(&notes, &bins(8.0, (2.0, 3.0), 8), (0.0, 8.0), None);
         assert_eq!(rows[0].recovery_ms, None, "{:?}", rows[0]);
         assert!(
             rows[0].recovery.contains("not back"),
@@ -249,14 +260,36 @@ mod tests {
             rows[0].recovery
         );
         // A shift moves everything into the window's seconds.
-        let rows = table(&notes, &bins(8.0, (2.0, 3.0), 10), 0.5, 7.5);
+        let rows = table(&notes, &bins(8.0, (2.0, 3.0), 10), (0.5, 7.5), None);
         assert_eq!(rows[0].start_secs, 1.5);
         assert!(rows[0].recovery_ms.unwrap() < 100.0, "{:?}", rows[0]);
     }
 
     #[test]
+    fn a_catch_up_burst_before_a_fault_does_not_raise_the_rate_to_recover() {
+        let notes = [note(0, false, 2.0), note(0, true, 3.0)];
+        // 100/s offered; the first second served 300 (a previous fault's
+        // backlog), then 100/s: 200/s measured before the fault, which a
+        // run back at the offered 100/s never reaches.
+        let mut b = bins(8.0, (2.0, 3.0), 10);
+        for bin in &mut b[..10] {
+            bin.served = 30;
+        }
+        let rows = table(&notes, &b, (0.0, 8.0), None);
+        assert_eq!(rows[0].recovery_ms, None, "{:?}", rows[0]);
+        let rows = table(&notes, &b, (0.0, 8.0), Some(100.0));
+        assert_eq!(rows[0].rate_before, Some(100.0));
+        assert!(rows[0].recovery_ms.unwrap() < 100.0, "{:?}", rows[0]);
+    }
+
+    #[test]
     fn a_fault_without_an_end_says_so() {
-        let rows = table(&[note(0, false, 2.0)], &bins(4.0, (9.0, 9.0), 10), 0.0, 4.0);
+        let rows = table(
+            &[note(0, false, 2.0)],
+            &bins(4.0, (9.0, 9.0), 10),
+            (0.0, 4.0),
+            None,
+        );
         assert_eq!(rows[0].end_secs, None);
         assert!(!rows[0].actions_ok);
         assert!(rows[0].recovery.contains("never recorded"));
