@@ -16,6 +16,10 @@
 #   scripts/services.sh start-sentinel  a replica of Redis and three Sentinels
 #   scripts/services.sh stop-sentinel   (scripts/services-sentinel.sh)
 #   scripts/services.sh failover start|end   the nemesis' failover-redis
+#   scripts/services.sh reset-broker    empties the stopped broker's store
+#       (the main job and the tests start on an empty one: a SQLite store
+#       grown by earlier runs' topics, 330 MB here, made the flash sale's
+#       P95 at 200/s 369 ms against 13 ms on an empty one)
 #
 # Ports (override with the variables): REDIS_PORT 16379, PG_PORT 15432,
 # KAFKA_PORT 19092, REDIS_CLUSTER_PORTS "17001 17002 17003" (the cluster's
@@ -217,6 +221,32 @@ start_kafka() {
     say "Kafka broker ready ($storage, run in $DIR/kafka; log $DIR/kafka.log)"
 }
 
+# Empties the broker's store before a start, so that a run measures the
+# broker, not what earlier runs left in it. Refuses nothing: a broker
+# already up is someone's, and is kept as it is (said so).
+reset_broker() {
+    if port_open "$KAFKA_PORT"; then
+        say "the Kafka broker is already up on 127.0.0.1:$KAFKA_PORT: its store is kept as it is"
+        return
+    fi
+    case $TANSU_STORAGE in
+        sqlite)
+            if [ -e "$DIR/kafka/tansu.db" ]; then
+                say "emptying the broker's store ($(du -sh "$DIR/kafka" | cut -f1) of earlier runs' topics in $DIR/kafka)"
+                rm -f "$DIR/kafka"/tansu.db*
+            fi
+            ;;
+        postgres)
+            if port_open "$PG_PORT"; then
+                say "emptying the broker's store (database tansu)"
+                pg_run "$(pg_bin)/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+                    -qc 'DROP DATABASE IF EXISTS tansu' >/dev/null
+            fi
+            ;;
+        memory) ;;
+    esac
+}
+
 # The Redis Cluster: primaries only (no replicas), slots spread evenly by
 # `redis-cli --cluster create`, nothing persisted.
 
@@ -348,7 +378,7 @@ component() {
 }
 
 case "${1:-}" in
-    start | stop | status | env | start-cluster | stop-cluster | status-cluster | start-sentinel | stop-sentinel)
+    start | stop | status | env | reset-broker | start-cluster | stop-cluster | status-cluster | start-sentinel | stop-sentinel)
         [ $# -eq 1 ] || usage
         ;;
     failover)
@@ -381,4 +411,5 @@ case "$1" in
     start-sentinel) start_sentinel ;;
     stop-sentinel) stop_sentinel ;;
     failover) "failover_$2" ;;
+    reset-broker) reset_broker ;;
 esac
