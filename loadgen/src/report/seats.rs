@@ -130,32 +130,24 @@ impl SeatComparison {
             .values()
             .map(|(c, r, recs)| row(c, *r, recs))
             .collect();
-        let mut at_bound: Vec<SeatAtBound> = Vec::new();
-        for (config, rate, recs) in groups.values() {
-            let hot = recs[0]["hot"].clone();
-            let met = recs
-                .iter()
-                .all(|x| num(x, "hold_p95_ms").is_some_and(|p| p <= bound_ms));
-            let entry = match at_bound
-                .iter_mut()
-                .find(|a| a.config == *config && a.hot_share == hot)
-            {
-                Some(e) => e,
-                None => {
-                    at_bound.push(SeatAtBound {
-                        config: config.clone(),
-                        hot_share: hot,
-                        rate_met: None,
-                        purchases_per_s: None,
-                    });
-                    at_bound.last_mut().expect("just pushed")
+        // Groups sort by configuration, share, then rate: one
+        // configuration and share's rates are neighbours, the highest last.
+        let groups: Vec<&(String, f64, Vec<Record>)> = groups.values().collect();
+        let at_bound = groups
+            .chunk_by(|a, b| a.0 == b.0 && a.2[0]["hot"] == b.2[0]["hot"])
+            .map(|rates| {
+                let met = rates.iter().rev().find(|(_, _, recs)| {
+                    recs.iter()
+                        .all(|x| num(x, "hold_p95_ms").is_some_and(|p| p <= bound_ms))
+                });
+                SeatAtBound {
+                    config: rates[0].0.clone(),
+                    hot_share: rates[0].2[0]["hot"].clone(),
+                    rate_met: met.map(|(_, rate, _)| *rate),
+                    purchases_per_s: met.map(|(_, _, recs)| cell(&nums(recs, "flows_per_s"), 1)),
                 }
-            };
-            if met && entry.rate_met.is_none_or(|m| *rate > m) {
-                entry.rate_met = Some(*rate);
-                entry.purchases_per_s = Some(cell(&nums(recs, "flows_per_s"), 1));
-            }
-        }
+            })
+            .collect();
         Ok(Self {
             bound_ms,
             rows,
