@@ -50,7 +50,7 @@ enum Command {
         seat_comparison: Option<PathBuf>,
         /// The hold P95 (ms) a rate must stay within in every round to
         /// count as met in the seat comparison.
-        #[arg(long, default_value_t = 100.0)]
+        #[arg(long, default_value_t = 100.0, value_parser = positive_ms)]
         seat_bound_ms: f64,
         /// Directories of `loadgen run` (or `merge`) outputs (summary.json).
         #[arg(long = "load")]
@@ -78,6 +78,14 @@ enum Command {
         #[arg(long, default_value = "loadgen-merged")]
         out: PathBuf,
     },
+}
+
+/// A bound in milliseconds: a finite number above zero.
+fn positive_ms(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of milliseconds above 0")),
+    }
 }
 
 /// Writes the report into `out`, compared with `baseline` if given.

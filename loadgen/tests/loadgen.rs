@@ -422,3 +422,40 @@ fn merged_logs_equal_one_histogram_of_both_sample_sets() {
     assert_eq!(summary.backlog.unwrap().total(), 0);
     assert_eq!(summary.tps(), window.completed as f64 / 60.0);
 }
+
+/// `report --seat-comparison`: a bound that is not a positive number of
+/// milliseconds, or a table that is not bench-seat-lock.sh's, is refused
+/// and nothing is written.
+#[test]
+fn report_refuses_a_bad_seat_comparison_and_writes_nothing() {
+    let dir = std::env::temp_dir().join(format!("loadgen-seat-bad-{}", std::process::id()));
+    let out = dir.join("out");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tsv = dir.join("bad.tsv");
+    std::fs::write(&tsv, "round\tconfig\n1\tconditional\n").unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .arg("report")
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    for bound in [
+        "--seat-bound-ms=0",
+        "--seat-bound-ms=-5",
+        "--seat-bound-ms=nan",
+    ] {
+        let o = run(&[bound]);
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bound}: {said}");
+        assert!(said.contains("above 0"), "{bound}: {said}");
+    }
+    let o = run(&["--seat-comparison", tsv.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{said}");
+    assert!(said.contains("no `hot` column"), "{said}");
+    assert!(!out.join("report.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
