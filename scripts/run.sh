@@ -42,8 +42,7 @@ echo "setting up the real stack (Redis, PostgreSQL, Kafka broker) on 127.0.0.1" 
 # The job measures the broker on an empty store: one grown by earlier
 # runs' topics (330 MB) made the flash sale's P95 at 200/s 369 ms against
 # 13 ms (scripts/services.sh reset-broker; a broker already up is kept).
-scripts/services.sh reset-broker 2>&1 | tee -a reports/.services.log >&2
-if services_start_own > >(tee reports/.services.log >&2) 2>&1; then
+if { scripts/services.sh reset-broker && services_start_own; } > >(tee reports/.services.log >&2) 2>&1; then
     eval "$(scripts/services.sh env)"
 else
     reason="scripts/services.sh start failed: $(tail -n 1 reports/.services.log)"
