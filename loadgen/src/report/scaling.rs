@@ -81,13 +81,18 @@ pub(super) fn calibration_line(scale: &ScaleReport) -> Option<String> {
         format!("; the instances used {ms:.2} ms of CPU per purchase")
     });
     if let Some(s) = &c.sizing {
-        let model = match (s.background, s.cpu_ms_per_purchase) {
-            (Some(bg), Some(ms)) => format!(
+        let model = match (s.background, s.cpu_ms_per_purchase, s.second) {
+            (Some(bg), Some(ms), Some(t)) => format!(
+                ", and {:.0}/s at {:.2} CPU in a second trial (the line through the two: \
+                 {bg:.3} CPU fixed plus {ms:.2} ms per purchase)",
+                t.rate, t.cpus
+            ),
+            (Some(bg), Some(ms), None) => format!(
                 " (fitted: {bg:.3} CPU of background work plus {ms:.2} ms per purchase, the \
                  bound met at {:.0}% of its quota)",
                 s.used_at_bound * 100.0
             ),
-            _ => " (in proportion: its steps allowed no fit)".into(),
+            _ => " (in proportion: its steps allowed no fit, nor a second trial)".into(),
         };
         cpu += &format!(
             "; one instance at a trial quota of {:.2} CPU sustained {:.0}/s within the bounds \

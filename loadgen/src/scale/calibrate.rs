@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use super::deploy::Deployment;
-use super::results::{Calibration, Repeat, Sizing, Step};
+use super::results::{Calibration, Repeat, SecondTrial, Sizing, Step};
 use super::search::{Search, Start};
 
 /// The unconstrained fleet the ceiling is measured with: two instances
@@ -70,13 +70,11 @@ pub(super) async fn ceiling<D: Deployment>(search: &Search<'_, D>) -> anyhow::Re
 const TRIAL_STEPS: usize = 5;
 
 /// What one instance sustains within the bounds under a trial quota
-/// `cpus` (open model, searched like a repeat), and the quota that makes
-/// one instance's rate `target`: the instance's CPU is modelled as a
-/// background share plus a cost per purchase, fitted to the trial's
-/// steps, and the quota is what that needs at `target`, at the share of
-/// its quota the trial instance used where it met the bound.
+/// `cpus` (open model, searched like a repeat from `estimate`), its steps
+/// under `calibration/<name>`.
 pub(super) async fn trial<D: Deployment>(
     search: &Search<'_, D>,
+    name: &str,
     cpus: f64,
     estimate: f64,
 ) -> anyhow::Result<Repeat> {
@@ -87,7 +85,7 @@ pub(super) async fn trial<D: Deployment>(
         .repeat(
             1,
             0,
-            PathBuf::from("calibration").join("trial"),
+            PathBuf::from("calibration").join(name),
             (Start::Rate(estimate.max(5.0), 1.5), TRIAL_STEPS),
             Some(cpus),
         )
@@ -95,7 +93,10 @@ pub(super) async fn trial<D: Deployment>(
 }
 
 /// The quota for one instance to sustain `target`/s, from the trial at
-/// `cpus` (`None` when no trial rate passed).
+/// `cpus` (`None` when no trial rate passed): the instance's CPU is
+/// modelled as a background share plus a cost per purchase, fitted to the
+/// trial's steps, and the quota is what that needs at `target`, at the
+/// share of its quota the trial instance used where it met the bound.
 pub fn sizing(trial: &Repeat, cpus: f64, target: f64) -> Option<Sizing> {
     let best = trial.best.as_ref()?;
     let points: Vec<(f64, f64)> = trial
@@ -127,6 +128,7 @@ pub fn size(cpus: f64, at_bound: f64, points: &[(f64, f64)], target: f64) -> Siz
                 background: Some(bg),
                 cpu_ms_per_purchase: Some(per * 1000.0),
                 used_at_bound: used,
+                second: None,
             }
         }
         None => Sizing {
@@ -136,8 +138,50 @@ pub fn size(cpus: f64, at_bound: f64, points: &[(f64, f64)], target: f64) -> Siz
             background: None,
             cpu_ms_per_purchase: None,
             used_at_bound: 1.0,
+            second: None,
         },
     }
+}
+
+/// Whether a sizing needs a second trial at the quota it sized: one made
+/// in proportion assumed that nothing in an instance's CPU is fixed, and
+/// one that moves the quota by more than a quarter extrapolates a fit
+/// beyond the rates its trial saw. Both went wrong here: a 0.11 CPU trial
+/// sustained 53/s, proportion sized 0.20 CPU for 96/s, and one instance
+/// did 198/s under 0.19 (reports/main-job-consecutive, run 6), so four
+/// instances overran the stack.
+pub fn needs_second(first: &Sizing) -> bool {
+    first.background.is_none() || (first.cpus / first.trial_cpus - 1.0).abs() > 0.25
+}
+
+/// The sizing for `target`/s through two trials: the first one's and a
+/// second at `cpus` that sustained `rate`/s within the bounds. The
+/// quota a rate needs is taken as a line, fixed part plus cost per
+/// purchase, through the two (quota, rate) points, so a quota between or
+/// near them is interpolated, not guessed. `None` when the two allow no
+/// such line: rates within 20% of each other, a cost that is not
+/// positive, or a fixed part below zero (a positive cost puts it below
+/// the smaller quota).
+pub fn refit(first: &Sizing, cpus: f64, rate: f64, target: f64) -> Option<Sizing> {
+    let (q1, r1) = (first.trial_cpus, first.trial_rate);
+    let (lo, hi) = (r1.min(rate), r1.max(rate));
+    if lo <= 0.0 || hi < 1.2 * lo {
+        return None;
+    }
+    let per = (cpus - q1) / (rate - r1);
+    let fixed = q1 - r1 * per;
+    if per <= 0.0 || fixed < 0.0 {
+        return None;
+    }
+    Some(Sizing {
+        trial_cpus: q1,
+        trial_rate: r1,
+        cpus: fixed + per * target,
+        background: Some(fixed),
+        cpu_ms_per_purchase: Some(per * 1000.0),
+        used_at_bound: 1.0,
+        second: Some(SecondTrial { cpus, rate }),
+    })
 }
 
 /// Least squares `y = a + b x`, when the points span at least 20% in x.
@@ -226,6 +270,53 @@ mod tests {
         assert!((s.rate_at(s.cpus) - 150.0).abs() < 1e-6);
         // Not in proportion: 2.5 x the rate needs 2 x the quota here.
         assert!(s.cpus < 0.1 * 150.0 / 60.0 - 0.04);
+    }
+
+    #[test]
+    fn a_second_trial_fits_the_fixed_part_proportion_missed() {
+        // Run 6's figures: 53/s at 0.11 CPU, no fit, so proportion sized
+        // 0.199 CPU for 96/s; one instance then did 198/s at 0.19.
+        let first = size(0.11, 53.0, &[(53.0, 0.109), (80.0, 0.11)], 96.0);
+        assert!(needs_second(&first), "{first:?}");
+        assert!((first.cpus - 0.199).abs() < 1e-3, "{first:?}");
+        let s = refit(&first, 0.19, 198.0, 96.0).expect("a line");
+        // Through both points...
+        assert!((s.rate_at(0.11) - 53.0).abs() < 1e-6, "{s:?}");
+        assert!((s.rate_at(0.19) - 198.0).abs() < 1e-6, "{s:?}");
+        // ...so 96/s needs 0.11 + 43 x 0.08 / 145 = 0.134 CPU, not 0.199.
+        assert!(
+            (s.cpus - (0.11 + 43.0 * 0.08 / 145.0)).abs() < 1e-9,
+            "{s:?}"
+        );
+        assert!((s.rate_at(s.cpus) - 96.0).abs() < 1e-6, "{s:?}");
+        assert_eq!(
+            s.second,
+            Some(SecondTrial {
+                cpus: 0.19,
+                rate: 198.0
+            })
+        );
+        // A fitted sizing within a quarter of its trial needs none.
+        let near = Sizing {
+            cpus: 0.13,
+            background: Some(0.05),
+            ..first
+        };
+        assert!(!needs_second(&near));
+        assert!(needs_second(&Sizing { cpus: 0.14, ..near }));
+    }
+
+    #[test]
+    fn two_trials_that_allow_no_line_give_no_refit() {
+        let first = size(0.11, 53.0, &[], 96.0);
+        // Rates within 20%: the quota made no measurable difference.
+        assert_eq!(refit(&first, 0.19, 60.0, 96.0), None);
+        // More quota, fewer purchases: no positive cost.
+        assert_eq!(refit(&first, 0.19, 30.0, 96.0), None);
+        // A fixed part below zero: 2.7 x the quota for 1.3 x the rate.
+        assert_eq!(refit(&first, 0.30, 70.0, 96.0), None);
+        // Nothing passed in the first trial.
+        assert_eq!(refit(&size(0.11, 0.0, &[], 96.0), 0.19, 198.0, 96.0), None);
     }
 
     #[test]

@@ -167,20 +167,27 @@ async fn measure<D: Deployment>(
         if let (Some(p), None) = (unconstrained, args.cpus_per_instance) {
             let first = calibrate::quota_for(c.headroom, 2.0 * p, 4);
             let estimate = 0.7 * c.headroom / 4.0;
-            let trial = Box::pin(calibrate::trial(&search, first, estimate)).await?;
+            let trial = Box::pin(calibrate::trial(&search, "trial", first, estimate)).await?;
             let listed = instances.as_ref().and_then(|l| l.iter().copied().max());
-            (sizing, largest_default) = match listed {
-                Some(l) => (calibrate::sizing(&trial, first, c.headroom / l as f64), l),
-                // Eight instances only when each still gets a slice its
-                // fixed work does not dominate.
-                None => match calibrate::sizing(&trial, first, c.headroom / 8.0)
-                    .filter(|s| !args.quick && s.cpus >= calibrate::EIGHT_MIN_CPUS)
-                {
-                    Some(eight) => (Some(eight), 8),
-                    None => (calibrate::sizing(&trial, first, c.headroom / 4.0), 4),
-                },
+            let fleet = |size: &dyn Fn(f64) -> Option<Sizing>| {
+                largest_fleet(size, c.headroom, listed, args.quick)
             };
+            (sizing, largest_default) = fleet(&|t| calibrate::sizing(&trial, first, t));
             c.steps.extend(trial.steps);
+            if let Some(guess) = sizing.filter(calibrate::needs_second) {
+                let (q, target) = (
+                    calibrate::round_quota(guess.cpus),
+                    c.headroom / largest_default as f64,
+                );
+                let second = Box::pin(calibrate::trial(&search, "trial-2", q, target)).await?;
+                if let Some(rate) = second.best.as_ref().map(|b| b.tps) {
+                    let refit = |t| calibrate::refit(&guess, q, rate, t);
+                    if refit(target).is_some() {
+                        (sizing, largest_default) = fleet(&refit);
+                    }
+                }
+                c.steps.extend(second.steps);
+            }
         }
         let list = instances.get_or_insert_with(|| {
             [1, 2, 4, 8]
@@ -282,6 +289,27 @@ async fn measure<D: Deployment>(
         serde_json::to_vec_pretty(&report)?,
     )?;
     Ok(report)
+}
+
+/// The sizing for the largest fleet and its size: the listed largest, or
+/// by default eight when each of them still gets a slice its fixed work
+/// does not dominate, else four. `size` gives the sizing for a target
+/// rate per instance.
+fn largest_fleet(
+    size: &dyn Fn(f64) -> Option<Sizing>,
+    headroom: f64,
+    listed: Option<usize>,
+    quick: bool,
+) -> (Option<Sizing>, usize) {
+    match listed {
+        Some(l) => (size(headroom / l as f64), l),
+        None => {
+            match size(headroom / 8.0).filter(|s| !quick && s.cpus >= calibrate::EIGHT_MIN_CPUS) {
+                Some(eight) => (Some(eight), 8),
+                None => (size(headroom / 4.0), 4),
+            }
+        }
+    }
 }
 
 /// Warns when the largest fleet's rate exceeds the headroom: as measured

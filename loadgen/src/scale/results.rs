@@ -209,6 +209,22 @@ pub struct Sizing {
     pub cpu_ms_per_purchase: Option<f64>,
     /// The share of its quota the trial instance used at its bound.
     pub used_at_bound: f64,
+    /// A second trial at the quota the first one sized, when that sizing
+    /// was a guess (see [`super::calibrate::needs_second`]). With it the
+    /// background and the CPU per purchase above are the line through
+    /// the two trials' (quota, rate at the bound) points, whose quota was
+    /// used whole at the bound (`used_at_bound` 1): what one instance
+    /// sustains, not what it spends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second: Option<SecondTrial>,
+}
+
+/// A second trial's quota and the rate one instance sustained under it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondTrial {
+    pub cpus: f64,
+    pub rate: f64,
 }
 
 impl Sizing {
