@@ -15,10 +15,17 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Bearer token for the admin API. When absent: on the real backend the
-    /// fleet's (created in PostgreSQL by the first instance, logged at
-    /// start), on the embedded one a random one, printed at start.
+    /// fleet's (created in PostgreSQL by the first instance), on the
+    /// embedded one a random one; either way written to
+    /// `--admin-token-file`, never logged or printed.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Where the admin token in use is written (mode 0600, before the server
+    /// answers) when `--admin-token` is absent; its path is printed.
+    /// Default: `ticket-server-<port>.admin-token` in `$TMPDIR` (else `/tmp`).
+    #[arg(long, env = "ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
 
     /// HMAC secret for queue tokens. Every instance that must accept the
     /// others' tokens needs the same one. When absent: on the real backend
@@ -276,19 +283,6 @@ pub struct TestHooks {
     /// the verifier catches it).
     #[arg(long = "debug-no-replica-wait", hide = true)]
     pub no_replica_wait: bool,
-}
-
-impl Config {
-    /// Fills a missing admin token with a random one and returns it, so the
-    /// binary can print it.
-    pub fn ensure_admin_token(&mut self) -> Option<String> {
-        if self.admin_token.is_some() {
-            return None;
-        }
-        let token = random_hex();
-        self.admin_token = Some(token.clone());
-        Some(token)
-    }
 }
 
 impl Config {

@@ -8,13 +8,15 @@
 //! - [`routes`]: one module per group of operations.
 //! - [`backend`]: the seam; [`backend::memory`] is the embedded backend,
 //!   [`backend::stack`] the one over Redis, Kafka and PostgreSQL.
-//! - [`token`]: HMAC-signed queue tokens.
+//! - [`token`]: HMAC-signed queue tokens; [`admin_token`]: the admin
+//!   token's file when none was given.
 //! - [`validate`], [`error`]: bad input in, the contract's errors out.
 //! - [`metrics`]: Prometheus exposition.
 //!
 //! Tests and the verifier embed the server with [`run`]: bind
 //! `127.0.0.1:0`, pass the listener and any future as the shutdown signal.
 
+pub mod admin_token;
 pub mod backend;
 pub mod concert;
 pub mod config;
@@ -30,6 +32,8 @@ pub mod validate;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,8 +81,17 @@ pub async fn run(
     let admin_token = backend
         .shared_secret("admin_token", config.admin_token.as_deref())
         .await?;
-    if config.admin_token.as_deref().is_none_or(str::is_empty) {
-        info!(admin_token = %admin_token, "admin token in use");
+    // Written before the first request is served, so once health answers
+    // the file is there; its value never reaches the log.
+    if let Some(path) = admin_token::file(&config, http::local_addr(&listener).port()) {
+        admin_token::write(&path, &admin_token).with_context(|| {
+            format!(
+                "no --admin-token given, and the one in use could not be written to {} \
+                 (give --admin-token, or --admin-token-file where this user may write)",
+                path.display()
+            )
+        })?;
+        info!(path = %path.display(), "no admin token given: the one in use is in this file (mode 0600)");
     }
     let secret = backend
         .shared_secret("token_secret", config.token_secret.as_deref())

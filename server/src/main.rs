@@ -10,18 +10,17 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let mut config = ticket_server::Config::parse();
+    let config = ticket_server::Config::parse();
     // Handlers first: a SIGTERM that arrives once we have announced the
     // address must start a graceful shutdown, not kill the process.
     let shutdown = shutdown_signal()?;
-    // The embedded backend's generated admin token is printed here; on the
-    // shared stack an unconfigured one is the fleet's (see `run`).
-    if config.backend == ticket_server::backend::BackendKind::Memory {
-        if let Some(token) = config.ensure_admin_token() {
-            println!("admin token (generated): {token}");
-        }
-    }
     let listener = TcpListener::bind(config.listen).await?;
+    // Without --admin-token, `run` writes the one in use (generated, or on
+    // the shared stack the fleet's) to this file before it serves: the path
+    // is printed, never the value.
+    if let Some(path) = ticket_server::admin_token::file(&config, listener.local_addr()?.port()) {
+        println!("admin token in {}", path.display());
+    }
     // Scripts and tests read this line to find the port when --listen ends in :0.
     println!("listening on http://{}", listener.local_addr()?);
     ticket_server::run(config, listener, shutdown).await
