@@ -1,6 +1,11 @@
 // The operator's console: every event's numbers, read each second, and
 // its admission controls. The admin token lives in sessionStorage (this
 // tab only) and travels only in the Authorization header.
+//
+// A concert's waiting line is a queue of stock 0 whose sales are seat
+// payments, which the line's numbers never count; so a concert's card
+// takes its seats from the public seat maps instead (one read per
+// schedule per refresh), and says it is a concert.
 import { api, ApiError, describe, $, show, element } from '/assets/common.js';
 
 const KEY = 'ticketbench:admin-token';
@@ -13,6 +18,9 @@ let timer = null;
 const cards = new Map();
 /** Per event: recent `[time, sold]` samples, for sales per second. */
 const samples = new Map();
+/** Per id: its schedules if a concert, null if an event (looked up once:
+ * a concert's schedules are fixed when it is created). */
+const concerts = new Map();
 
 const token = () => sessionStorage.getItem(KEY);
 const auth = () => ({ Authorization: `Bearer ${token()}` });
@@ -52,9 +60,10 @@ function begin() {
 async function refresh() {
   try {
     const { events } = await api('GET', '/api/v1/admin/admission', { headers: auth() });
+    const seats = await Promise.all(events.map(concertSeats));
     setError(null);
     show($('#empty'), events.length === 0);
-    for (const view of events) render(view);
+    events.forEach((view, i) => render(view, seats[i]));
     $('#updated').textContent = `Updated ${new Date().toLocaleTimeString()}.`;
   } catch (err) {
     setError(err);
@@ -63,6 +72,40 @@ async function refresh() {
       signedOut();
     }
   }
+}
+
+/** A concert's schedules, or null for an event (404: no such concert). */
+async function schedulesOf(view) {
+  // Only a line of stock 0 may be a concert's: events are not asked about.
+  if (view.stock !== 0) return null;
+  const id = view.eventId;
+  if (!concerts.has(id)) {
+    try {
+      concerts.set(id, await api('GET', `/api/v1/concerts/${enc(id)}/schedules`));
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+      concerts.set(id, null);
+    }
+  }
+  return concerts.get(id);
+}
+
+/** A concert's seats over all its schedules (null for an event): `stock`
+ * seats, `sold` paid (CONFIRMED), `held`, and `remaining` AVAILABLE. */
+async function concertSeats(view) {
+  const schedules = await schedulesOf(view);
+  if (!schedules) return null;
+  const maps = await Promise.all(schedules.map((s) => api(
+    'GET', `/api/v1/concerts/${enc(view.eventId)}/schedules/${enc(s.scheduleId)}/seats`,
+  )));
+  const seats = maps.flat();
+  const count = (status) => seats.filter((seat) => seat.status === status).length;
+  return {
+    stock: seats.length,
+    sold: count('CONFIRMED'),
+    held: count('HELD'),
+    remaining: count('AVAILABLE'),
+  };
 }
 
 function salesPerSecond(id, sold) {
@@ -75,23 +118,30 @@ function salesPerSecond(id, sold) {
   return now > t0 ? ((sold - s0) * 1000) / (now - t0) : 0;
 }
 
+/** `[key, label for an event, label for a concert (absent: not shown)]`. */
 const FIELDS = [
-  ['stock', 'Stock'], ['sold', 'Sold'], ['remaining', 'Remaining'], ['sales', 'Sales / s'],
-  ['waiting', 'Waiting'], ['active', 'Active'], ['activeCapacity', 'Capacity'],
-  ['admitted', 'Admitted'], ['admittedPerMinute', 'Admitted / min'], ['rate', 'Release limit'],
+  ['stock', 'Stock', 'Seats'], ['sold', 'Sold', 'Seats paid'], ['remaining', 'Remaining', 'Seats available'],
+  ['held', null, 'Seats held'], ['sales', 'Sales / s', 'Seats paid / s'],
+  ['waiting', 'Waiting', 'Waiting'], ['active', 'Active', 'Active'], ['activeCapacity', 'Capacity', 'Capacity'],
+  ['admitted', 'Admitted', 'Admitted'], ['admittedPerMinute', 'Admitted / min', 'Admitted / min'],
+  ['rate', 'Release limit', 'Release limit'],
 ];
 
-/** One event's card, made once (so inputs keep what is typed) and updated. */
-function card(id) {
+/** One event's (or concert's) card, made once (so inputs keep what is
+ * typed) and updated. */
+function card(id, concert) {
   if (cards.has(id)) return cards.get(id);
   const root = element('section', { className: 'card event' });
   root.dataset.event = id;
-  const head = element('h2', {}, id);
+  root.dataset.kind = concert ? 'concert' : 'event';
+  const head = element('h2');
   const badge = element('span', { className: 'badge' });
-  head.append(' ', badge);
+  head.append(element('span', { className: 'kind' }, concert ? 'Concert' : 'Event'), ' ', id, ' ', badge);
   const dl = element('dl', { className: 'numbers' });
   const values = {};
-  for (const [key, label] of FIELDS) {
+  for (const [key, eventLabel, concertLabel] of FIELDS) {
+    const label = concert ? concertLabel : eventLabel;
+    if (!label) continue;
     const dd = element('dd');
     dd.dataset.field = key;
     values[key] = dd;
@@ -127,18 +177,17 @@ function numberForm(label, name, min, apply) {
   return form;
 }
 
-function render(view) {
-  const c = card(view.eventId);
+/** Shows an event's admission view; a concert's with its `seats`. */
+function render(view, seats) {
+  const c = card(view.eventId, Boolean(seats));
   const state = view.queueAll ? 'QUEUE EVERYONE' : view.paused ? 'PAUSED' : 'OPEN';
   c.badge.textContent = state;
   c.badge.dataset.state = state;
   c.root.dataset.state = state;
-  const shown = {
-    ...view,
-    sales: salesPerSecond(view.eventId, view.sold).toFixed(1),
-    rate: view.releaseRatePerMinute === 0 ? 'none' : `${view.releaseRatePerMinute} / min`,
-  };
-  for (const [key] of FIELDS) c.values[key].textContent = String(shown[key]);
+  const shown = { ...view, ...seats };
+  shown.sales = salesPerSecond(view.eventId, shown.sold).toFixed(1);
+  shown.rate = view.releaseRatePerMinute === 0 ? 'none' : `${view.releaseRatePerMinute} / min`;
+  for (const [key, dd] of Object.entries(c.values)) dd.textContent = String(shown[key]);
   c.pause.dataset.paused = String(view.paused);
   c.pause.textContent = view.paused ? 'Resume admission' : 'Pause admission';
   c.queueAll.dataset.on = String(view.queueAll);
@@ -149,7 +198,7 @@ async function change(id, body) {
   try {
     const view = await api('POST', `/api/v1/admin/events/${enc(id)}/admission`, { headers: auth(), body });
     setError(null);
-    render(view);
+    render(view, await concertSeats(view));
   } catch (err) {
     setError(err);
   }

@@ -1,9 +1,10 @@
 // Two buyers race for one seat on the seat map: one holds it, the other
 // sees it HELD within a second; the hold lapses (the server runs with a
 // short --hold-ttl) and the seat reads AVAILABLE again. Then a buyer adds
-// points, holds, pays, and everyone sees the seat CONFIRMED.
+// points, holds, pays, and everyone sees the seat CONFIRMED; the operator
+// console shows the concert's seat paid and its sales per second move.
 import {
-  HOLD_TTL_MS, context, data, must, nonce, shot, text, visible, watchErrors,
+  ADMIN, HOLD_TTL_MS, context, data, must, nonce, shot, text, visible, watchErrors,
 } from './lib.mjs';
 
 export const name = 'seat map: HELD within a second, AVAILABLE after the hold lapses, pay';
@@ -78,11 +79,31 @@ export async function run(browser, errors) {
   await loser.page.fill('#charge-amount', '5000');
   await loser.page.click('#charge button[type=submit]');
   await text(loser.page, '#balance', 5000);
+  // The console, open before the payment, reads the concert's seats.
+  const desk = await context(browser);
+  const admin = await desk.newPage();
+  watchErrors(admin, errors);
+  await admin.goto('/admin');
+  await admin.evaluate((t) => sessionStorage.setItem('ticketbench:admin-token', t), ADMIN);
+  await admin.reload();
+  const card = `section.event[data-event="${concertId}"]`;
+  const field = (f) => `${card} dd[data-field="${f}"]`;
+  await data(admin, card, 'kind', 'concert');
+  await text(admin, `${card} .kind`, 'Concert');
+  await text(admin, field('stock'), 50);
+  await text(admin, field('sold'), 0);
+  await text(admin, field('sales'), '0.0');
   await loser.page.click('#pay');
   await text(loser.page, '#result-status', 'CONFIRMED');
   await shot(loser.page, 'seat-paid');
   await data(winner.page, seat(8), 'status', 'CONFIRMED', 2000);
+  await text(admin, field('sold'), 1, 3000);
+  await text(admin, field('remaining'), 49);
+  const sales = Number(await admin.textContent(field('sales')));
+  if (!(sales > 0)) throw new Error(`the console shows ${sales} seats paid per second just after a payment`);
+  await shot(admin, 'console-concert');
   await alice.ctx.close();
   await bob.ctx.close();
+  await desk.close();
   return `the other buyer saw seat 7 HELD ${sawIn} ms after the hold`;
 }
