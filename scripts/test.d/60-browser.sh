@@ -2,8 +2,9 @@
 # The pages for people, in a real browser: headless Chromium from Debian's
 # packages driven by playwright-core (pinned, from the npm registry, under
 # ~/.cache/ticketbench/node), against ticket-server on both backends. The
-# scenarios (tests/browser/*.mjs): a buyer watches the position fall,
-# reloads, keeps the place and buys (CONFIRMED); two buyers race for a seat
+# scenarios (tests/browser/*.mjs): a buyer types the event id on the home
+# page, watches the position fall, reloads, keeps the place and buys
+# (CONFIRMED); two buyers race for a seat
 # (HELD within a second, AVAILABLE again after a short --hold-ttl); the
 # operator pauses (positions stop, pages say paused) and resumes (admission
 # in entry order); a load run's live dashboard (loadgen run --dashboard)

@@ -1,7 +1,10 @@
-// A buyer in the waiting room: joins with the keyboard, watches the
-// position fall as those ahead buy, reloads and keeps the place, becomes
-// ACTIVE, buys, and sees PENDING turn into CONFIRMED.
-import { context, data, enter, must, nonce, record, seen, shot, text, visible, watchErrors } from './lib.mjs';
+// A buyer comes in by the home page and the waiting room, keyboard only:
+// types the event id, then a user id; watches the position fall as those
+// ahead buy, reloads and keeps the place, becomes ACTIVE, buys, and sees
+// PENDING turn into CONFIRMED.
+import {
+  context, data, enter, must, nonce, phoneShot, record, seen, shot, stored, text, visible, watchErrors,
+} from './lib.mjs';
 
 export const name = 'buyer: position falls, reload keeps the place, buy, CONFIRMED';
 
@@ -24,12 +27,19 @@ export async function run(browser, errors) {
     await ctx.close();
   }
 
+  // The home page, at both sizes.
+  await phoneShot(browser, errors, '/', 'home', { ready: (p) => visible(p, '#event-id') });
   const ctx = await context(browser);
   const page = await ctx.newPage();
   watchErrors(page, errors);
-  await page.goto(`/events/${eventId}`);
+  await page.goto('/');
+  await shot(page, 'home');
+  // Keyboard only: the event id field has focus; Enter goes to its
+  // waiting room, where the user id field has focus; Enter joins.
+  await page.keyboard.type(eventId);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`**/events/${eventId}`, { timeout: 10_000 });
   await visible(page, '#enter');
-  // Keyboard only: the user id field has focus; Enter submits.
   await page.keyboard.type('buyer');
   await page.keyboard.press('Enter');
   await text(page, '#position', 3);
@@ -41,8 +51,8 @@ export async function run(browser, errors) {
   watchErrors(small, errors);
   // The same entry on a phone-sized screen (its token, as a reload would).
   await small.goto(`/events/${eventId}`);
-  const stored = await page.evaluate((k) => localStorage.getItem(k), `ticketbench:entry:${eventId}`);
-  await small.evaluate(([k, v]) => localStorage.setItem(k, v), [`ticketbench:entry:${eventId}`, stored]);
+  const entry = await page.evaluate((k) => localStorage.getItem(k), `ticketbench:entry:${eventId}`);
+  await small.evaluate(([k, v]) => localStorage.setItem(k, v), [`ticketbench:entry:${eventId}`, entry]);
   await small.reload();
   await text(small, '#position', 3);
   await shot(small, 'waiting-room');
@@ -70,6 +80,10 @@ export async function run(browser, errors) {
     throw new Error(`the result read ${JSON.stringify(shown)}, expected PENDING then CONFIRMED`);
   }
   await shot(page, 'purchase-confirmed');
+  await phoneShot(browser, errors, `/events/${eventId}`, 'purchase-confirmed', {
+    storage: await stored(page, 'ticketbench:'),
+    ready: (p) => text(p, '#result-status', 'CONFIRMED'),
+  });
   // A reload shows the result, not the line.
   await page.reload();
   await text(page, '#result-status', 'CONFIRMED');

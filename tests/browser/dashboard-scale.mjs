@@ -5,7 +5,7 @@
 // line, and links the HTML report at the end, a self-contained page with
 // the scaling plot inline.
 import { join } from 'node:path';
-import { ADMIN, BASE, BACKEND, OUT, context, shot, text, watchErrors } from './lib.mjs';
+import { ADMIN, BASE, BACKEND, OUT, context, phoneShot, shot, text, watchErrors } from './lib.mjs';
 import { loadgen } from './dashboard.mjs';
 
 export const name = 'dashboard: a scaling run\'s steps named as they start, then its HTML report';
@@ -41,6 +41,9 @@ export async function run(browser, errors) {
     }
     await text(page, '#links a', 'HTML report');
     await shot(page, 'dashboard-scale-done');
+    await phoneShot(browser, errors, base, 'dashboard-scale-done', {
+      ready: (p) => p.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: 10_000 }),
+    });
     const href = await page.getAttribute('#links a', 'href');
     const report = await ctx.request.get(new URL(href, base).href);
     const body = await report.text();

@@ -3,7 +3,7 @@
 // second by second, and links the run's reports when it ends.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { ADMIN, BASE, BACKEND, OUT, context, shot, text, watchErrors } from './lib.mjs';
+import { ADMIN, BASE, BACKEND, OUT, context, phoneShot, shot, text, watchErrors } from './lib.mjs';
 
 export const name = 'dashboard: a run\'s TPS rising each second, then its report link';
 
@@ -47,6 +47,9 @@ export async function run(browser, errors) {
     await page.goto(base);
     await page.waitForFunction(() => Number(document.body.dataset.seconds ?? 0) >= 3, null, { timeout: 30_000 });
     await shot(page, 'dashboard-running');
+    await phoneShot(browser, errors, base, 'dashboard-running', {
+      ready: (p) => p.waitForFunction(() => Number(document.body.dataset.seconds ?? 0) >= 1, null, { timeout: 10_000 }),
+    });
     await page.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: (SECONDS + 30) * 1000 });
     // eslint-disable-next-line no-undef
     const tps = await page.evaluate(() => seconds.map((s) => s.tps));

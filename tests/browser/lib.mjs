@@ -123,6 +123,37 @@ export async function shot(page, name) {
   return file;
 }
 
+/**
+ * The page `path` on a phone-sized screen, captured as `name`: opened
+ * with `storage` (the desktop page's localStorage entries, as a reload
+ * would keep them) and captured once `ready(page)` resolved.
+ */
+export async function phoneShot(browser, errors, path, name, { storage = {}, ready = async () => {} } = {}) {
+  const phone = await context(browser, { phone: true });
+  try {
+    const page = await phone.newPage();
+    watchErrors(page, errors);
+    await page.goto(path);
+    if (Object.keys(storage).length) {
+      await page.evaluate((entries) => {
+        for (const [k, v] of Object.entries(entries)) localStorage.setItem(k, v);
+      }, storage);
+      await page.reload();
+    }
+    await ready(page);
+    return await shot(page, name);
+  } finally {
+    await phone.close();
+  }
+}
+
+/** The page's localStorage entries whose key starts with `prefix`. */
+export async function stored(page, prefix = '') {
+  return page.evaluate((p) => Object.fromEntries(
+    Object.entries(localStorage).filter(([k]) => k.startsWith(p)),
+  ), prefix);
+}
+
 /** Starts recording every text `selector` shows (read with `seen`). */
 export async function record(page, selector) {
   await page.evaluate((s) => {

@@ -3,7 +3,7 @@
 // polling, its stream blocked); on resume admission goes on in entry
 // order. Release rate and capacity are set live from the console too.
 import {
-  ADMIN, context, enter, must, nonce, shot, stays, text, visible, watchErrors, data,
+  ADMIN, context, enter, must, nonce, phoneShot, shot, stays, stored, text, visible, watchErrors, data,
 } from './lib.mjs';
 
 export const name = 'operator: pause stops the line and says so, resume admits in order';
@@ -59,6 +59,13 @@ export async function run(browser, errors) {
   await Promise.all([stays(b1.page, 1, 1500), stays(b2.page, 2, 1500)]);
   await text(admin, `${card} dd[data-field="active"]`, 0);
   await shot(b1.page, 'waiting-room-paused');
+  await phoneShot(browser, errors, `/events/${eventId}`, 'waiting-room-paused', {
+    storage: await stored(b1.page, 'ticketbench:'),
+    ready: async (p) => {
+      await visible(p, '#paused');
+      await text(p, '#position', 1);
+    },
+  });
   await shot(admin, 'console');
 
   await admin.click(`${card} button.pause`);
