@@ -107,7 +107,8 @@ run_backend() {
 # The rate limits (on by default, 10/s per IP and per user) are off here
 # whatever the environment says: the stateful phase drives every operation
 # from 127.0.0.1 faster than that, and a 429 would hide the answer under
-# test. The limits have their own tests in server/tests/abuse_limits.rs.
+# test. The limits have their own tests in server/tests/abuse_limits.rs and
+# server/tests/abuse_connections.rs.
 limits_off=(--rate-limit-rps 0 --user-rate-limit-rps 0)
 
 run_backend memory "${limits_off[@]}"

@@ -1,7 +1,8 @@
 //! Conformance findings of the API tester (issue: hostile input): ids the
 //! schema allows reach the handler however the client encodes them, every
 //! 405 names the allowed method, a repeated scheduleId is refused and
-//! changes nothing. Abuse limits are in `abuse_limits.rs`.
+//! changes nothing. Abuse limits are in `abuse_limits.rs` and
+//! `abuse_connections.rs`.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
