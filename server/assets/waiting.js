@@ -190,7 +190,7 @@ function apply(view) {
   if (view.status === 'WAITING') {
     showWaiting(view);
   } else if (view.status === 'ACTIVE') {
-    showActive();
+    showActive(view);
   } else {
     showOver(view.status);
   }
@@ -212,20 +212,20 @@ function showWaiting(view) {
   $('#waiting').dataset.paused = String(view.paused);
 }
 
-function showActive() {
+function showActive(view) {
   if (entry.result) {
     showResult();
     return;
   }
-  if (!entry.activeSince) {
-    entry.activeSince = Date.now();
-    save();
-  }
   show($('#active'));
   clearInterval(activeTimer);
+  // The server's deadline (activeRemainingSeconds), counted down on this
+  // device's clock from when it was read: right even when the turn came
+  // while the page was closed. A server without it: a whole turn.
+  const until = Date.now() + (view.activeRemainingSeconds ?? event.activeTtlSeconds) * 1000;
   const tick = () => {
-    const left = event.activeTtlSeconds - (Date.now() - entry.activeSince) / 1000;
-    $('#remaining').textContent = `about ${duration(left)}`;
+    const left = (until - Date.now()) / 1000;
+    $('#remaining').textContent = duration(left);
     if (left <= 0) {
       clearInterval(activeTimer);
       refresh();

@@ -57,6 +57,20 @@ pub struct QueueView {
     pub cursor: u64,
 }
 
+/// `GET /api/v1/queue/status`: where the entry stands and, while it is
+/// ACTIVE, how long its turn lasts. Beside [`QueueView`], not in it: the
+/// SSE stream ends at ACTIVE and never needs the time left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryStatus {
+    #[serde(flatten)]
+    pub view: QueueView,
+    /// Whole seconds (rounded up) until the active time runs out while
+    /// ACTIVE, 0 otherwise; from the server's own deadline, so a page
+    /// opened late (or reloaded) shows the turn's true end.
+    pub active_remaining_seconds: u64,
+}
+
 /// What `enter` returns to the HTTP layer, which signs the token.
 #[derive(Debug, Clone)]
 pub struct Entered {

@@ -64,15 +64,31 @@ on_both_stacks!(enter_errors, [], |s| {
 });
 
 on_both_stacks!(queue_status_by_header_and_query, [], |s| {
-    s.event("e1", 10, json!({"activeCapacity": 1})).await;
-    s.enter("e1", "a").await;
+    s.event(
+        "e1",
+        10,
+        json!({"activeCapacity": 1, "activeTtlSeconds": 60}),
+    )
+    .await;
+    let a = s.token("e1", "a").await;
     let b = s.enter("e1", "b").await;
     let token = b["token"].as_str().unwrap();
     let (status, v) = s.status(token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        (v["status"].clone(), v["position"].clone()),
-        (json!("WAITING"), json!(1))
+        (
+            v["status"].clone(),
+            v["position"].clone(),
+            v["activeRemainingSeconds"].clone()
+        ),
+        (json!("WAITING"), json!(1), json!(0))
+    );
+    // ACTIVE: the time left of the turn, by the server's deadline.
+    let (_, active) = s.status(&a).await;
+    let left = active["activeRemainingSeconds"].as_u64().unwrap();
+    assert!(
+        active["status"] == json!("ACTIVE") && (50..=60).contains(&left),
+        "{active}"
     );
     let (status, q) = s.get(&format!("/api/v1/queue/status?token={token}")).await;
     assert_eq!(status, StatusCode::OK);

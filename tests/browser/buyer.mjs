@@ -1,18 +1,30 @@
 // A buyer comes in by the home page and the waiting room, keyboard only:
 // types the event id, then a user id; watches the position fall as those
-// ahead buy, reloads and keeps the place, becomes ACTIVE, buys, and sees
-// PENDING turn into CONFIRMED.
+// ahead buy, reloads and keeps the place, becomes ACTIVE while away (the
+// page then shows the turn's true time left), buys, and sees PENDING turn
+// into CONFIRMED.
 import {
   context, data, enter, must, nonce, phoneShot, record, seen, shot, stored, text, visible, watchErrors,
 } from './lib.mjs';
 
 export const name = 'buyer: position falls, reload keeps the place, buy, CONFIRMED';
 
+/** The event's active time (s), and how long the buyer's page is away. */
+const TTL = 120;
+const AWAY_MS = 2500;
+
+/** "1 min 57 s" -> 117. */
+function seconds(said) {
+  const m = /^(?:(\d+) min )?(\d+) s$/.exec(said.trim());
+  if (!m) throw new Error(`the time left reads ${JSON.stringify(said)}`);
+  return Number(m[1] ?? 0) * 60 + Number(m[2]);
+}
+
 export async function run(browser, errors) {
   const eventId = `bw-${nonce}`;
   await must('POST', '/api/v1/admin/events', {
     admin: true,
-    body: { eventId, name: 'Spring live', stock: 5, activeCapacity: 1, activeTtlSeconds: 120 },
+    body: { eventId, name: 'Spring live', stock: 5, activeCapacity: 1, activeTtlSeconds: TTL },
   }, 201);
   // Three ahead of the buyer: the first ACTIVE, two waiting.
   const ahead = [];
@@ -66,9 +78,19 @@ export async function run(browser, errors) {
   await visible(page, '#enter', { visible: false });
   await must('POST', '/api/v1/tickets/reserve', { token: ahead[1], body: { eventId, quantity: 1 } });
   await text(page, '#position', 1);
+  // The turn comes while the page is closed: back a few seconds later, it
+  // shows the time left by the server's deadline, not a whole turn.
+  await page.goto('about:blank');
   await must('POST', '/api/v1/tickets/reserve', { token: ahead[2], body: { eventId, quantity: 1 } });
+  await page.waitForTimeout(AWAY_MS);
+  await page.goto(`/events/${eventId}`);
   await visible(page, '#active');
   await visible(page, '#buy-button');
+  const left = seconds(await page.textContent('#remaining'));
+  // The server rounds up: 2.5 s into a 120 s turn is at most 118 s left.
+  if (!(left <= TTL - 2 && left > TTL - 15)) {
+    throw new Error(`the page shows ${left} s of the turn left, ${AWAY_MS} ms after a ${TTL} s turn began`);
+  }
   await record(page, '#result-status');
   // The Buy button has focus once ACTIVE.
   await page.keyboard.press('Enter');

@@ -29,7 +29,9 @@ use crate::concert::{
 };
 use crate::config::{NegativeControls, TestHooks};
 use crate::error::Result;
-use crate::model::{Entered, EventGauges, EventSpec, EventView, QueueView, Reservation};
+use crate::model::{
+    Entered, EntryStatus, EventGauges, EventSpec, EventView, QueueView, Reservation,
+};
 use crate::token::Claims;
 use rules::require_active;
 
@@ -97,7 +99,7 @@ pub trait Queue {
     /// per event and user).
     async fn enter(&self, event_id: &str, user_id: &str) -> Result<Entered>;
     /// The entry a token names; UNAUTHORIZED when it names none.
-    async fn queue_status(&self, claims: &Claims) -> Result<QueueView>;
+    async fn queue_status(&self, claims: &Claims) -> Result<EntryStatus>;
     /// As `queue_status`, plus a receiver of the event's admission cursor.
     async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch>;
 }
@@ -248,7 +250,7 @@ impl Backend {
         dispatch!(self, b => b.enter(event_id, user_id).await)
     }
 
-    pub async fn queue_status(&self, claims: &Claims) -> Result<QueueView> {
+    pub async fn queue_status(&self, claims: &Claims) -> Result<EntryStatus> {
         dispatch!(self, b => b.queue_status(claims).await)
     }
 
@@ -311,7 +313,7 @@ impl Backend {
         if claims.event_id != concert_id {
             return Err(rules::other_event());
         }
-        require_active(self.queue_status(claims).await?.status)?;
+        require_active(self.queue_status(claims).await?.view.status)?;
         let user = claims.user_id.as_str();
         dispatch!(self, b => b.hold_seat(at, user).await)
     }
@@ -332,7 +334,7 @@ impl Backend {
         if let Some(paid) = target.paid {
             return Ok(paid);
         }
-        if let Err(e) = require_active(self.queue_status(claims).await?.status) {
+        if let Err(e) = require_active(self.queue_status(claims).await?.view.status) {
             // A concurrent retry may have paid and used the token meanwhile.
             let again = self.payment_target(user, &request.reservation_id).await?;
             return again.paid.ok_or(e);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::http::{json_response, App, Body};
-use crate::model::{QueueStatus, QueueView};
+use crate::model::{EntryStatus, QueueStatus};
 use crate::token::Claims;
 use crate::validate;
 
@@ -57,6 +57,6 @@ pub async fn enter(app: &App, req: Request<Incoming>) -> Result<Response<Body>> 
 
 pub async fn status(app: &App, req: Request<Incoming>) -> Result<Response<Body>> {
     let claims = app.queue_claims(&req, true)?;
-    let view: QueueView = app.backend.queue_status(&claims).await?;
-    json_response(StatusCode::OK, &view)
+    let status: EntryStatus = app.backend.queue_status(&claims).await?;
+    json_response(StatusCode::OK, &status)
 }

@@ -118,7 +118,7 @@ impl StreamState {
                         _ = self.stopping.wait_for(|stop| *stop) => return None,
                     };
                     (
-                        self.backend.queue_status(&self.claims).await.ok()?,
+                        self.backend.queue_status(&self.claims).await.ok()?.view,
                         heartbeat,
                     )
                 }

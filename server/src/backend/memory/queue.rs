@@ -24,8 +24,8 @@ use crate::backend::{Queue, QueueWatch, Stock};
 use crate::config::NegativeControls;
 use crate::error::{Error, Result};
 use crate::model::{
-    new_reservation_id, now_rfc3339, now_unix, Entered, EventGauges, EventSpec, EventView,
-    QueueStatus, QueueView, Reservation, ReservationStatus,
+    new_reservation_id, now_rfc3339, now_unix, Entered, EntryStatus, EventGauges, EventSpec,
+    EventView, QueueStatus, QueueView, Reservation, ReservationStatus,
 };
 use crate::token::Claims;
 
@@ -74,6 +74,9 @@ struct Entry {
     issued_at: u64,
     state: EntryState,
     bought: u32,
+    /// When its active time runs out, once admitted (kept here, not
+    /// looked up in `expiries`, which may hold a million entries).
+    active_until: Option<Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -143,6 +146,7 @@ impl Queue for MemoryBackend {
                     issued_at: now_unix(),
                     state: EntryState::Waiting,
                     bought: 0,
+                    active_until: None,
                 });
                 st.by_user.insert(user, seq);
                 st.waiting += 1;
@@ -157,13 +161,24 @@ impl Queue for MemoryBackend {
         })
     }
 
-    async fn queue_status(&self, claims: &Claims) -> Result<QueueView> {
+    async fn queue_status(&self, claims: &Claims) -> Result<EntryStatus> {
         let cell = self.cell(&claims.event_id).map_err(|_| unknown_entry())?;
         let now = Instant::now();
         let mut st = cell.lock();
         cell.tick(&mut st, now);
         let seq = st.entry_of(claims)?;
-        Ok(cell.queue_view(&st, seq, now))
+        let entry = &st.entries[seq as usize];
+        let active_remaining_seconds = match (entry.state, entry.active_until) {
+            (EntryState::Active, Some(until)) => until
+                .saturating_duration_since(now)
+                .as_millis()
+                .div_ceil(1000) as u64,
+            _ => 0,
+        };
+        Ok(EntryStatus {
+            view: cell.queue_view(&st, seq, now),
+            active_remaining_seconds,
+        })
     }
 
     async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
@@ -318,7 +333,9 @@ impl EventCell {
             } else {
                 st.head
             };
-            st.entries[seq as usize].state = EntryState::Active;
+            let entry = &mut st.entries[seq as usize];
+            entry.state = EntryState::Active;
+            entry.active_until = Some(now + self.ttl);
             st.expiries.push_back((now + self.ttl, seq));
             st.active += 1;
             st.admitted += 1;

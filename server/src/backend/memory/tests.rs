@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::backend::{Queue, Stock};
-use crate::model::{Entered, EventSpec, QueueStatus};
+use crate::model::{Entered, EntryStatus, EventSpec, QueueStatus};
 
 fn spec(id: &str, stock: u64, capacity: u32) -> EventSpec {
     EventSpec {
@@ -62,7 +62,7 @@ async fn admission_is_fifo_and_bounded_by_capacity() {
         .await
         .unwrap();
     assert_eq!(
-        (v2.status, v3.status, v3.position),
+        (v2.view.status, v3.view.status, v3.view.position),
         (QueueStatus::Active, QueueStatus::Waiting, 1)
     );
     assert_eq!(b.event("e").await.unwrap().active, 2);
@@ -83,7 +83,7 @@ async fn the_lifo_negative_control_admits_the_newest_first() {
     let mut statuses = Vec::new();
     for (i, e) in entered.iter().enumerate() {
         let view = b.queue_status(&claims("e", &format!("u{i}"), e)).await;
-        statuses.push(view.unwrap().status);
+        statuses.push(view.unwrap().view.status);
     }
     let status = |i: usize| statuses[i];
     assert_eq!(status(3), QueueStatus::Active, "the newest jumped the line");
@@ -118,4 +118,41 @@ async fn a_failed_reserve_changes_nothing() {
     // The token is still ACTIVE and can buy what is there.
     b.reserve(&claims("e", "a", &a), 1).await.unwrap();
     assert_eq!(b.event("e").await.unwrap().remaining, 0);
+}
+
+/// `activeRemainingSeconds` counts down from the event's active time from
+/// admission (rounded up), and is 0 while WAITING and once DONE.
+#[tokio::test(start_paused = true)]
+async fn the_active_time_left_counts_from_admission() {
+    let b = MemoryBackend::start(BackendOptions::default());
+    b.create_event(spec("e", 10, 1)).await.unwrap();
+    let entered = enter_all(&b, 2).await;
+    let (u0, u1) = (
+        claims("e", "u0", &entered[0]),
+        claims("e", "u1", &entered[1]),
+    );
+    let left = |s: EntryStatus| (s.view.status, s.active_remaining_seconds);
+    assert_eq!(
+        left(b.queue_status(&u0).await.unwrap()),
+        (QueueStatus::Active, 300)
+    );
+    tokio::time::advance(Duration::from_millis(100_500)).await;
+    assert_eq!(
+        left(b.queue_status(&u0).await.unwrap()),
+        (QueueStatus::Active, 200)
+    );
+    assert_eq!(
+        left(b.queue_status(&u1).await.unwrap()),
+        (QueueStatus::Waiting, 0)
+    );
+    b.reserve(&u0, 1).await.unwrap();
+    assert_eq!(
+        left(b.queue_status(&u0).await.unwrap()),
+        (QueueStatus::Done, 0)
+    );
+    // The next in line has a whole turn of its own.
+    assert_eq!(
+        left(b.queue_status(&u1).await.unwrap()),
+        (QueueStatus::Active, 300)
+    );
 }

@@ -120,9 +120,12 @@ if not now then return not_found end
 local m = redis.call('HMGET', meta, 'stock', 'limit', 'cap', 'ttl', 'name', 'paused', 'qall', 'rate')
 local s = redis.call('HMGET', state, 'remaining', 'sold', 'n')
 local status = nil
+local active_until = nil
 if ARGV[1] ~= '' then
   if token_names_entry() then
     status = entry_status(tonumber(ARGV[1]), head)
+    -- An ACTIVE entry's score is its deadline (ms).
+    if status == 'ACTIVE' then active_until = tonumber(redis.call('ZSCORE', active, tonumber(ARGV[1]))) end
   else
     status = 'UNKNOWN'
   end
@@ -132,7 +135,7 @@ for i, t in ipairs(redis.call('LRANGE', admissions, 0, 63)) do recent[i] = tonum
 return reply({result = 'OK', now = now, head = head, active = n_active,
   stock = tonumber(m[1]), limit = tonumber(m[2]), cap = tonumber(m[3]), ttl = tonumber(m[4]),
   name = m[5] or '', remaining = tonumber(s[1]), sold = tonumber(s[2]), entries = tonumber(s[3]),
-  status = status, admissions = recent,
+  status = status, active_until = active_until, admissions = recent,
   paused = m[6] == '1', queue_all = m[7] == '1', rate = tonumber(m[8] or '0')})
 "#;
 
@@ -260,6 +263,10 @@ pub struct EventNumbers {
     pub entries: u64,
     /// The asked entry's status (absent when no entry was asked for).
     pub status: Option<ScriptStatus>,
+    /// When the asked entry's active time runs out (Redis' clock, ms),
+    /// while it is ACTIVE.
+    #[serde(default)]
+    pub active_until: Option<i64>,
     /// Recent admission times (ms), newest first.
     #[serde(deserialize_with = "list_or_empty_table")]
     pub admissions: Vec<i64>,
@@ -433,6 +440,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!((with.admissions, with.status), (vec![4, 2], None));
+        assert_eq!(with.active_until, None);
+        let active: EventNumbers = serde_json::from_str(
+            r#"{"now":5,"head":1,"active":1,"stock":1,"limit":1,"cap":1,"ttl":1,"name":"x",
+                "remaining":1,"sold":0,"entries":1,"admissions":[4],"status":"ACTIVE",
+                "active_until":1700000060123}"#,
+        )
+        .unwrap();
+        assert_eq!(active.active_until, Some(1_700_000_060_123));
         let refused: ReserveReply =
             serde_json::from_str(r#"{"result":"LIMIT_EXCEEDED","limit":2,"bought":2}"#).unwrap();
         assert!(matches!(

@@ -18,7 +18,7 @@ use super::StackBackend;
 use crate::backend::rules::{estimate_wait_seconds, unknown_entry, RecentAdmissions};
 use crate::backend::{Queue, QueueWatch};
 use crate::error::{Error, Result};
-use crate::model::{Entered, EventSpec, EventView, QueueStatus, QueueView};
+use crate::model::{Entered, EntryStatus, EventSpec, EventView, QueueStatus, QueueView};
 use crate::token::Claims;
 
 /// How often an SSE follower reads its event's admission cursor itself:
@@ -132,16 +132,20 @@ impl Queue for StackBackend {
         })
     }
 
-    async fn queue_status(&self, claims: &Claims) -> Result<QueueView> {
+    async fn queue_status(&self, claims: &Claims) -> Result<EntryStatus> {
         let numbers = match self.view(&claims.event_id, Some(claims)).await {
             Err(Error::NotFound(_)) => return Err(unknown_entry()),
             other => other?,
         };
-        queue_view(&numbers, claims.seq).ok_or_else(unknown_entry)
+        let view = queue_view(&numbers, claims.seq).ok_or_else(unknown_entry)?;
+        Ok(EntryStatus {
+            view,
+            active_remaining_seconds: active_remaining_seconds(&numbers),
+        })
     }
 
     async fn watch_queue(&self, claims: &Claims) -> Result<QueueWatch> {
-        let current = self.queue_status(claims).await?;
+        let current = self.queue_status(claims).await?.view;
         let (cursor, first) = self.stack().wakeups.follow(&claims.event_id);
         if let Some(tx) = first {
             tokio::spawn(follow_cursor(
@@ -232,6 +236,17 @@ fn event_view(event_id: &str, n: &EventNumbers) -> EventView {
         per_user_limit: n.limit,
         active_capacity: n.cap,
         active_ttl_seconds: n.ttl,
+    }
+}
+
+/// Whole seconds (rounded up) until the asked entry's active time runs
+/// out, on Redis' clock; 0 unless it is ACTIVE.
+fn active_remaining_seconds(n: &EventNumbers) -> u64 {
+    match (n.status, n.active_until) {
+        (Some(ScriptStatus::Active), Some(until)) => {
+            u64::try_from(until - n.now).unwrap_or(0).div_ceil(1000)
+        }
+        _ => 0,
     }
 }
 
