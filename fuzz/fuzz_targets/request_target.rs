@@ -15,9 +15,13 @@ fuzz_target!(|target: &str| {
     };
     if let Some((route, _method)) = Route::resolve(path) {
         let ids: Vec<String> = match route {
-            Route::GetEvent(a) | Route::GetReservation(a) | Route::Schedules(a) | Route::Hold(a) => {
-                vec![a]
-            }
+            Route::GetEvent(a)
+            | Route::GetReservation(a)
+            | Route::Schedules(a)
+            | Route::Hold(a)
+            | Route::SetAdmission(a)
+            | Route::EventPage(a)
+            | Route::Asset(a) => vec![a],
             Route::Seats(a, b) => vec![a, b],
             _ => vec![],
         };

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# cargo fuzz targets of ticket-server (fuzz/): request bodies of every
-# endpoint, request targets (paths, ids, query strings), queue tokens,
-# Last-Event-ID and the SSE writer. Each runs for FUZZ_SECONDS from the
-# committed seeds (fuzz/seeds/<target>) in a scratch corpus, so the tree
-# stays clean; a crash fails the suite and its input is kept under
-# $TEST_OUTPUT_DIR/fuzz. Needs the nightly toolchain; installs cargo-fuzz.
+# cargo fuzz targets of ticket-server (fuzz/), each one `cargo fuzz list`
+# names: the request body of every route that takes one (the admin
+# admission controls included), request targets (paths, ids, query
+# strings), queue tokens, Last-Event-ID and the SSE writer. Each runs
+# for FUZZ_SECONDS from the committed seeds (fuzz/seeds/<target>) in a
+# scratch corpus, so the tree stays clean; a crash fails the suite and
+# its input is kept under $TEST_OUTPUT_DIR/fuzz. Needs the nightly
+# toolchain; installs cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -128,7 +128,8 @@ pub struct AbuseLimits {
     pub header_read_timeout_ms: u64,
 
     /// Largest request head (request line and headers) read, in bytes
-    /// (at least 8192, hyper's floor); a larger one closes the connection.
+    /// (at least 8192, hyper's floor); a larger one is answered 431 and its
+    /// connection closed.
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16_384,
           value_parser = clap::value_parser!(u64).range(8192..=1_048_576))]
     pub max_header_bytes: u64,
