@@ -57,7 +57,8 @@ export async function run(browser, errors) {
     if (tps.length < SECONDS || peak < RATE * 0.8) {
       throw new Error(`successes per second ${JSON.stringify(tps)}: expected ${SECONDS} seconds reaching ${RATE * 0.8}`);
     }
-    await text(page, '#links a', 'HTML report (goose)');
+    await text(page, '#links a', 'HTML report');
+    await text(page, '#links a:nth-of-type(2)', 'HTML report (goose)');
     await shot(page, 'dashboard-done');
     const phone = await context(browser, { phone: true });
     const small = await phone.newPage();
@@ -65,13 +66,24 @@ export async function run(browser, errors) {
     await small.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: 10_000 });
     await shot(small, 'dashboard-done');
     await phone.close();
-    // The report itself is goose's page (it loads its charts from a CDN,
-    // which this machine may not reach): fetched, not opened.
+    // The run's own report is one self-contained page: opened, and its
+    // plots are drawn inline.
     const href = await page.getAttribute('#links a', 'href');
-    const report = await ctx.request.get(new URL(href, base).href);
+    const own = await ctx.newPage();
+    watchErrors(own, errors);
+    await own.goto(new URL(href, base).href);
+    await text(own, 'h1', `ticketbench report ${await own.textContent('h1 code')}`);
+    const plots = await own.locator('svg').count();
+    if (plots < 2) {
+      throw new Error(`the run's report ${href} draws ${plots} plots inline, expected its TPS and latency`);
+    }
+    // goose's page loads its charts from a CDN, which this machine may
+    // not reach: fetched, not opened.
+    const gooseHref = await page.getAttribute('#links a:nth-of-type(2)', 'href');
+    const report = await ctx.request.get(new URL(gooseHref, base).href);
     const body = await report.text();
     if (!report.ok() || !body.includes('Goose')) {
-      throw new Error(`the report link ${href} answered ${report.status()}: ${body.slice(0, 80)}`);
+      throw new Error(`the report link ${gooseHref} answered ${report.status()}: ${body.slice(0, 80)}`);
     }
     await ctx.close();
     return `successes per second ${tps.map((t) => t.toFixed(0)).join(', ')}`;

@@ -24,6 +24,29 @@ use std::path::Path;
 pub use model::{CheckLine, Report, TpsMeasure, VerifySummary, OLD_TPS_NOTE};
 pub use seats::SeatComparison;
 
+/// The report of one load run (`loadgen run`), written beside its
+/// summary so that its dashboard can link the project's own page, not
+/// only goose's (whose charts come from a CDN). The backend is whatever
+/// served `--host`, which a load run cannot tell: `external`.
+pub fn write_run(summary: &crate::summary::RunSummary, out: &Path) -> anyhow::Result<()> {
+    let report = Report {
+        run_id: summary.run_id.clone(),
+        created_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        machine: crate::machine::Machine::detect(),
+        backend: "external".into(),
+        notes: Vec::new(),
+        verify: None,
+        loads: vec![summary.clone()],
+        scale: None,
+        seat_comparison: None,
+        // Derived from the load run on writing.
+        tps_measure: Default::default(),
+    };
+    write(&report, out, None)
+}
+
 /// Writes `report.json`, `report.html` (self-contained), `report.md` and
 /// `plots/` into `out`
 /// (what is derived from the data derived again, see
