@@ -92,7 +92,7 @@ pub(super) fn calibration_line(scale: &ScaleReport) -> Option<String> {
                  bound met at {:.0}% of its quota)",
                 s.used_at_bound * 100.0
             ),
-            _ => " (in proportion: its steps allowed no fit, nor a second trial)".into(),
+            _ => " (in proportion: its steps allowed no fit)".into(),
         };
         cpu += &format!(
             "; one instance at a trial quota of {:.2} CPU sustained {:.0}/s within the bounds \

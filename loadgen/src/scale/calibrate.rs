@@ -143,6 +143,27 @@ pub fn size(cpus: f64, at_bound: f64, points: &[(f64, f64)], target: f64) -> Siz
     }
 }
 
+/// The most quota each of `n` instances may get: the machine's cores
+/// shared out, so that a sizing from a noisy trial never asks for more
+/// compute than there is (at 5/s in a 0.11 CPU trial, proportion would
+/// give each of four 2.5 CPU).
+pub fn machine_share(n: usize) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    cores as f64 / n.max(1) as f64
+}
+
+/// The rate a trial at `cpus` sustained within the bounds, when its
+/// instance was held by that quota where it met them (it used at least
+/// 80% of it, or its usage was not measured): only then does the rate
+/// say what the quota buys.
+pub fn held_rate(trial: &Repeat, cpus: f64) -> Option<f64> {
+    let best = trial.best.as_ref()?;
+    match instances_cpu(best) {
+        Some(used) if used < 0.8 * cpus => None,
+        _ => Some(best.tps),
+    }
+}
+
 /// Whether a sizing needs a second trial at the quota it sized: one made
 /// in proportion assumed that nothing in an instance's CPU is fixed, and
 /// one that moves the quota by more than a quarter extrapolates a fit
@@ -304,6 +325,27 @@ mod tests {
         };
         assert!(!needs_second(&near));
         assert!(needs_second(&Sizing { cpus: 0.14, ..near }));
+    }
+
+    #[test]
+    fn a_trial_rate_counts_only_where_the_quota_held_the_instance() {
+        let trial = |cpu: Option<f64>| -> Repeat {
+            let usage = cpu.map(|cpu| {
+                serde_json::json!({"secs": 5.0, "generatorCpu": 0.05, "generatorLate": 0.0,
+                    "instances": [{"cpu": cpu, "quota": 0.2}], "shared": []})
+            });
+            let step = serde_json::json!({"rate": 100.0, "tps": 99.0, "achieved": 0.99,
+                "p50Ms": 5.0, "p95Ms": 20.0, "p99Ms": 30.0, "p95RawMs": 20.0, "errorRate": 0.0, "pass": true,
+                "dir": "x", "usage": usage});
+            serde_json::from_value(serde_json::json!({"order": 0, "steps": [step.clone()],
+                "best": step}))
+            .unwrap()
+        };
+        assert_eq!(held_rate(&trial(Some(0.19)), 0.2), Some(99.0));
+        assert_eq!(held_rate(&trial(None), 0.2), Some(99.0));
+        // At 40% of its quota something else bounded it: no point on the line.
+        assert_eq!(held_rate(&trial(Some(0.08)), 0.2), None);
+        assert!(machine_share(4) > 0.0 && machine_share(4) <= machine_share(2));
     }
 
     #[test]

@@ -176,15 +176,23 @@ async fn measure<D: Deployment>(
             c.steps.extend(trial.steps);
             if let Some(guess) = sizing.filter(calibrate::needs_second) {
                 let (q, target) = (
-                    calibrate::round_quota(guess.cpus),
+                    calibrate::round_quota(guess.cpus)
+                        .min(calibrate::machine_share(largest_default)),
                     c.headroom / largest_default as f64,
                 );
                 let second = Box::pin(calibrate::trial(&search, "trial-2", q, target)).await?;
-                if let Some(rate) = second.best.as_ref().map(|b| b.tps) {
-                    let refit = |t| calibrate::refit(&guess, q, rate, t);
-                    if refit(target).is_some() {
-                        (sizing, largest_default) = fleet(&refit);
+                let rate = calibrate::held_rate(&second, q)
+                    .filter(|&rate| calibrate::refit(&guess, q, rate, target).is_some());
+                match rate {
+                    Some(rate) => {
+                        (sizing, largest_default) =
+                            fleet(&|t| calibrate::refit(&guess, q, rate, t));
                     }
+                    None => report.warnings.push(format!(
+                        "calibration: a second trial at {q:.2} CPU gave no line through the \
+                         first (no passing rate that its quota held, or one within 20% of the \
+                         first trial's): the quota stays as the first trial sized it"
+                    )),
                 }
                 c.steps.extend(second.steps);
             }
@@ -203,7 +211,15 @@ async fn measure<D: Deployment>(
             }
             (None, Some(s)) => {
                 c.quota_from = "calibrated".into();
-                calibrate::round_quota(s.cpus)
+                let share = calibrate::machine_share(largest);
+                if s.cpus > share {
+                    report.warnings.push(format!(
+                        "the calibrated quota ({:.2} CPU) is capped at {share:.2} CPU, the \
+                         machine's cores shared among {largest} instances",
+                        s.cpus
+                    ));
+                }
+                calibrate::round_quota(s.cpus.min(share))
             }
             (None, None) => {
                 c.quota_from = "fallback (calibration found no passing rate)".into();
