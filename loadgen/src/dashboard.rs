@@ -24,7 +24,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -178,6 +178,24 @@ impl Dashboard {
     pub async fn finish(self, links: Vec<Link>, linger: f64) {
         self.live.finish(links);
         tokio::time::sleep(Duration::from_secs_f64(linger.max(0.0))).await;
+    }
+
+    /// The end of `loadgen run`: the run's own report written into `out`
+    /// and linked first, then goose's and the summary. A report that
+    /// cannot be drawn is said and left out: the run itself completed.
+    pub async fn finish_run(self, summary: &crate::summary::RunSummary, out: &Path, linger: f64) {
+        if let Err(e) = crate::report::write_run(summary, out) {
+            eprintln!("loadgen: the run's report was not written: {e:#}");
+        }
+        let links = existing(
+            out,
+            &[
+                ("HTML report", "report.html"),
+                ("HTML report (goose)", "goose-report.html"),
+                ("summary.json", "summary.json"),
+            ],
+        );
+        self.finish(links, linger).await;
     }
 }
 

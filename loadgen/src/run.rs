@@ -484,16 +484,9 @@ async fn run_boxed(args: &RunArgs, nemesis: Option<Arc<Nemesis>>) -> anyhow::Res
     }
     summary.write(&args.out.join("summary.json"))?;
     if let Some(board) = dashboard {
-        crate::report::write_run(&summary, &args.out)?;
-        let links = crate::dashboard::existing(
-            &args.out,
-            &[
-                ("HTML report", "report.html"),
-                ("HTML report (goose)", "goose-report.html"),
-                ("summary.json", "summary.json"),
-            ],
-        );
-        board.finish(links, args.dashboard_linger).await;
+        board
+            .finish_run(&summary, &args.out, args.dashboard_linger)
+            .await;
     }
     Ok(summary)
 }
