@@ -14,7 +14,14 @@ const REFRESH_MS = 1000;
 /** The window sales per second are measured over. */
 const SALES_WINDOW_MS = 5000;
 
+/** Seat maps read at most this often a second, over all concerts' dates. */
+const SEAT_MAPS_PER_SECOND = 4;
+
 let timer = null;
+let busy = false;
+let tick = 0;
+/** Per concert: its last seat counts (kept when a read fails). */
+const lastSeats = new Map();
 const cards = new Map();
 /** Per event: recent `[time, sold]` samples, for sales per second. */
 const samples = new Map();
@@ -58,12 +65,30 @@ function begin() {
 }
 
 async function refresh() {
+  // A slow answer skips a tick rather than piling reads up behind it.
+  if (busy) return;
+  busy = true;
   try {
     const { events } = await api('GET', '/api/v1/admin/admission', { headers: auth() });
-    const seats = await Promise.all(events.map(concertSeats));
+    const looked = await Promise.allSettled(events.map(schedulesOf));
+    const dates = looked.reduce((n, l) => n + (l.value?.length ?? 0), 0);
+    // Seat maps are re-read so that at most SEAT_MAPS_PER_SECOND go out a
+    // second: the console shares its address's request limit.
+    const fresh = tick++ % Math.max(1, Math.ceil(dates / SEAT_MAPS_PER_SECOND)) === 0;
+    const seats = await Promise.allSettled(events.map((view, i) => (
+      fresh && looked[i].value ? concertSeats(view, looked[i].value) : lastSeats.get(view.eventId) ?? null)));
     setError(null);
     show($('#empty'), events.length === 0);
-    events.forEach((view, i) => render(view, seats[i]));
+    events.forEach((view, i) => {
+      // Not yet known to be a concert or an event: drawn on a later tick,
+      // since a card keeps the kind it is first drawn with.
+      if (looked[i].status === 'rejected') return;
+      // A seat read that failed keeps the card's last counts.
+      const counts = seats[i].status === 'fulfilled' ? seats[i].value : lastSeats.get(view.eventId) ?? null;
+      if (looked[i].value && !counts) return; // a concert without counts yet
+      if (counts) lastSeats.set(view.eventId, counts);
+      render(view, counts);
+    });
     $('#updated').textContent = `Updated ${new Date().toLocaleTimeString()}.`;
   } catch (err) {
     setError(err);
@@ -71,6 +96,8 @@ async function refresh() {
       sessionStorage.removeItem(KEY);
       signedOut();
     }
+  } finally {
+    busy = false;
   }
 }
 
@@ -90,11 +117,9 @@ async function schedulesOf(view) {
   return concerts.get(id);
 }
 
-/** A concert's seats over all its schedules (null for an event): `stock`
+/** A concert's seats over all its `schedules`: `stock`
  * seats, `sold` paid (CONFIRMED), `held`, and `remaining` AVAILABLE. */
-async function concertSeats(view) {
-  const schedules = await schedulesOf(view);
-  if (!schedules) return null;
+async function concertSeats(view, schedules) {
   const maps = await Promise.all(schedules.map((s) => api(
     'GET', `/api/v1/concerts/${enc(view.eventId)}/schedules/${enc(s.scheduleId)}/seats`,
   )));
@@ -198,7 +223,9 @@ async function change(id, body) {
   try {
     const view = await api('POST', `/api/v1/admin/events/${enc(id)}/admission`, { headers: auth(), body });
     setError(null);
-    render(view, await concertSeats(view));
+    // The change is made and shown; the card's seat counts are the last
+    // read, the next refresh reads them again.
+    render(view, lastSeats.get(view.eventId) ?? null);
   } catch (err) {
     setError(err);
   }
