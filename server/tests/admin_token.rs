@@ -211,13 +211,26 @@ async fn a_generated_token_is_in_a_private_file_and_never_printed() {
 fn a_token_file_that_cannot_be_written_stops_the_start() {
     let tmp = TempDir::new("admin-token-unwritable");
     let nowhere = tmp.join("no-such-dir/token");
-    let output = Command::new(env!("CARGO_BIN_EXE_ticket-server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ticket-server"))
         .args(["--listen", "127.0.0.1:0"])
         .args(["--admin-token-file", nowhere.to_str().unwrap()])
         .env_remove("ADMIN_TOKEN")
         .env("RUST_LOG", "debug")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A server that starts anyway would serve forever: wait for its exit
+    // with a deadline, not for its output.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after 30 s: started without a way to the token");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
     assert!(
         !output.status.success(),
         "started without a way to the token"
