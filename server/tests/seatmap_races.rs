@@ -35,16 +35,31 @@ on_both_stacks!(concurrent_retries_charge_once, [], |s| {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unsafe_hold_lets_two_users_hold_one_seat() {
+    // The unsafe window is 2 ms: on a loaded machine 20 requests fired at
+    // once do not always land inside it (the first round also opens the
+    // client's connections), so the control races for up to 10 seats and
+    // needs one double hold; the safe test below races once and must
+    // never see one.
     let s = start(&Backend::Memory, &["--unsafe-hold"]).await;
     concert(&s, "c1", 100).await;
     let tokens = s.tokens("c1", 20).await;
-    let tries = tokens.iter().map(|t| hold_seat(&s, t, "c1", 1));
-    let won = futures_util::future::join_all(tries)
-        .await
-        .iter()
-        .filter(|(status, _)| *status == StatusCode::CREATED)
-        .count();
-    assert!(won > 1, "the negative control must double-hold, {won} won");
+    let mut rounds = Vec::new();
+    for seat in 1..=10 {
+        let tries = tokens.iter().map(|t| hold_seat(&s, t, "c1", seat));
+        let won = futures_util::future::join_all(tries)
+            .await
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::CREATED)
+            .count();
+        rounds.push(won);
+        if won > 1 {
+            break;
+        }
+    }
+    assert!(
+        rounds.iter().any(|&won| won > 1),
+        "the negative control must double-hold a seat; winners per seat: {rounds:?}"
+    );
     s.stop().await.unwrap();
 }
 
