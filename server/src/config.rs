@@ -47,6 +47,14 @@ pub struct Config {
     #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
 
+    /// How long the real backend's Kafka producer waits to batch records
+    /// (librdkafka's `linger.ms`). Every produce request costs the broker
+    /// a storage transaction, so a longer wait trades that much latency on
+    /// enter and reserve for fewer requests at low per-instance rates.
+    #[arg(long, env = "KAFKA_LINGER_MS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub kafka_linger_ms: u32,
+
     /// PostgreSQL of the real backend.
     #[arg(
         long,

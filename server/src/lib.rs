@@ -63,6 +63,7 @@ pub async fn run(
             stack: Some(backend::stack::StackOptions {
                 redis_url: config.redis_url.clone(),
                 kafka_brokers: config.kafka_brokers.clone(),
+                kafka_linger_ms: config.kafka_linger_ms,
                 postgres_url: config.postgres_url.clone(),
                 partitions: config.kafka_partitions,
                 namespace: config.namespace.clone(),

@@ -316,3 +316,31 @@ async fn an_admission_is_published_as_queue_activated() {
     }
     s.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_publishes_every_admission_once_in_order() {
+    let Some(real) = Backend::real() else {
+        return;
+    };
+    let Backend::Real(stack) = &real else {
+        unreachable!()
+    };
+    let s = start(&real, &[]).await;
+    // Twenty admitted at entry: one pass publishes them together (the
+    // producer batches them), and the partition keeps their order.
+    s.event("ev", 100, json!({"activeCapacity": 20})).await;
+    for i in 0..20 {
+        let entered = s.enter("ev", &format!("u{i:02}")).await;
+        assert_eq!(entered["status"], "ACTIVE", "{entered}");
+    }
+    let topic = ticket_server::backend::stack::activations::topic(&stack.namespace);
+    let brokers = stack.kafka_brokers.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        activated_records(&brokers, &topic, "ev", |seen| seen.len() >= 20)
+    })
+    .await
+    .unwrap();
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..20).collect::<Vec<u64>>(), "{records:?}");
+    s.stop().await.unwrap();
+}

@@ -47,13 +47,13 @@ const LEASE_INTERVAL: Duration = Duration::from_millis(500);
 /// in flight per connection keeps the order; a retried send may write a
 /// record twice, which every consumer tolerates (a line passes the second
 /// place, reservations and seat events are keyed by id).
-pub fn producer(brokers: &str) -> Result<FutureProducer, StackError> {
+pub fn producer(brokers: &str, linger_ms: u32) -> Result<FutureProducer, StackError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "false")
         .set("max.in.flight.requests.per.connection", "1")
         .set("acks", "all")
-        .set("linger.ms", "1")
+        .set("linger.ms", linger_ms.to_string())
         .set("message.timeout.ms", "5000")
         .set("socket.keepalive.enable", "true")
         .create()

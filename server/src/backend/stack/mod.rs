@@ -84,6 +84,8 @@ use redis_conn::{RedisConn, RedisTarget};
 pub struct StackOptions {
     pub redis_url: String,
     pub kafka_brokers: String,
+    /// The producer's `linger.ms`.
+    pub kafka_linger_ms: u32,
     pub postgres_url: String,
     pub partitions: i32,
     /// Isolates a deployment on a shared stack: Redis key prefix,
@@ -196,7 +198,7 @@ impl StackBackend {
             redis,
             scripts: Arc::new(RedisScripts::new()),
             pg: pool,
-            producer: kafka::producer(&options.kafka_brokers)?,
+            producer: kafka::producer(&options.kafka_brokers, options.kafka_linger_ms)?,
             topics,
             health: Arc::new(Health::all_up()),
             admin,
