@@ -13,7 +13,6 @@ use indicatif::ProgressBar;
 
 use crate::cgroup::Controller;
 use crate::instances::{Backend, Fleet, ServerSpec};
-use crate::machine::Machine;
 use crate::report::{self, Report, VerifySummary};
 use crate::run::{self, RunArgs};
 use crate::scale::{self, ScaleArgs, ScaleReport};
@@ -343,18 +342,12 @@ async fn job(args: &JobArgs, run_id: String, out: PathBuf) -> anyhow::Result<(Pa
 
     let bar = spinner("report");
     let report = Report {
-        run_id: run_id.clone(),
-        created_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        machine: Machine::detect(),
-        backend: backend.flag().into(),
         notes,
         verify,
         loads: vec![load, seats],
         scale,
         tps_measure: report::TpsMeasure::Window,
-        seat_comparison: None,
+        ..Report::now(run_id.clone(), backend.flag().into())
     };
     let baseline = args.baseline.as_deref().map(Report::read).transpose()?;
     report::write(&report, &out, baseline.as_ref())?;

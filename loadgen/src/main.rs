@@ -125,18 +125,8 @@ async fn scale(args: &loadgen::scale::ScaleArgs) -> anyhow::Result<loadgen::scal
     match &outcome {
         Ok(scale) => {
             let report = loadgen::report::Report {
-                run_id: scale.run_id.clone(),
-                created_at: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                machine: loadgen::machine::Machine::detect(),
-                backend: "real".into(),
-                notes: Vec::new(),
-                verify: None,
-                loads: Vec::new(),
                 scale: Some(scale.clone()),
-                tps_measure: Default::default(),
-                seat_comparison: None,
+                ..loadgen::report::Report::now(scale.run_id.clone(), "real".into())
             };
             loadgen::report::write(&report, &args.out.join("report"), None)?;
         }
@@ -228,16 +218,10 @@ async fn command(command: Command) -> anyhow::Result<bool> {
             backend,
             out,
         } => {
+            let run_id = out
+                .file_name()
+                .map_or("report".into(), |n| n.to_string_lossy().into_owned());
             let report = loadgen::report::Report {
-                run_id: out
-                    .file_name()
-                    .map_or("report".into(), |n| n.to_string_lossy().into_owned()),
-                created_at: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                machine: loadgen::machine::Machine::detect(),
-                backend,
-                notes: Vec::new(),
                 verify: verify
                     .map(|dir| -> anyhow::Result<_> {
                         let text = std::fs::read_to_string(dir.join("verdict.json"))?;
@@ -253,11 +237,10 @@ async fn command(command: Command) -> anyhow::Result<bool> {
                 scale: scale
                     .map(|d| loadgen::scale::ScaleReport::read(&d.join("scale.json")))
                     .transpose()?,
-                // Derived from the loads and steps on writing.
-                tps_measure: Default::default(),
                 seat_comparison: seat_comparison
                     .map(|tsv| loadgen::report::SeatComparison::from_tsv(&tsv, seat_bound_ms))
                     .transpose()?,
+                ..loadgen::report::Report::now(run_id, backend)
             };
             write_report(&report, baseline.as_deref(), &out)?;
         }

@@ -30,19 +30,8 @@ pub use seats::SeatComparison;
 /// served `--host`, which a load run cannot tell: `external`.
 pub fn write_run(summary: &crate::summary::RunSummary, out: &Path) -> anyhow::Result<()> {
     let report = Report {
-        run_id: summary.run_id.clone(),
-        created_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        machine: crate::machine::Machine::detect(),
-        backend: "external".into(),
-        notes: Vec::new(),
-        verify: None,
         loads: vec![summary.clone()],
-        scale: None,
-        seat_comparison: None,
-        // Derived from the load run on writing.
-        tps_measure: Default::default(),
+        ..Report::now(summary.run_id.clone(), "external".into())
     };
     write(&report, out, None)
 }

@@ -102,6 +102,26 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report made now on this machine, with nothing in it yet: callers
+    /// fill in what their command measured.
+    pub fn now(run_id: String, backend: String) -> Report {
+        Report {
+            run_id,
+            created_at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            machine: crate::machine::Machine::detect(),
+            backend,
+            notes: Vec::new(),
+            verify: None,
+            loads: Vec::new(),
+            scale: None,
+            seat_comparison: None,
+            // Derived from the data on writing (see `normalized`).
+            tps_measure: Default::default(),
+        }
+    }
+
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         crate::summary::read_json(path)
     }
