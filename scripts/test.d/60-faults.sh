@@ -15,7 +15,9 @@ cd "$(dirname "$0")/../.."
 
 export FAULTS_KEEP_SERVICES=1
 export REDIS_PORT=${FAULTS_REDIS_PORT:-24379} PG_PORT=${FAULTS_PG_PORT:-24432} KAFKA_PORT=${FAULTS_KAFKA_PORT:-24092}
-export TICKETBENCH_SERVICES_DIR=${TICKETBENCH_SERVICES_DIR:-${TMPDIR:-/tmp}/ticketbench-faults}
+# Its own data directory too, like its ports: a TICKETBENCH_SERVICES_DIR
+# exported for the test command's stack must not be shared with it.
+export TICKETBENCH_SERVICES_DIR=${FAULTS_SERVICES_DIR:-${TMPDIR:-/tmp}/ticketbench-faults}
 export REDIS_APPENDONLY=yes
 on_exit "scripts/services.sh stop >/dev/null 2>&1"
 out=$(mktemp -d)
