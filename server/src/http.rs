@@ -350,7 +350,11 @@ pub async fn serve(
 ) {
     let limits = app.limits.clone();
     let header_timeout = Duration::from_millis(limits.header_read_timeout_ms);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: the contract (SSE included) is HTTP/1.1, and hyper's
+    // header timeout and head size limit guard HTTP/1 connections only; a
+    // client that opened HTTP/2 with prior knowledge and then went quiet
+    // would be held until the connection cap.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())

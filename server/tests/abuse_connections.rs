@@ -408,3 +408,22 @@ async fn ten_thousand_held_connections_leave_the_server_answering() {
     );
     drop((held, server));
 }
+
+/// The server speaks HTTP/1.1 only: a client opening HTTP/2 with prior
+/// knowledge (the preface and an empty SETTINGS frame), then silent, is
+/// refused and cut off at once, not held open outside the header timeout
+/// that guards HTTP/1 connections; others are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_preface_is_refused_and_the_connection_closed() {
+    let s = start(&Backend::Memory, &[]).await;
+    let mut conn = TcpStream::connect(addr(&s)).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut conn, Duration::from_secs(3)).await,
+        "an HTTP/2 connection was kept open (the default header timeout is 30 s)"
+    );
+    assert_eq!(s.get("/actuator/health").await.0, StatusCode::OK);
+    s.stop().await.unwrap();
+}

@@ -128,6 +128,12 @@ async fn a_noisy_user_gets_429_with_retry_after_and_others_do_not() {
         statuses.push(s.status(&token).await.0);
     }
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "only 200 and 429: {statuses:?}"
+    );
     // Only the four entries moved the state (each ACTIVE at once).
     let after = seen.snapshot("e1", "noisy").await;
     assert_eq!(
