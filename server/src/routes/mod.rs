@@ -383,9 +383,22 @@ mod tests {
                 "\n{}",
                 &section[..section.find("\n  /").unwrap_or(section.len())]
             );
-            assert!(
-                section.contains(&format!("\n    {}:", method.to_lowercase())),
-                "{method} {path} missing from docs/openapi.yaml"
+            let op = format!("\n    {}:", method.to_lowercase());
+            let at = section
+                .find(&op)
+                .unwrap_or_else(|| panic!("{method} {path} missing from docs/openapi.yaml"));
+            // The operation: its lines up to the next key at its own indent.
+            let rest = &section[at + op.len()..];
+            let operation = rest
+                .split('\n')
+                .skip(1)
+                .take_while(|line| !line.starts_with("    ") || line.starts_with("     "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert_eq!(
+                operation.contains("'429':"),
+                route.rate_limited(),
+                "{method} {path}: docs/openapi.yaml must list 429 exactly when the route is rate limited"
             );
         }
         assert!(
