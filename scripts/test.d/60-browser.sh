@@ -4,13 +4,18 @@
 # ~/.cache/ticketbench/node), against ticket-server on both backends. The
 # scenarios (tests/browser/*.mjs): a buyer types the event id on the home
 # page, watches the position fall, reloads, keeps the place and buys
-# (CONFIRMED); two buyers race for a seat
+# (CONFIRMED), and a late buyer asking for more than is left sees SOLD_OUT;
+# two buyers race for a seat
 # (HELD within a second, AVAILABLE again after a short --hold-ttl); the
 # operator pauses (positions stop, pages say paused) and resumes (admission
 # in entry order); a load run's live dashboard (loadgen run --dashboard)
 # shows successes per second each second and links the report at the end;
 # a scaling run's (loadgen scale --dashboard, this server as a one-host
-# deployment) names each step and links its one-page HTML report.
+# deployment) names each step and links its one-page HTML report; the main
+# job's (loadgen job --dashboard, quick, without scaling, its own embedded
+# server: the embedded pass only) names both load runs and links its report.
+# Before the browser, the pages' own logic (the wait shown from the
+# server's estimates) is tested under node (tests/pages).
 # Screenshots at desktop and phone sizes are kept under
 # $TEST_OUTPUT_DIR/browser. Each scenario is bounded (90 s), the whole run
 # too.
@@ -51,6 +56,11 @@ server_bin="$CARGO_TARGET_DIR/debug/ticket-server"
 export LOADGEN_BIN="$CARGO_TARGET_DIR/debug/loadgen"
 rm -rf "$out"
 mkdir -p "$out"
+
+say "page logic without a browser (node --test tests/pages)"
+node --test tests/pages/*.test.mjs >"$out/page-logic.txt" 2>&1 ||
+    { cat "$out/page-logic.txt" >&2; die "the page logic tests failed"; }
+say "page logic: $(grep -c '^ok ' "$out/page-logic.txt") tests passed"
 
 admin_token="browser-$(od -An -N6 -tx1 /dev/urandom | tr -d ' ')"
 failed=0

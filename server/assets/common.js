@@ -77,17 +77,34 @@ export function duration(secs) {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
 
+/** How far back the server's estimates are compared. */
+const ESTIMATES_WINDOW_MS = 60_000;
+
 /**
- * The server's estimate as an honest range: admission comes in bursts as
- * buyers finish, so the estimate may be off either way; the range widens
- * with the wait. Short waits are said as such.
+ * The wait to show, from the server's estimates of it so far
+ * (`[{at, secs}]`, `at` in ms on this device's clock, oldest first). The
+ * server gives one number, from the admission rate it saw lately; how much
+ * its estimates of the last minute disagree, each counted down to `now`,
+ * is how uncertain it is. When they agree (within a fifth, or 10 s) the
+ * wait is said as one figure; otherwise as the range they span. Until
+ * three have been seen the disagreement is unknown, and the first
+ * estimate (the rate barely seen) gets a wide band.
  */
-export function waitRange(secs) {
-  if (secs <= 0) return 'any moment now';
-  if (secs < 20) return 'under 30 s';
-  const low = Math.floor(secs * 0.7);
-  const high = Math.ceil(secs * 1.5);
-  return `${duration(low)} to ${duration(high)}`;
+export function waitText(estimates, now) {
+  const recent = estimates.filter((e) => now - e.at <= ESTIMATES_WINDOW_MS);
+  if (recent.length === 0) return 'not known yet';
+  const projected = recent.map((e) => Math.max(0, e.secs - (now - e.at) / 1000));
+  const latest = projected[projected.length - 1];
+  let low = Math.min(...projected);
+  let high = Math.max(...projected);
+  if (recent.length < 3) {
+    low = Math.min(low, latest * 0.7);
+    high = Math.max(high, latest * 1.5);
+  }
+  if (high <= 0) return 'any moment now';
+  if (high < 20) return 'under 30 s';
+  if (high - low <= Math.max(10, high / 5)) return `about ${duration(latest)}`;
+  return `${duration(Math.floor(low))} to ${duration(Math.ceil(high))}`;
 }
 
 export function element(tag, props = {}, text) {

@@ -2,7 +2,7 @@
 // polling when SSE is blocked), then buy (an event's stock) or choose,
 // hold and pay a seat (a concert). The entry (user id, token) is kept in
 // localStorage, so a reload keeps the place.
-import { api, ApiError, describe, $, show, duration, waitRange, element } from '/assets/common.js';
+import { api, ApiError, describe, $, show, duration, waitText, element } from '/assets/common.js';
 
 const eventId = decodeURIComponent(location.pathname.split('/')[2] ?? '');
 const enc = encodeURIComponent;
@@ -24,6 +24,8 @@ let activeTimer = null;
 let seatTimer = null;
 let holdTimer = null;
 let schedule = null;
+/** The server's wait estimates while waiting: `[{at, secs}]`, oldest first. */
+let estimates = [];
 
 function load() {
   try {
@@ -206,7 +208,14 @@ function showWaiting(view) {
   $('#now-serving').textContent = String(view.nowServing);
   $('#my-number').textContent = String(view.nowServing + view.position);
   show($('#paused'), view.paused);
-  $('#wait').textContent = view.paused ? 'paused' : waitRange(view.estimatedWaitSeconds);
+  if (view.paused) {
+    // A paused line's estimates say nothing of the wait after it resumes.
+    estimates = [];
+  } else {
+    estimates.push({ at: Date.now(), secs: view.estimatedWaitSeconds });
+    estimates = estimates.slice(-20);
+  }
+  $('#wait').textContent = view.paused ? 'paused' : waitText(estimates, Date.now());
   // Share of the line passed since this device joined it.
   $('#progress').value = first > 1 ? (first - view.position) / (first - 1) : 0;
   $('#waiting').dataset.paused = String(view.paused);

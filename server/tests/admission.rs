@@ -303,3 +303,55 @@ async fn a_pause_reaches_every_instance() {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+/// The other controls are fields of the same Redis hash: the capacity,
+/// queue-everyone and the release rate set through one instance govern
+/// admission through another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_control_reaches_every_instance() {
+    let Some(real) = Backend::real() else { return };
+    let (a, b) = (start(&real, &[]).await, start(&real, &[]).await);
+    a.event("e", 100, json!({"activeCapacity": 1})).await;
+    let tokens = b.tokens("e", 4).await;
+    // The capacity, raised through a: b's entrants are admitted.
+    let (code, view) = control(&a, "e", json!({"activeCapacity": 3})).await;
+    assert_eq!(code, StatusCode::OK, "{view}");
+    eventually(DEADLINE, "three ACTIVE through b", || async {
+        let st = statuses(&b, &tokens).await;
+        (st == ["ACTIVE", "ACTIVE", "ACTIVE", "WAITING"]).then_some(())
+    })
+    .await;
+    // Queue-everyone through a: a purchase through b frees a slot that
+    // nobody takes, and b's waiting entrant is told it is paused.
+    let (code, _) = control(&a, "e", json!({"queueAll": true})).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(b.status(&tokens[3]).await.1["paused"], true);
+    assert_eq!(
+        b.reserve(Some(&tokens[0]), "e", json!(1)).await.0,
+        StatusCode::OK
+    );
+    nobody_admitted(&b, &tokens[3..]).await;
+    control(&a, "e", json!({"queueAll": false})).await;
+    eventually(DEADLINE, "the fourth ACTIVE through b", || async {
+        (b.status(&tokens[3]).await.1["status"] == "ACTIVE").then_some(())
+    })
+    .await;
+    // The release rate, set through a: b's entrants come one a second.
+    a.event("f", 100, json!({"activeCapacity": 100})).await;
+    let (code, _) = control(&a, "f", json!({"releaseRatePerMinute": 60})).await;
+    assert_eq!(code, StatusCode::OK);
+    let set = Instant::now();
+    let tokens = b.tokens("f", 3).await;
+    assert_eq!(statuses(&b, &tokens).await[0], "ACTIVE");
+    let second = eventually(DEADLINE, "a second admission on f", || async {
+        (b.event_state("f").await["active"] == 2).then(Instant::now)
+    })
+    .await;
+    assert!(
+        second - set >= Duration::from_millis(700),
+        "60 a minute set through a admitted b's second entrant after {:?}",
+        second - set
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}

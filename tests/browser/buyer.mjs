@@ -2,12 +2,13 @@
 // types the event id, then a user id; watches the position fall as those
 // ahead buy, reloads and keeps the place, becomes ACTIVE while away (the
 // page then shows the turn's true time left), buys, and sees PENDING turn
-// into CONFIRMED.
+// into CONFIRMED; then a late buyer asking for more than is left sees
+// SOLD_OUT.
 import {
   context, data, enter, must, nonce, phoneShot, record, seen, shot, stored, text, visible, watchErrors,
 } from './lib.mjs';
 
-export const name = 'buyer: position falls, reload keeps the place, buy, CONFIRMED';
+export const name = 'buyer: position falls, reload keeps the place, buy, CONFIRMED; SOLD_OUT after';
 
 /** The event's active time (s), and how long the buyer's page is away. */
 const TTL = 120;
@@ -24,7 +25,7 @@ export async function run(browser, errors) {
   const eventId = `bw-${nonce}`;
   await must('POST', '/api/v1/admin/events', {
     admin: true,
-    body: { eventId, name: 'Spring live', stock: 5, activeCapacity: 1, activeTtlSeconds: TTL },
+    body: { eventId, name: 'Spring live', stock: 5, perUserLimit: 2, activeCapacity: 1, activeTtlSeconds: TTL },
   }, 201);
   // Three ahead of the buyer: the first ACTIVE, two waiting.
   const ahead = [];
@@ -57,6 +58,10 @@ export async function run(browser, errors) {
   await text(page, '#position', 3);
   await text(page, '#my-number', 4);
   await text(page, '#now-serving', 1);
+  // One estimate of the wait so far, its uncertainty unknown: a range.
+  const wait = await page.textContent('#wait');
+  if (!/^\d.* to \d/.test(wait)) throw new Error(`the first wait reads "${wait}", expected a range`);
+  await progressIs(page, 0);
   await shot(page, 'waiting-room');
   const phone = await context(browser, { phone: true });
   const small = await phone.newPage();
@@ -73,11 +78,15 @@ export async function run(browser, errors) {
   // Those ahead buy one by one; the page follows live.
   await must('POST', '/api/v1/tickets/reserve', { token: ahead[0], body: { eventId, quantity: 1 } });
   await text(page, '#position', 2);
+  await progressIs(page, 0.5);
   await page.reload();
   await text(page, '#position', 2);
+  // The bar counts from where this device joined, kept across the reload.
+  await progressIs(page, 0.5);
   await visible(page, '#enter', { visible: false });
   await must('POST', '/api/v1/tickets/reserve', { token: ahead[1], body: { eventId, quantity: 1 } });
   await text(page, '#position', 1);
+  await progressIs(page, 1);
   // The turn comes while the page is closed: back a few seconds later, it
   // shows the time left by the server's deadline, not a whole turn.
   await page.goto('about:blank');
@@ -112,4 +121,30 @@ export async function run(browser, errors) {
   const event = await must('GET', `/api/v1/events/${eventId}`);
   if (event.sold !== 4) throw new Error(`sold ${event.sold}, expected 4`);
   await ctx.close();
+
+  // One ticket is left: a late buyer asking for two is told SOLD_OUT
+  // plainly, and nothing is sold.
+  const late = await context(browser);
+  const latePage = await late.newPage();
+  watchErrors(latePage, errors);
+  await latePage.goto(`/events/${eventId}`);
+  await visible(latePage, '#enter');
+  await latePage.fill('#user-id', 'late');
+  await latePage.keyboard.press('Enter');
+  await visible(latePage, '#buy-button');
+  await latePage.fill('#quantity', '2');
+  await latePage.click('#buy-button');
+  await data(latePage, '#result-status', 'status', 'SOLD_OUT');
+  const detail = await latePage.textContent('#result-detail');
+  if (!detail.includes('Nothing was charged')) throw new Error(`the sold-out result reads "${detail}"`);
+  await shot(latePage, 'sold-out');
+  const after = await must('GET', `/api/v1/events/${eventId}`);
+  if (after.sold !== 4) throw new Error(`sold ${after.sold} after the refused purchase, expected 4`);
+  await late.close();
+}
+
+/** The progress bar's value is `want` (of 1). */
+async function progressIs(page, want) {
+  const value = await page.$eval('#progress', (bar) => bar.value);
+  if (Math.abs(value - want) > 1e-9) throw new Error(`the progress bar reads ${value}, expected ${want}`);
 }

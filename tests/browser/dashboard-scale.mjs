@@ -5,13 +5,13 @@
 // line, and links the HTML report at the end, a self-contained page with
 // the scaling plot inline.
 import { join } from 'node:path';
-import { ADMIN, BASE, BACKEND, OUT, context, phoneShot, shot, text, watchErrors } from './lib.mjs';
-import { loadgen } from './dashboard.mjs';
+import { ADMIN, BASE, BACKEND, OUT, phoneShot, shot } from './lib.mjs';
+import { inlineReport, withDashboard } from './dashboard.mjs';
 
 export const name = 'dashboard: a scaling run\'s steps named as they start, then its HTML report';
 
 export async function run(browser, errors) {
-  const { child, url, said } = loadgen([
+  const args = [
     'scale', '--fleet-cmd', 'true', '--hosts-cmd', `echo ${BASE}`,
     '--instances', '1', '--repeats', '1', '--quick', '--step-secs', '1',
     '--warmup-secs', '0', '--max-steps', '2', '--no-verify', '--max-secs', '60',
@@ -21,14 +21,8 @@ export async function run(browser, errors) {
     // fell short of 95% of the offered rate: 112/s of 118/s).
     '--p95-bound-ms', '2000', '--min-achieved', '0.5', '--max-error-rate', '0.05',
     '--admin-token', ADMIN, '--out', join(OUT, `scale-${BACKEND}`),
-  ]);
-  let page;
-  try {
-    const base = await url;
-    const ctx = await context(browser);
-    page = await ctx.newPage();
-    watchErrors(page, errors);
-    await page.goto(base);
+  ];
+  return withDashboard(browser, errors, args, {}, async ({ base, ctx, page }) => {
     await page.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: 75_000 });
     // eslint-disable-next-line no-undef
     const labels = await page.evaluate(() => stages.map((s) => s.label));
@@ -39,23 +33,11 @@ export async function run(browser, errors) {
     if (!/instance/.test(status ?? '')) {
       throw new Error(`the status line said "${status}", not the scaling run's progress`);
     }
-    await text(page, '#links a', 'HTML report');
+    await inlineReport(ctx, page, base);
     await shot(page, 'dashboard-scale-done');
     await phoneShot(browser, errors, base, 'dashboard-scale-done', {
       ready: (p) => p.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: 10_000 }),
     });
-    const href = await page.getAttribute('#links a', 'href');
-    const report = await ctx.request.get(new URL(href, base).href);
-    const body = await report.text();
-    if (!report.ok() || !body.includes('<svg') || body.includes('<img')) {
-      throw new Error(`the report ${href} answered ${report.status()}, not one page with its plots inline: ${body.slice(0, 80)}`);
-    }
-    await ctx.close();
     return `stages: ${labels.map((l) => l.split(': ').slice(1).join(': ')).join(' | ')}`;
-  } catch (e) {
-    const state = await page?.textContent('#state').catch(() => '?');
-    throw new Error(`${e.message} (the page said "${state}"; loadgen said: ${said().trim()})`);
-  } finally {
-    child.kill('SIGTERM');
-  }
+  });
 }

@@ -10,12 +10,13 @@ export const name = 'dashboard: a run\'s TPS rising each second, then its report
 const RATE = 40;
 const SECONDS = 6;
 
-/** Starts `loadgen ARGS` with a dashboard on a free port; `url` resolves
- * to the dashboard's address. */
-export function loadgen(args) {
+/** Starts `loadgen ARGS` with a dashboard on a free port (`--quiet` for
+ * the commands that have it: not `job`); `url` resolves to the
+ * dashboard's address. */
+export function loadgen(args, { quiet = true } = {}) {
   let said = '';
   const child = spawn(process.env.LOADGEN_BIN, [
-    ...args, '--quiet', '--dashboard', '127.0.0.1:0', '--dashboard-linger', '60',
+    ...args, ...(quiet ? ['--quiet'] : []), '--dashboard', '127.0.0.1:0', '--dashboard-linger', '60',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   const url = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no dashboard address within 60 s: ${said}`)), 60_000);
@@ -33,11 +34,12 @@ export function loadgen(args) {
   return { child, url, said: () => said };
 }
 
-export async function run(browser, errors) {
-  const { child, url, said } = loadgen([
-    'run', '--host', BASE, '--admin-token', ADMIN, '--rate', String(RATE),
-    '--duration', String(SECONDS), '--out', join(OUT, `loadgen-${BACKEND}`),
-  ]);
+/** Runs `loadgen ARGS` with its dashboard, opens the page in a fresh
+ * context and hands `{ base, ctx, page }` to `body`, whose note it
+ * returns; a failure says what the page and loadgen said; loadgen is
+ * stopped at the end either way. */
+export async function withDashboard(browser, errors, args, options, body) {
+  const { child, url, said } = loadgen(args, options);
   let page;
   try {
     const base = await url;
@@ -45,6 +47,37 @@ export async function run(browser, errors) {
     page = await ctx.newPage();
     watchErrors(page, errors);
     await page.goto(base);
+    const note = await body({ base, ctx, page });
+    await ctx.close();
+    return note;
+  } catch (e) {
+    const state = await page?.textContent('#state').catch(() => '?');
+    throw new Error(`${e.message} (the page said "${state}"; loadgen said: ${said().trim()})`);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+/** The report the finished page links first ("HTML report"), fetched: one
+ * page with its plots inline (no images to load), holding each of `must`. */
+export async function inlineReport(ctx, page, base, must = []) {
+  await text(page, '#links a', 'HTML report');
+  const href = await page.getAttribute('#links a', 'href');
+  const report = await ctx.request.get(new URL(href, base).href);
+  const body = await report.text();
+  const missing = must.filter((m) => !body.includes(m));
+  if (!report.ok() || !body.includes('<svg') || body.includes('<img') || missing.length) {
+    throw new Error(`the report ${href} answered ${report.status()}, not one page with its plots inline`
+      + `${missing.length ? ` and ${JSON.stringify(missing)}` : ''}: ${body.slice(0, 80)}`);
+  }
+}
+
+export async function run(browser, errors) {
+  const args = [
+    'run', '--host', BASE, '--admin-token', ADMIN, '--rate', String(RATE),
+    '--duration', String(SECONDS), '--out', join(OUT, `loadgen-${BACKEND}`),
+  ];
+  return withDashboard(browser, errors, args, {}, async ({ base, ctx, page }) => {
     await page.waitForFunction(() => Number(document.body.dataset.seconds ?? 0) >= 3, null, { timeout: 30_000 });
     await shot(page, 'dashboard-running');
     await phoneShot(browser, errors, base, 'dashboard-running', {
@@ -85,12 +118,6 @@ export async function run(browser, errors) {
     if (!report.ok() || !body.includes('Goose')) {
       throw new Error(`the report link ${gooseHref} answered ${report.status()}: ${body.slice(0, 80)}`);
     }
-    await ctx.close();
     return `successes per second ${tps.map((t) => t.toFixed(0)).join(', ')}`;
-  } catch (e) {
-    const state = await page?.textContent('#state').catch(() => '?');
-    throw new Error(`${e.message} (the page said "${state}"; loadgen said: ${said().trim()})`);
-  } finally {
-    child.kill('SIGTERM');
-  }
+  });
 }

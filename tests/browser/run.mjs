@@ -6,13 +6,20 @@ import * as seats from './seats.mjs';
 import * as operator from './operator.mjs';
 import * as dashboard from './dashboard.mjs';
 import * as dashboardScale from './dashboard-scale.mjs';
+import * as dashboardJob from './dashboard-job.mjs';
 
 /** The most one scenario may take. */
 const SCENARIO_MS = 90_000;
 
 // SCENARIOS=operator,... runs only those (the suite's negative control).
-const all = { buyer, seats, operator, dashboard, 'dashboard-scale': dashboardScale };
-const chosen = (process.env.SCENARIOS ?? Object.keys(all).join(',')).split(',').map((n) => all[n]);
+// A scenario that names its `backends` runs in those passes only.
+const all = {
+  buyer, seats, operator, dashboard, 'dashboard-scale': dashboardScale, 'dashboard-job': dashboardJob,
+};
+const chosen = (process.env.SCENARIOS ?? Object.keys(all).join(','))
+  .split(',')
+  .map((n) => all[n])
+  .filter((s) => !s.backends || s.backends.includes(BACKEND));
 
 const browser = await launch();
 let failed = 0;
