@@ -10,7 +10,9 @@
 # with --latency-correction). reports/loadgen-vs-oha.md has a measurement.
 #   scripts/loadgen-vs-oha.sh [ROUNDS] [DURATION_SECS]
 # Environment: READ_RATE (1000), DELAY_RATE (200), DELAY_MS (20), NO_BUILD=1
-# (use the release binaries as built).
+# (use the release binaries as built), GOOSE_CLIENT=1 (loadgen also through
+# goose's reqwest client, --goose-metrics, as tool `loadgen-goose-client`,
+# beside its own hyper connections).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,7 +34,10 @@ if [ "${NO_BUILD:-0}" = 1 ]; then
     say "using the release binaries already built (NO_BUILD=1)"
 else
     say "building ticket-server, loadgen and the delay stand-in (release)"
-    cargo build --release --locked -p ticket-server -p loadgen -p testkit --example delay_server
+    # Two builds: with --example, cargo builds only the examples of the
+    # packages named, so the binaries would be left as they were.
+    cargo build --release --locked -p ticket-server -p loadgen
+    cargo build --release --locked -p testkit --example delay_server
 fi
 BIN=$CARGO_TARGET_DIR/release
 OUT=$(mktemp -d)
@@ -53,18 +58,25 @@ DELAYED=$(head -1 "$OUT/delay.url")
 
 # loadgen's browse reads the event 3 times in 4 (a reservation otherwise):
 # its `event` transaction is the figure compared with oha's event read.
-loadgen_run() { # TARGET_NAME HOST RATE ROUND
-    local dir="$OUT/lg-$1-$4"
-    "$BIN/loadgen" run --host "$2" --admin-token T --scenario browse --rate "$3" \
-        --duration "$DURATION" --no-goose-report --quiet --out "$dir" >/dev/null
-    python3 - "$dir/summary.json" "$1" "$4" <<'PY'
+loadgen_run() { # TARGET_NAME HOST RATE ROUND [TOOL_LABEL EXTRA_ARG...]
+    local target=$1 host=$2 rate=$3 round=$4 tool=${5:-loadgen}
+    shift $(($# < 5 ? $# : 5))
+    local dir="$OUT/lg-$tool-$target-$round"
+    "$BIN/loadgen" run --host "$host" --admin-token T --scenario browse --rate "$rate" \
+        --duration "$DURATION" --no-goose-report --quiet --out "$dir" "$@" >/dev/null
+    python3 - "$dir/summary.json" "$target" "$round" "$tool" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 e = s["transactions"]["event"]
 ms = lambda us: us / 1000
-print(f"{sys.argv[2]}\tloadgen\t{sys.argv[3]}\t{s['tps']:.1f}\t{ms(e['raw']['p50']):.3f}\t{ms(e['raw']['p95']):.3f}"
+print(f"{sys.argv[2]}\t{sys.argv[4]}\t{sys.argv[3]}\t{s['tps']:.1f}\t{ms(e['raw']['p50']):.3f}\t{ms(e['raw']['p95']):.3f}"
       f"\t{ms(e['corrected']['p50']):.3f}\t{ms(e['corrected']['p95']):.3f}")
 PY
+}
+# loadgen through goose's reqwest client, when GOOSE_CLIENT=1.
+goose_client_run() { # TARGET_NAME HOST RATE ROUND
+    [ "${GOOSE_CLIENT:-0}" = 1 ] || return 0
+    loadgen_run "$1" "$2" "$3" "$4" loadgen-goose-client --goose-metrics
 }
 oha_run() { # TARGET_NAME URL RATE ROUND
     "$OHA" -z "${DURATION}s" -q "$3" --latency-correction -c "$(( $3 / 10 > 16 ? $3 / 10 : 16 ))" \
@@ -85,13 +97,17 @@ printf 'target\ttool\tround\tachieved/s\tP50 ms\tP95 ms\tP50 corrected\tP95 corr
 for round in $(seq 1 "$ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then
         loadgen_run read "$SERVER" "$READ_RATE" "$round"
+        goose_client_run read "$SERVER" "$READ_RATE" "$round"
         oha_run read "$SERVER/api/v1/events/cmp" "$READ_RATE" "$round"
         loadgen_run delay "$DELAYED" "$DELAY_RATE" "$round"
+        goose_client_run delay "$DELAYED" "$DELAY_RATE" "$round"
         oha_run delay "$DELAYED/api/v1/events/cmp" "$DELAY_RATE" "$round"
     else
         oha_run read "$SERVER/api/v1/events/cmp" "$READ_RATE" "$round"
+        goose_client_run read "$SERVER" "$READ_RATE" "$round"
         loadgen_run read "$SERVER" "$READ_RATE" "$round"
         oha_run delay "$DELAYED/api/v1/events/cmp" "$DELAY_RATE" "$round"
+        goose_client_run delay "$DELAYED" "$DELAY_RATE" "$round"
         loadgen_run delay "$DELAYED" "$DELAY_RATE" "$round"
     fi
 done

@@ -70,7 +70,9 @@ pub struct RunArgs {
     pub no_goose_report: bool,
     /// Also print goose's console metrics: goose's own closed-loop
     /// accounting (every request goose timed, over goose's run time), not
-    /// loadgen's measured window; off by default.
+    /// loadgen's measured window; off by default. Requests then go through
+    /// goose's client (so goose counts them), not the users' own
+    /// connections.
     #[arg(long)]
     pub goose_metrics: bool,
     #[command(flatten)]
@@ -132,6 +134,9 @@ impl RunArgs {
     /// Refuses bad options before anything is sent or written.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.hosts.is_empty(), "at least one --host is needed");
+        for host in &self.hosts {
+            crate::scenarios::check_host(host)?;
+        }
         if let Some(rate) = self.rate {
             anyhow::ensure!(
                 rate > 0.0 && rate.is_finite(),
@@ -362,6 +367,7 @@ async fn run_boxed(args: &RunArgs, nemesis: Option<Arc<Nemesis>>) -> anyhow::Res
         user_prefix: format!("lg-{users_tag}"),
         next_user: Default::default(),
         timeline: timeline.clone(),
+        via_goose: args.goose_metrics,
     });
     let attack = GooseAttack::initialize_with_config(config)?
         .register_scenario(scenarios::scenario(Arc::clone(&ctx)));

@@ -89,10 +89,31 @@ fn planned_add_up(s: &RunSummary) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_and_tps_match_the_servers_metrics() {
+    counts_and_tps_match(false).await;
+}
+
+/// The same through goose's client (`--goose-metrics`), which sends what
+/// the users' own connections send otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_and_tps_match_through_gooses_client_too() {
+    counts_and_tps_match(true).await;
+}
+
+async fn counts_and_tps_match(goose_client: bool) {
     let _one = GOOSE.lock().await;
     let target = reference().await;
     let out = TempDir::new("loadgen-test-counts");
-    let summary = run_4s(&target, Kind::FlashSale, 150.0, &out).await;
+    let mut a = args(
+        &target.base,
+        &target.admin_token,
+        Kind::FlashSale,
+        Some(150.0),
+        4.0,
+        &out,
+    );
+    a.goose_metrics = goose_client;
+    a.quiet = true;
+    let summary = run(&a).await.unwrap();
     let metrics = target.metrics().await;
     let served = |route: &str| {
         sum_metric(

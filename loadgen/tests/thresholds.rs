@@ -196,6 +196,12 @@ async fn a_bad_threshold_is_refused_before_anything_is_sent() {
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(exit::USAGE.into()), "{stderr}");
     assert!(stderr.contains("gates.txt:3"), "{stderr}");
+    // A host loadgen's connections cannot reach, refused the same way.
+    let https = host.replacen("http://", "https://", 1);
+    let run = loadgen_run(&https, &dir.join("never"), &[]).await;
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(exit::USAGE.into()), "{stderr}");
+    assert!(stderr.contains("plain http:// only"), "{stderr}");
     assert_eq!(
         requests.load(Ordering::SeqCst),
         0,

@@ -1,8 +1,10 @@
 //! The scenarios goose runs, one module each, and what they share: the run
-//! context (hosts, events, recorder, pacer) and one way to make a request
-//! that both goose and our own recorder see.
+//! context (hosts, events, recorder, pacer) and one way to make a request,
+//! timed by our own recorder: through each user's own hyper connection, or
+//! with `--goose-metrics` through goose's client so goose counts it too.
 
 pub mod browse;
+mod conn;
 pub mod flash_sale;
 pub mod hold_and_pay;
 pub mod mixed;
@@ -13,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use goose::goose::{GooseMethod, GooseRequest, GooseUser, Scenario, Transaction, TransactionError};
 use serde_json::Value;
+use tokio::sync::Mutex;
+
+use self::conn::Conn;
 
 use crate::pacing::{Pacer, Slot};
 use crate::record::Recorder;
@@ -79,6 +84,9 @@ pub struct Ctx {
     pub next_user: AtomicU64,
     /// Under faults (`loadgen job --faults`): what each request met, when.
     pub timeline: Option<Arc<crate::faults::Timeline>>,
+    /// Requests go through goose's client (`--goose-metrics`: goose then
+    /// counts them) instead of each user's own connection.
+    pub via_goose: bool,
 }
 
 impl Ctx {
@@ -120,9 +128,13 @@ impl Ctx {
     }
 }
 
-/// The host index a user was given at start.
+/// What a user was given at start: its host's index, and its own
+/// connection to that host (locked by that user alone).
 #[derive(Clone)]
-struct HostIndex(usize);
+struct Session {
+    host: usize,
+    conn: Arc<Mutex<Conn>>,
+}
 
 /// A request's outcome: status (0 when none came back) and body (parsed
 /// only when a field is asked for: most replies are only counted).
@@ -178,6 +190,10 @@ pub async fn call(
         key,
         lag,
     } = req;
+    if !ctx.via_goose {
+        let (reply, raw) = own_connection(user, method, path, body, token, key).await?;
+        return Ok(finish_call(ctx, name, raw, lag, reply));
+    }
     let mut builder = user.get_request_builder(&method, path)?;
     if let Some(body) = body {
         builder = builder.json(body);
@@ -209,7 +225,60 @@ pub async fn call(
             body: bytes::Bytes::new(),
         },
     };
-    let raw = started.elapsed();
+    Ok(finish_call(ctx, name, started.elapsed(), lag, reply))
+}
+
+/// One request over the user's own connection: its reply and how long it
+/// took, from before the send to the end of the body.
+async fn own_connection(
+    user: &GooseUser,
+    method: GooseMethod,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+    key: Option<&str>,
+) -> Result<(Reply, Duration), Box<TransactionError>> {
+    let conn = match user.get_session_data::<Session>() {
+        Some(session) => Arc::clone(&session.conn),
+        None => return Err(Box::new("a user without a connection".into())),
+    };
+    let mut headers = Vec::new();
+    if let Some(token) = token {
+        headers.push(("X-Queue-Token", token));
+    }
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    let json = body.map(|b| serde_json::to_vec(b).expect("a JSON value serialises"));
+    let method = match method {
+        GooseMethod::Get => hyper::Method::GET,
+        GooseMethod::Post => hyper::Method::POST,
+        GooseMethod::Put => hyper::Method::PUT,
+        GooseMethod::Delete => hyper::Method::DELETE,
+        GooseMethod::Patch => hyper::Method::PATCH,
+        GooseMethod::Head => hyper::Method::HEAD,
+        GooseMethod::Custom => return Err(Box::new("no scenario sends a custom method".into())),
+    };
+    let started = Instant::now();
+    let mut conn = conn.lock().await;
+    let sent = tokio::time::timeout(
+        conn::REQUEST_TIMEOUT,
+        conn.send(method, path, &headers, json),
+    )
+    .await;
+    let reply = match sent {
+        Ok(Ok((status, body))) => Reply { status, body },
+        // A request that failed or timed out came back with nothing.
+        _ => Reply {
+            status: 0,
+            body: bytes::Bytes::new(),
+        },
+    };
+    Ok((reply, started.elapsed()))
+}
+
+/// Records one request that took `raw`, corrected with `lag`.
+fn finish_call(ctx: &Ctx, name: &'static str, raw: Duration, lag: Duration, reply: Reply) -> Reply {
     ctx.recorder.record(name, raw, raw + lag, reply.ok());
     if let Some(timeline) = &ctx.timeline {
         timeline.request(reply.status);
@@ -217,7 +286,7 @@ pub async fn call(
     if reply.status == 429 {
         ctx.recorder.rate_limited();
     }
-    Ok(reply)
+    reply
 }
 
 /// The transaction every scenario starts a user with: pick its host,
@@ -228,7 +297,12 @@ fn pick_host(ctx: Arc<Ctx>) -> Transaction {
         Box::pin(async move {
             let index = user.weighted_users_index % ctx.hosts.len();
             user.set_base_url(&ctx.hosts[index])?;
-            user.set_session_data(HostIndex(index));
+            let conn = Conn::new(&ctx.hosts[index])
+                .map_err(|e| Box::new(TransactionError::Custom(format!("{e:#}"))))?;
+            user.set_session_data(Session {
+                host: index,
+                conn: Arc::new(Mutex::new(conn)),
+            });
             Ok(())
         })
     }))
@@ -236,8 +310,14 @@ fn pick_host(ctx: Arc<Ctx>) -> Transaction {
     .set_on_start()
 }
 
+/// Refuses a `--host` the users' connections cannot reach (not a plain
+/// `http://` URL with a host), before anything is sent.
+pub fn check_host(url: &str) -> anyhow::Result<()> {
+    Conn::new(url).map(|_| ())
+}
+
 pub fn host_of(user: &GooseUser) -> usize {
-    user.get_session_data::<HostIndex>().map_or(0, |h| h.0)
+    user.get_session_data::<Session>().map_or(0, |s| s.host)
 }
 
 /// The goose scenario for `ctx.kind`.
