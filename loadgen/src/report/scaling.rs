@@ -323,11 +323,62 @@ pub(super) fn precision_note(scale: &ScaleReport) -> Option<String> {
     (!lines.is_empty()).then(|| {
         format!(
             "What kept the verdict inconclusive: {}; the search alone allows {:.0}% per repeat, so \
-             the rest is the repeats disagreeing (what each part used is below).",
+             the rest is the repeats disagreeing (what each part used is below).{}",
             lines.join("; "),
-            scale.resolution * 100.0
+            scale.resolution * 100.0,
+            repeat_costs(base).unwrap_or_default()
         )
     })
+}
+
+/// What a fleet size's repeats paid per purchase at their best passing
+/// rates: the instances' CPU per purchase and the share of their quota
+/// they used, repeat by repeat (in the run's order). Under one quota,
+/// repeats that reached different rates either paid different CPU time
+/// for each purchase or met the latency bound at a different share of the
+/// quota; the note gives both.
+fn repeat_costs(p: &Point) -> Option<String> {
+    let mut repeats: Vec<_> = p.repeats.iter().collect();
+    repeats.sort_by_key(|r| r.order);
+    let costs: Vec<(f64, f64, f64)> = repeats
+        .iter()
+        .filter_map(|r| {
+            let best = r.best.as_ref()?;
+            let usage = best.usage.as_ref()?;
+            let cpu: f64 = usage.instances.iter().map(|i| i.cpu).sum();
+            let quota: f64 = usage
+                .instances
+                .iter()
+                .map(|i| i.quota)
+                .sum::<Option<f64>>()?;
+            (best.tps > 0.0 && quota > 0.0)
+                .then(|| (best.tps, cpu / best.tps * 1000.0, cpu / quota))
+        })
+        .collect();
+    if costs.len() < 2 {
+        return None;
+    }
+    let range = |values: Vec<f64>| {
+        values
+            .iter()
+            .fold((f64::INFINITY, 0.0_f64), |(l, h), &v| (l.min(v), h.max(v)))
+    };
+    let (lo, hi) = range(costs.iter().map(|c| c.1).collect());
+    let (used_lo, used_hi) = range(costs.iter().map(|c| c.2).collect());
+    let each: Vec<String> = costs
+        .iter()
+        .map(|(tps, ms, used)| format!("{tps:.0}/s at {ms:.2} ms ({:.0}% of quota)", used * 100.0))
+        .collect();
+    Some(format!(
+        " At their best passing rates, in the run's order, the repeats of {} instance(s) served {}: \
+         under the same quota the instances' CPU per purchase differed by {:.0}% between repeats \
+         of the same code, and at those rates they used {:.0}-{:.0}% of it.",
+        p.instances,
+        each.join(", "),
+        (hi - lo) / lo * 100.0,
+        used_lo * 100.0,
+        used_hi * 100.0
+    ))
 }
 
 /// Every note under the scaling table, in order.

@@ -268,10 +268,39 @@ fn an_inconclusive_verdict_says_which_spreads_made_its_interval_wide() {
             && note.contains("TPS(1) 90-110/s (20%)"),
         "{note}"
     );
-    let (md, html, _) = render(&report(wide));
+    let (md, html, _) = render(&report(wide.clone()));
     assert!(
         md.contains("What kept the verdict inconclusive")
             && html.contains("What kept the verdict inconclusive")
+    );
+    assert!(
+        !note.contains("CPU per purchase"),
+        "no usage, no costs: {note}"
+    );
+    // With what the instance used at each repeat's best rate: all of its
+    // quota each time, so each purchase cost it different CPU time.
+    let mut measured = wide.clone();
+    for r in &mut measured.points[0].repeats {
+        let best = r.best.as_mut().expect("a best step");
+        best.usage = Some(crate::scale::limits::Usage {
+            secs: 5.0,
+            generator_cpu: 0.0,
+            generator_late: 0.0,
+            instances: vec![crate::scale::limits::InstanceUsage {
+                cpu: 0.1,
+                quota: Some(0.11),
+                throttled: None,
+            }],
+            shared: Vec::new(),
+            machine_busy: None,
+        });
+    }
+    let note = super::scaling::precision_note(&measured).expect("a note");
+    assert!(
+        note.contains("the repeats of 1 instance(s) served 90/s at 1.11 ms (91% of quota), 100/s at 1.00 ms (91% of quota), 110/s at 0.91 ms (91% of quota)")
+            && note.contains("differed by 22%")
+            && note.contains("they used 91-91% of it"),
+        "{note}"
     );
     // Tight repeats give a conclusive verdict and no such note.
     let tight = scale(
