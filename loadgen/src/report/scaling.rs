@@ -3,7 +3,7 @@
 //! interval of TPS, P95 and efficiency, the verdict, what limited it),
 //! the fitted model, and the notes under the table.
 
-use crate::scale::stats::{Interval, Verdict};
+use crate::scale::stats::{median, spread, Interval, Verdict};
 use crate::scale::{Point, ScaleReport, FLAG_TEXT};
 
 pub(super) fn quota_label(scale: &ScaleReport) -> String {
@@ -340,7 +340,7 @@ pub(super) fn precision_note(scale: &ScaleReport) -> Option<String> {
 fn repeat_costs(p: &Point) -> Option<String> {
     let mut repeats: Vec<_> = p.repeats.iter().collect();
     repeats.sort_by_key(|r| r.order);
-    let costs: Vec<(f64, f64, f64)> = repeats
+    let costs: Vec<(f64, f64, f64, Option<f64>)> = repeats
         .iter()
         .filter_map(|r| {
             let best = r.best.as_ref()?;
@@ -351,8 +351,14 @@ fn repeat_costs(p: &Point) -> Option<String> {
                 .iter()
                 .map(|i| i.quota)
                 .sum::<Option<f64>>()?;
-            (best.tps > 0.0 && quota > 0.0)
-                .then(|| (best.tps, cpu / best.tps * 1000.0, cpu / quota))
+            (best.tps > 0.0 && quota > 0.0).then(|| {
+                (
+                    best.tps,
+                    cpu / best.tps * 1000.0,
+                    cpu / quota,
+                    usage.cpu_waiting,
+                )
+            })
         })
         .collect();
     if costs.len() < 2 {
@@ -367,7 +373,15 @@ fn repeat_costs(p: &Point) -> Option<String> {
     let (used_lo, used_hi) = range(costs.iter().map(|c| c.2).collect());
     let each: Vec<String> = costs
         .iter()
-        .map(|(tps, ms, used)| format!("{tps:.0}/s at {ms:.2} ms ({:.0}% of quota)", used * 100.0))
+        .map(|(tps, ms, used, waiting)| {
+            let waited = waiting.map_or(String::new(), |w| {
+                format!("; a task waiting for a CPU {:.0}% of the time", w * 100.0)
+            });
+            format!(
+                "{tps:.0}/s at {ms:.2} ms ({:.0}% of quota{waited})",
+                used * 100.0
+            )
+        })
         .collect();
     Some(format!(
         " At their best passing rates, in the run's order, the repeats of {} instance(s) served {}: \
@@ -378,6 +392,42 @@ fn repeat_costs(p: &Point) -> Option<String> {
         (hi - lo) / lo * 100.0,
         used_lo * 100.0,
         used_hi * 100.0
+    ))
+}
+
+/// How long some task of the machine waited for a CPU during the run's
+/// passing steps and during its failing ones (probes aside): where the
+/// instances, the stack and the generator share few cores, a step's
+/// latency bound breaks when they contend, whatever the fleet's size.
+pub(super) fn contention_note(scale: &ScaleReport) -> Option<String> {
+    let waits = |pass: bool| -> Vec<f64> {
+        scale
+            .points
+            .iter()
+            .flat_map(Point::all_steps)
+            .filter(|s| s.rate.is_some() && s.pass == pass)
+            .filter_map(|s| s.usage.as_ref()?.cpu_waiting)
+            .collect()
+    };
+    let (passed, failed) = (waits(true), waits(false));
+    if passed.is_empty() || failed.is_empty() {
+        return None;
+    }
+    let describe = |w: &[f64], what: &str| {
+        let i = spread(w).expect("not empty");
+        format!(
+            "{} {what} steps {:.0}% at the median ({:.0}-{:.0}%)",
+            w.len(),
+            median(w).expect("not empty") * 100.0,
+            i.lo * 100.0,
+            i.hi * 100.0
+        )
+    };
+    Some(format!(
+        "CPU contention (/proc/pressure/cpu, the share of a step's window in which some task of \
+         the machine waited for a CPU): {}; {}.",
+        describe(&passed, "passing"),
+        describe(&failed, "failing")
     ))
 }
 
@@ -396,6 +446,7 @@ pub(super) fn notes(scale: &ScaleReport) -> Vec<String> {
             incomplete_note(scale),
             unmet_note(scale),
             precision_note(scale),
+            contention_note(scale),
             limits_note(scale),
         ]
         .into_iter()

@@ -280,7 +280,7 @@ fn an_inconclusive_verdict_says_which_spreads_made_its_interval_wide() {
     // With what the instance used at each repeat's best rate: all of its
     // quota each time, so each purchase cost it different CPU time.
     let mut measured = wide.clone();
-    for r in &mut measured.points[0].repeats {
+    for (i, r) in measured.points[0].repeats.iter_mut().enumerate() {
         let best = r.best.as_mut().expect("a best step");
         best.usage = Some(crate::scale::limits::Usage {
             secs: 5.0,
@@ -293,11 +293,13 @@ fn an_inconclusive_verdict_says_which_spreads_made_its_interval_wide() {
             }],
             shared: Vec::new(),
             machine_busy: None,
+            // The first repeat's window without the pressure figure.
+            cpu_waiting: (i > 0).then_some(0.6 - 0.2 * i as f64),
         });
     }
     let note = super::scaling::precision_note(&measured).expect("a note");
     assert!(
-        note.contains("the repeats of 1 instance(s) served 90/s at 1.11 ms (91% of quota), 100/s at 1.00 ms (91% of quota), 110/s at 0.91 ms (91% of quota)")
+        note.contains("the repeats of 1 instance(s) served 90/s at 1.11 ms (91% of quota), 100/s at 1.00 ms (91% of quota; a task waiting for a CPU 40% of the time), 110/s at 0.91 ms (91% of quota; a task waiting for a CPU 20% of the time)")
             && note.contains("differed by 22%")
             && note.contains("they used 91-91% of it"),
         "{note}"
@@ -362,4 +364,43 @@ fn the_seat_comparison_is_a_section_of_both_pages_and_survives_a_rerender() {
     r.seat_comparison = None;
     let (md, html, _) = render(&r);
     assert!(!md.contains("Seat-hold strategies") && !html.contains("seat-comparison"));
+}
+
+#[test]
+fn cpu_contention_is_compared_between_passing_and_failing_steps() {
+    let mut s = scale(&[(1, &[100.0, 110.0]), (2, &[200.0])], true);
+    assert_eq!(
+        super::scaling::contention_note(&s),
+        None,
+        "no pressure figures, no note"
+    );
+    let waited = |pass: bool, waiting: f64| Step {
+        pass,
+        usage: Some(crate::scale::limits::Usage {
+            cpu_waiting: Some(waiting),
+            ..Default::default()
+        }),
+        ..step(120.0, 100.0, true)
+    };
+    s.points[0].repeats[0].steps = vec![waited(true, 0.3)];
+    s.points[0].repeats[1].steps = vec![waited(true, 0.5)];
+    // A closed-model probe is not a step at a rate: it does not count.
+    let mut probe = waited(false, 0.99);
+    probe.rate = None;
+    s.points[1].repeats[0].steps = vec![waited(true, 0.4), probe];
+    assert_eq!(
+        super::scaling::contention_note(&s),
+        None,
+        "no failing step with the figure, nothing to compare"
+    );
+    s.points[0].repeats[0].steps.push(waited(false, 0.7));
+    s.points[0].repeats[1].steps.push(waited(false, 0.6));
+    s.points[1].repeats[0].steps.push(waited(false, 0.9));
+    let note = super::scaling::contention_note(&s).expect("a note");
+    assert!(
+        note.contains("3 passing steps 40% at the median (30-50%); 3 failing steps 70% at the median (60-90%)"),
+        "{note}"
+    );
+    let (md, html, _) = render(&report(s));
+    assert!(md.contains("CPU contention") && html.contains("CPU contention"));
 }

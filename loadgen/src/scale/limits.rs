@@ -46,6 +46,12 @@ pub struct Usage {
     /// The share of the machine's cores that were busy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_busy: Option<f64>,
+    /// The share of the window during which some task of the machine
+    /// waited for a CPU (/proc/pressure/cpu): on a machine whose cores
+    /// the instances, the stack and the generator share (and, on a shared
+    /// host, others), what a step's latency waited on besides its own work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_waiting: Option<f64>,
 }
 
 impl Usage {
@@ -92,6 +98,11 @@ impl Usage {
                 .copied()
                 .flatten()
                 .map(|d| d.busy_secs / secs / cores),
+            cpu_waiting: machine
+                .get(1)
+                .copied()
+                .flatten()
+                .map(|d| (d.busy_secs / secs).min(1.0)),
         }
     }
 }
@@ -239,8 +250,14 @@ pub fn detail(u: &Usage) -> String {
         u.generator_cpu,
         u.generator_late * 100.0
     ));
-    if let Some(m) = u.machine_busy {
-        parts.push(format!("machine {:.0}% busy", m * 100.0));
+    match (u.machine_busy, u.cpu_waiting) {
+        (Some(m), Some(w)) => parts.push(format!(
+            "machine {:.0}% busy, a task waiting for a CPU {:.0}% of the time",
+            m * 100.0,
+            w * 100.0
+        )),
+        (Some(m), None) => parts.push(format!("machine {:.0}% busy", m * 100.0)),
+        _ => {}
     }
     parts.join("; ")
 }
@@ -336,6 +353,7 @@ mod tests {
                 },
             ],
             machine_busy: Some(machine),
+            cpu_waiting: Some(0.4),
         }
     }
 

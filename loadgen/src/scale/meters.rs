@@ -2,7 +2,8 @@
 //! during a step: each instance's CPU (from /proc) and throttling (from
 //! its cgroup's cpu.stat), the shared stack's processes (Redis,
 //! PostgreSQL and the broker, found by the ports the run's URLs name) and
-//! the whole machine (/proc/stat). A fleet of stand-ins supplies its own.
+//! the whole machine (/proc/stat, and /proc/pressure/cpu for the time some
+//! task waited for a CPU). A fleet of stand-ins supplies its own.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -156,6 +157,22 @@ pub fn machine_cpu() -> Option<f64> {
     Some(busy / TICKS)
 }
 
+/// Seconds during which some runnable task of the machine waited for a
+/// CPU (the kernel's pressure stall information, `some total=` in
+/// microseconds); `None` where the kernel does not keep it.
+pub fn cpu_waiting() -> Option<f64> {
+    waiting_secs(&std::fs::read_to_string("/proc/pressure/cpu").ok()?)
+}
+
+/// The `some` line's cumulative total of a /proc/pressure file, in seconds.
+fn waiting_secs(pressure: &str) -> Option<f64> {
+    let some = pressure.lines().find(|l| l.starts_with("some "))?;
+    let total = some
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?;
+    Some(total.parse::<u64>().ok()? as f64 / 1e6)
+}
+
 /// An instance's meter: its process's CPU and its cgroup's throttling.
 pub fn instance(
     name: String,
@@ -289,6 +306,15 @@ mod tests {
         );
         assert!(after.0 - before.0 >= 0.1, "{before:?} {after:?}");
         assert!(after.1 - before.1 >= 0.1, "{before:?} {after:?}");
+    }
+
+    #[test]
+    fn cpu_waiting_is_the_some_lines_total_in_seconds() {
+        let text = "some avg10=9.28 avg60=12.58 avg300=6.58 total=30102770\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(waiting_secs(text), Some(30.10277));
+        assert_eq!(waiting_secs("full avg10=0.00 total=5\n"), None);
+        assert_eq!(waiting_secs("some avg10=0.00 total=x\n"), None);
     }
 
     #[tokio::test]

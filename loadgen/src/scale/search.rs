@@ -79,12 +79,15 @@ impl<D: Deployment> Search<'_, D> {
             .chain(&meters.shared)
             .map(|m| m.read.clone())
             .collect();
-        reads.push(std::sync::Arc::new(|| {
-            Some(meters::Reading {
-                busy_secs: meters::machine_cpu()?,
-                periods: None,
-            })
-        }));
+        // The machine: its busy cores, then the time a task waited for one.
+        for read in [meters::machine_cpu, meters::cpu_waiting] {
+            reads.push(std::sync::Arc::new(move || {
+                Some(meters::Reading {
+                    busy_secs: read()?,
+                    periods: None,
+                })
+            }));
+        }
         let sampler = Sampler::start(reads);
         let summary = Box::pin(run::run(&args)).await;
         let usage = match &summary {
