@@ -173,16 +173,17 @@ async fn the_seat_map_cache_passes_check_6_and_answers_reads() {
     server.stop().await.unwrap();
 }
 
+/// Check 6 reads the seat map right before and right after each hold of
+/// a lapsed seat, so the stale copy shows at the first such hold: 20 of
+/// 20 measured (before those reads, 5-6 of 20 under CI's load). 8 of 10
+/// leaves a margin for a run that loses a race; a checker blind to stale
+/// reads catches none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn catches_the_cache_that_is_not_invalidated_in_at_least_6_of_20_runs() {
-    // A stale read is caught only when a read lands inside a cached copy's
-    // window after a hold: 6 of 10 were seen in CI, so 7 of 10 failed now
-    // and then; twice the runs with a lower share still fail at once if
-    // the check stops catching it.
+async fn catches_the_cache_that_is_not_invalidated_in_at_least_8_of_10_runs() {
     let flags = ["--seat-cache-ttl", "5s", "--unsafe-seat-cache"];
     caught_in_k_of_n(
-        6,
-        20,
+        8,
+        10,
         &flags,
         "stale seat-map reads",
         "shownAvailableWhileHeld",

@@ -1,6 +1,7 @@
 //! After the race: the holds nobody paid are watched until they lapse, the
 //! late payers pay once theirs certainly has, fresh users hold the lapsed
-//! seats again, and the seat map is read (while watching and at the end).
+//! seats again, and the seat map is read (while watching, around each
+//! hold again, and at the end).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -99,12 +100,17 @@ pub(super) async fn read_seats(client: &Client, concert_id: &str) -> Option<Seat
 }
 
 /// Fresh users hold every unpaid seat that some read saw AVAILABLE again;
-/// their accepted holds join `holds`.
+/// their accepted holds join `holds`. Each hold is read around: the seat
+/// map right before and right after it (both join `reads`). A map that a
+/// hold does not reach at once (a cache the hold does not invalidate) then
+/// shows the seat AVAILABLE in the read after. With only the final read,
+/// an unrelated change (a swept lapse) often dropped that stale copy
+/// first, and the fault went unseen in most runs.
 pub(super) async fn rehold_lapsed(
     client: &Client,
     concert_id: &str,
     unpaid: &[HoldOk],
-    reads: &[SeatRead],
+    reads: &mut Vec<SeatRead>,
     watch: Watch,
     holds: &mut Vec<HoldOk>,
 ) -> Vec<SeatUser> {
@@ -128,11 +134,13 @@ pub(super) async fn rehold_lapsed(
         let mut u = SeatUser::new(user.clone(), true, Role::Abandoner);
         match enter_active(client, &user, concert_id, watch).await {
             Ok(token) => {
+                reads.extend(read_seats(client, concert_id).await);
                 let call = client
                     .hold(&user, &token, concert_id, SCHEDULE, *seat)
                     .await;
                 holds.extend(HoldOk::from_call(&user, true, *seat, &call));
                 u.holds.push((*seat, call));
+                reads.extend(read_seats(client, concert_id).await);
             }
             Err(e) => u.stuck = Some(e.why),
         }

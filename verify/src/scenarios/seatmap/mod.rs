@@ -112,7 +112,7 @@ pub async fn run(
 
     progress.step("seat map: holding lapsed seats again");
     let reholders =
-        lapses::rehold_lapsed(client, &concert_id, &unpaid, &reads, watch, &mut holds).await;
+        lapses::rehold_lapsed(client, &concert_id, &unpaid, &mut reads, watch, &mut holds).await;
     users.extend(reholders);
 
     // The final state: the seat map and every balance.
