@@ -396,9 +396,10 @@ fn repeat_costs(p: &Point) -> Option<String> {
 }
 
 /// How long some task of the machine waited for a CPU during the run's
-/// passing steps and during its failing ones (probes aside): where the
-/// instances, the stack and the generator share few cores, a step's
-/// latency bound breaks when they contend, whatever the fleet's size.
+/// passing steps and during its failing ones (probes aside). The kernel
+/// counts a throttled instance's tasks as waiting too, so the figure mixes
+/// the machine's contention with the instances' own quota; the note says
+/// so rather than name either.
 pub(super) fn contention_note(scale: &ScaleReport) -> Option<String> {
     let waits = |pass: bool| -> Vec<f64> {
         scale
@@ -424,8 +425,9 @@ pub(super) fn contention_note(scale: &ScaleReport) -> Option<String> {
         )
     };
     Some(format!(
-        "CPU contention (/proc/pressure/cpu, the share of a step's window in which some task of \
-         the machine waited for a CPU): {}; {}.",
+        "Waiting for a CPU (/proc/pressure/cpu: the share of a step's window in which some \
+         runnable task of the machine did not run, for want of a free core or because its \
+         instance's quota was spent): {}; {}.",
         describe(&passed, "passing"),
         describe(&failed, "failing")
     ))

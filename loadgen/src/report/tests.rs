@@ -402,5 +402,5 @@ fn cpu_contention_is_compared_between_passing_and_failing_steps() {
         "{note}"
     );
     let (md, html, _) = render(&report(s));
-    assert!(md.contains("CPU contention") && html.contains("CPU contention"));
+    assert!(md.contains("Waiting for a CPU") && html.contains("Waiting for a CPU"));
 }

@@ -46,10 +46,12 @@ pub struct Usage {
     /// The share of the machine's cores that were busy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_busy: Option<f64>,
-    /// The share of the window during which some task of the machine
-    /// waited for a CPU (/proc/pressure/cpu): on a machine whose cores
-    /// the instances, the stack and the generator share (and, on a shared
-    /// host, others), what a step's latency waited on besides its own work.
+    /// The share of the window during which some runnable task of the
+    /// machine did not run (/proc/pressure/cpu): for want of a free core
+    /// (the instances, the stack, the generator and, on a shared host,
+    /// others contending) or because its instance's quota was spent (a
+    /// throttled instance's tasks count too, so with throttled instances
+    /// it is not the machine's contention alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_waiting: Option<f64>,
 }
