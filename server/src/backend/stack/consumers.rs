@@ -15,7 +15,7 @@ use super::error::StackError;
 use super::keys::{events_key, EventKeys};
 use super::line::RegisterReply;
 use super::messages::{QueueEntry, ReservedEvent};
-use super::{kafka, now_ms, pg, Stack, StackOptions};
+use super::{kafka, lua, now_ms, pg, Stack, StackOptions};
 
 /// The admission consumer's `fetch.wait.max.ms`. It is off the buyers'
 /// path (an entrant's own write confirms its place; the consumer only
@@ -91,7 +91,8 @@ impl Stack {
         next: kafka::NextOffsets,
     ) -> Result<(), StackError> {
         let mut redis = self.redis.clone();
-        for r in records {
+        let mut entries = Vec::with_capacity(records.len());
+        for r in &records {
             let Ok(entry) = serde_json::from_slice::<QueueEntry>(&r.payload) else {
                 warn!(offset = r.offset, "malformed queue entry skipped");
                 continue;
@@ -100,25 +101,38 @@ impl Stack {
                 warn!(topic = %r.topic, event = %entry.event_id, "queue entry on another event's line skipped");
                 continue;
             }
-            let placed: RegisterReply = self
-                .scripts
-                .register
-                .on(&EventKeys::new(&self.ns, &entry.event_id))
-                .arg(&entry.user_id)
-                .arg(entry.issued_at)
-                .arg(r.offset)
-                .run(&mut redis)
-                .await?;
-            match placed {
-                RegisterReply::NotFound => {
-                    warn!(event = %entry.event_id, "queue entry for an unknown event skipped")
+            entries.push((r, entry));
+        }
+        // One round trip per run of one event's entries (in offset order),
+        // not one per entry: the line's lease holder consumes every
+        // instance's entrants, and per-entry round trips made it the
+        // fleet's busiest instance.
+        for run in entries.chunk_by(|(_, a), (_, b)| a.event_id == b.event_id) {
+            let keys = EventKeys::new(&self.ns, &run[0].1.event_id);
+            let calls: Vec<_> = run
+                .iter()
+                .map(|(r, entry)| {
+                    self.scripts
+                        .register
+                        .on(&keys)
+                        .arg(&entry.user_id)
+                        .arg(entry.issued_at)
+                        .arg(r.offset)
+                })
+                .collect();
+            let replies: Vec<RegisterReply> = lua::run_pipelined(&calls, &mut redis).await?;
+            for ((r, entry), placed) in run.iter().zip(replies) {
+                match placed {
+                    RegisterReply::NotFound => {
+                        warn!(event = %entry.event_id, "queue entry for an unknown event skipped")
+                    }
+                    RegisterReply::Taken => tracing::error!(
+                        topic = %r.topic,
+                        offset = r.offset,
+                        "a place in line held by another user: the line's log was lost"
+                    ),
+                    RegisterReply::Placed | RegisterReply::Adopted | RegisterReply::Void => {}
                 }
-                RegisterReply::Taken => tracing::error!(
-                    topic = %r.topic,
-                    offset = r.offset,
-                    "a place in line held by another user: the line's log was lost"
-                ),
-                RegisterReply::Placed | RegisterReply::Adopted | RegisterReply::Void => {}
             }
         }
         let client = self.pg.get().await?;

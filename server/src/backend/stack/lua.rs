@@ -8,7 +8,7 @@
 //! (`cjson.encode`) that serde decodes into the reply type named beside it.
 
 use redis::aio::ConnectionLike;
-use redis::{Script, ScriptInvocation, ToRedisArgs};
+use redis::{ErrorKind, Script, ScriptInvocation, ServerErrorKind, ToRedisArgs};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -366,12 +366,49 @@ impl Call<'_> {
         redis: &mut impl ConnectionLike,
     ) -> Result<R, StackError> {
         let reply: String = self.invocation.invoke_async(redis).await?;
-        serde_json::from_str(&reply).map_err(|source| StackError::Reply {
-            script: self.name,
-            reply,
-            source,
-        })
+        decode(self.name, reply)
     }
+}
+
+/// Runs `calls` in one round trip (a pipeline, in order), decoding each
+/// reply: a consumer's batch costs one write and one read, not one per
+/// record. The calls bind one event's keys (one hash tag: one Cluster
+/// node). If Redis lost the scripts (a restart) they are loaded and the
+/// batch sent again; a call may so run twice, as a consumer's records may
+/// be delivered twice anyway.
+pub async fn run_pipelined<R: DeserializeOwned>(
+    calls: &[Call<'_>],
+    redis: &mut impl ConnectionLike,
+) -> Result<Vec<R>, StackError> {
+    if calls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for call in calls {
+        pipe.invoke_script(&call.invocation);
+    }
+    let replies: Vec<String> = match pipe.query_async(redis).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            for call in calls {
+                call.invocation.load_async(redis).await?;
+            }
+            pipe.query_async(redis).await?
+        }
+        other => other?,
+    };
+    calls
+        .iter()
+        .zip(replies)
+        .map(|(call, reply)| decode(call.name, reply))
+        .collect()
+}
+
+fn decode<R: DeserializeOwned>(script: &'static str, reply: String) -> Result<R, StackError> {
+    serde_json::from_str(&reply).map_err(|source| StackError::Reply {
+        script,
+        reply,
+        source,
+    })
 }
 
 /// The stack's Redis scripts, loaded once per backend.
