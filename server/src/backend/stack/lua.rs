@@ -371,11 +371,10 @@ impl Call<'_> {
 }
 
 /// Runs `calls` in one round trip (a pipeline, in order), decoding each
-/// reply: a consumer's batch costs one write and one read, not one per
-/// record. The calls bind one event's keys (one hash tag: one Cluster
-/// node). If Redis lost the scripts (a restart) they are loaded and the
-/// batch sent again; a call may so run twice, as a consumer's records may
-/// be delivered twice anyway.
+/// reply: one write and one read per batch, not per record. The calls
+/// bind one event's keys (one Cluster node). Scripts Redis lost (a
+/// restart) are loaded and the batch resent: a call may run twice, as a
+/// consumer's record may be delivered twice anyway.
 pub async fn run_pipelined<R: DeserializeOwned>(
     calls: &[Call<'_>],
     redis: &mut impl ConnectionLike,
@@ -389,7 +388,8 @@ pub async fn run_pipelined<R: DeserializeOwned>(
     }
     let replies: Vec<String> = match pipe.query_async(redis).await {
         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-            for call in calls {
+            let mut loaded = std::collections::HashSet::new(); // each script once
+            for call in calls.iter().filter(|c| loaded.insert(c.name)) {
                 call.invocation.load_async(redis).await?;
             }
             pipe.query_async(redis).await?
