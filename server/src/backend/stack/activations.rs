@@ -15,7 +15,6 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use rdkafka::producer::FutureRecord;
 use redis::{AsyncCommands, Script};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -149,13 +148,11 @@ impl Stack {
         // leave as one batch instead of one produce request each, which is
         // what the broker's CPU is spent on (reports/broker-cost.md).
         let sends = payloads.iter().map(|payload| {
-            self.producer.send(
-                FutureRecord::to(topic).key(event_id).payload(payload),
-                Duration::from_secs(1),
-            )
+            self.producer
+                .send(topic, event_id, payload, Duration::from_secs(1))
         });
         for sent in futures_util::future::join_all(sends).await {
-            sent.map_err(|(e, _)| e)?;
+            sent?;
             self.ops.activated.inc();
         }
         let _: i64 = ADVANCE

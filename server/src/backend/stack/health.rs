@@ -149,7 +149,6 @@ impl Stack {
             let producer = self.producer.clone();
             let topics: Vec<String> = self.topics.all().into_iter().map(String::from).collect();
             let (kafka_up, topics_present) = tokio::task::spawn_blocking(move || {
-                use rdkafka::producer::Producer;
                 match producer
                     .client()
                     .fetch_metadata(None, Duration::from_secs(1))

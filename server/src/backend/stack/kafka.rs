@@ -24,7 +24,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{watch, Notify};
 use tokio_postgres::NoTls;
@@ -32,6 +31,7 @@ use tracing::{debug, info, warn};
 
 use super::error::StackError;
 use super::pg;
+use super::producer::KafkaProducer;
 
 /// Most messages handled as one batch.
 const BATCH_MAX: usize = 500;
@@ -47,8 +47,8 @@ const LEASE_INTERVAL: Duration = Duration::from_millis(500);
 /// in flight per connection keeps the order; a retried send may write a
 /// record twice, which every consumer tolerates (a line passes the second
 /// place, reservations and seat events are keyed by id).
-pub fn producer(brokers: &str, linger_ms: u32) -> Result<FutureProducer, StackError> {
-    ClientConfig::new()
+pub fn producer(brokers: &str, linger_ms: u32) -> Result<KafkaProducer, StackError> {
+    let config = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "false")
         .set("max.in.flight.requests.per.connection", "1")
@@ -56,8 +56,8 @@ pub fn producer(brokers: &str, linger_ms: u32) -> Result<FutureProducer, StackEr
         .set("linger.ms", linger_ms.to_string())
         .set("message.timeout.ms", "5000")
         .set("socket.keepalive.enable", "true")
-        .create()
-        .map_err(StackError::from)
+        .clone();
+    KafkaProducer::new(&config).map_err(StackError::from)
 }
 
 /// The admin client. Created once and kept for the backend's lifetime:

@@ -22,7 +22,6 @@
 
 use std::time::Duration;
 
-use rdkafka::producer::FutureRecord;
 use serde::Deserialize;
 use tracing::{error, warn};
 
@@ -212,16 +211,11 @@ impl StackBackend {
         let sent = self
             .stack()
             .producer
-            .send(
-                FutureRecord::to(&topic)
-                    .key(&entry.user_id)
-                    .payload(&payload),
-                Duration::from_secs(2),
-            )
+            .send(&topic, &entry.user_id, &payload, Duration::from_secs(2))
             .await;
         let delivery = match sent {
             Ok(delivery) => delivery,
-            Err((e, _)) => {
+            Err(e) => {
                 warn!(error = %e, %topic, "queue entry not produced");
                 // If it was written after all, the admission consumer adopts it.
                 let _: std::result::Result<serde_json::Value, _> = self

@@ -47,6 +47,7 @@ pub mod ops_metrics;
 pub mod outbox;
 pub mod payments;
 pub mod pg;
+pub mod producer;
 pub mod queue;
 pub mod rebuild;
 pub mod reconcile;
@@ -65,7 +66,6 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::{watch, Notify};
 use tracing::info;
 
@@ -136,7 +136,7 @@ pub(crate) struct Stack {
     redis: RedisConn,
     scripts: Arc<RedisScripts>,
     pg: Pool,
-    producer: FutureProducer,
+    producer: producer::KafkaProducer,
     topics: Arc<Topics>,
     health: Arc<Health>,
     /// Kept for the backend's lifetime: librdkafka clients created and

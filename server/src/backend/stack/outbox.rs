@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
-use rdkafka::producer::FutureRecord;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -193,14 +192,9 @@ impl Stack {
         };
         let result = self
             .producer
-            .send(
-                FutureRecord::to(topic)
-                    .key(&record.concert_id)
-                    .payload(&payload),
-                Duration::from_secs(1),
-            )
+            .send(topic, &record.concert_id, &payload, Duration::from_secs(1))
             .await;
-        if let Err((e, _)) = &result {
+        if let Err(e) = &result {
             warn!(error = %e, topic, event = %record.event_id, "seat event not sent; the outbox keeps it");
         }
         result.is_ok()

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rdkafka::producer::FutureRecord;
 use redis::AsyncCommands;
 use tokio::sync::watch;
 use tracing::info;
@@ -58,9 +57,9 @@ impl Stack {
                 match self
                     .producer
                     .send(
-                        FutureRecord::to(&self.topics.reserved)
-                            .key(&event)
-                            .payload(&record),
+                        &self.topics.reserved,
+                        &event,
+                        &record,
                         Duration::from_secs(1),
                     )
                     .await
@@ -69,7 +68,7 @@ impl Stack {
                         self.metrics.republished.inc();
                         info!(reservation = %id, "re-published a reservation PostgreSQL lacked")
                     }
-                    Err((e, _)) => return Err(e.into()),
+                    Err(e) => return Err(e.into()),
                 }
             }
         }

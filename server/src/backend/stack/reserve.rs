@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rdkafka::producer::FutureRecord;
 use redis::AsyncCommands;
 use tracing::warn;
 
@@ -198,9 +197,9 @@ impl StackBackend {
                 // decrement), and an event key put a whole sale's
                 // persistence on the one instance leasing its partition,
                 // work that then did not divide by the instance count.
-                FutureRecord::to(&self.stack().topics.reserved)
-                    .key(&event.reservation_id)
-                    .payload(record),
+                &self.stack().topics.reserved,
+                &event.reservation_id,
+                record,
                 Duration::from_secs(1),
             )
             .await;
@@ -208,7 +207,7 @@ impl StackBackend {
             .metrics
             .kafka_send
             .observe(sent.elapsed().as_secs_f64());
-        if let Err((e, _)) = result {
+        if let Err(e) = result {
             warn!(error = %e, reservation = %event.reservation_id, "ticket.reserved not sent; the reconciler will re-publish it");
         }
     }
