@@ -7,9 +7,8 @@
 //! less than one is left it polls with a zero timeout in a loop until the
 //! deadline: a busy loop of up to a millisecond, ten times a second. On
 //! an idle instance that thread used 8.8 ms of CPU per second, half of
-//! all the instance used, and under load it is the same share of an
-//! instance's CPU quota (reports/producer-poll.md). Polled a second at a
-//! time, the loop runs once a second instead.
+//! all the instance used (reports/producer-poll.md). Polled a second at
+//! a time, the loop runs once a second instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
