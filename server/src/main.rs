@@ -11,6 +11,10 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let config = ticket_server::Config::parse();
+    // TOKIO_WORKER_THREADS sets this; a fleet under a CPU quota sets it to
+    // the quota's CPUs, and its tests read this line to see it took.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!("tokio runtime with {workers} workers");
     // Handlers first: a SIGTERM that arrives once we have announced the
     // address must start a graceful shutdown, not kill the process.
     let shutdown = shutdown_signal()?;
