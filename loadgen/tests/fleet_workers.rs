@@ -2,26 +2,14 @@
 //! has whole CPUs; one without a quota sizes its runtime for the machine.
 //! Each instance's log says how many workers its runtime has.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use loadgen::cgroup::Controller;
 use loadgen::instances::{workers_for, Backend, Fleet, ServerSpec};
 use testkit::TempDir;
 
-fn server_bin() -> PathBuf {
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
-    let bin = loadgen.with_file_name("ticket-server");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "ticket-server", "--bin", "ticket-server"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building ticket-server failed");
-    }
-    bin
-}
+mod common;
+use common::server_bin;
 
 /// The worker count from the instance's "tokio runtime with N workers" line.
 fn logged_workers(log: &Path) -> usize {

@@ -5,7 +5,7 @@
 //! their speed: whether a fleet scales is the report's to say. Each check
 //! is a function that a deliberately broken input below makes fail.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use loadgen::scale::stats::{self, Verdict};
@@ -13,20 +13,8 @@ use loadgen::scale::{Point, Repeat, ScaleReport, Step};
 use loadgen::summary::RunSummary;
 use testkit::{real_stack, TempDir};
 
-/// The ticket-server binary the scaling run starts (next to loadgen).
-fn server_bin() -> PathBuf {
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
-    let bin = loadgen.with_file_name("ticket-server");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "ticket-server", "--bin", "ticket-server"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building ticket-server failed");
-    }
-    bin
-}
+mod common;
+use common::server_bin;
 
 fn non_empty(path: &Path) {
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
