@@ -1,10 +1,14 @@
-# Each repeat of a scaling run (DIR/scale.json): its best TPS and every step
+# Each repeat of a scaling run (DIR/scale.json, or a main job's
+# DIR/report.json; its header: the quota, the stack's measured ceiling and
+# the start, UTC): its best TPS and every step
 # as +/-(passed/failed) TPS:instances-CPU-ms-per-purchase/P95-ms.
 # Usage: python3 steps.py DIR...
 import json,sys
 for f in sys.argv[1:]:
-    d=json.load(open(f+'/scale.json'))
-    print('==',f, 'quota',d['cpusPerInstance'])
+    try: d=json.load(open(f+'/scale.json'))
+    except FileNotFoundError: d=json.load(open(f+'/report.json'))['scale']  # a main job's run
+    c=d.get('calibration') or {}
+    print('==',f, 'quota',d['cpusPerInstance'], 'ceiling',c.get('ceiling') and round(c['ceiling']), 'started',d['startedAt'][:19])
     for p in d['points']:
         for r in p['repeats']:
             b=r.get('best')
