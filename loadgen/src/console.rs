@@ -213,12 +213,16 @@ pub fn scale_table(r: &crate::scale::ScaleReport, out: &Path) -> String {
     for p in &r.points {
         let _ = writeln!(
             text,
-            "{:>9} {:>9} {:>9} {:>10}%  {}",
+            "{:>9} {:>9} {:>9} {:>10}%  {}{}",
             p.instances,
             or_dash(p.tps, 1.0, 0),
             or_dash(p.p95_ms, 1.0, 1),
             or_dash(p.efficiency, 100.0, 0),
-            p.verdict.map_or("-", |v| v.word())
+            p.verdict.map_or("-", |v| v.word()),
+            p.flags()
+                .iter()
+                .map(|f| format!("; {f}"))
+                .collect::<String>()
         );
     }
     for w in &r.warnings {

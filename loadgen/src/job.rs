@@ -297,11 +297,10 @@ async fn job(args: &JobArgs, run_id: String, out: PathBuf) -> anyhow::Result<(Pa
                                     " ({:.0}% {}{})",
                                     e * 100.0,
                                     p.verdict.map_or("", |v| v.word()),
-                                    if p.efficiency_flagged {
-                                        format!(", {}", scale::FLAG_TEXT)
-                                    } else {
-                                        String::new()
-                                    }
+                                    p.flags()
+                                        .iter()
+                                        .map(|f| format!(", {f}"))
+                                        .collect::<String>()
                                 ))
                             ))
                             .collect::<Vec<_>>()

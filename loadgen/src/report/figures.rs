@@ -129,7 +129,11 @@ pub(super) fn rows(report: &Report, baseline: Option<&Report>) -> Vec<Row> {
                     now: e * 100.0,
                     unit: "%",
                     before: old.and_then(|o| o.efficiency).map(|e| e * 100.0),
-                    flag: p.efficiency_flagged.then_some(FLAG_TEXT),
+                    flag: if p.efficiency_flagged {
+                        Some(FLAG_TEXT)
+                    } else {
+                        p.speed_flagged.then_some(crate::scale::speed::SHORT_TEXT)
+                    },
                 });
             }
         }

@@ -163,7 +163,7 @@ pub(super) fn page(page: &Page<'_>) -> String {
                     let c = Cells::of(p, "&ndash;", "&#9888;");
                     // The efficiency and verdict cells are marked so they
                     // can be found.
-                    let eff_class = if p.efficiency_flagged {
+                    let eff_class = if p.flagged() {
                         "efficiency flagged"
                     } else {
                         "efficiency"

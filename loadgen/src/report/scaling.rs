@@ -3,6 +3,7 @@
 //! interval of TPS, P95 and efficiency, the verdict, what limited it),
 //! the fitted model, and the notes under the table.
 
+use crate::scale::speed;
 use crate::scale::stats::{median, spread, Interval, Verdict};
 use crate::scale::{Point, ScaleReport, FLAG_TEXT};
 
@@ -146,10 +147,14 @@ impl Cells {
                     i.hi * 100.0
                 ))
             );
-            if p.efficiency_flagged {
+            let text = if p.efficiency_flagged {
                 format!("{text} {mark} {FLAG_TEXT}")
             } else {
                 text
+            };
+            match p.yardstick.filter(|_| p.speed_flagged) {
+                Some(y) => format!("{text} {mark} {}", speed::flag_text(&y)),
+                None => text,
             }
         });
         let repeats: Vec<String> = p
@@ -445,6 +450,7 @@ pub(super) fn notes(scale: &ScaleReport) -> Vec<String> {
             calibration_line(scale),
             model_line(scale),
             flag_note(scale),
+            speed::note(&scale.points),
             incomplete_note(scale),
             unmet_note(scale),
             precision_note(scale),

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod meters;
 pub mod results;
 mod search;
+pub mod speed;
 pub mod stats;
 pub mod usl;
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::limits::{Limit, Usage};
+use super::speed;
 use super::stats::{self, Interval, Verdict};
 use super::usl::Fit;
 use crate::cgroup::Flavour;
@@ -109,6 +110,14 @@ pub struct Point {
     /// (see [`stats::above_ideal`]).
     #[serde(default)]
     pub efficiency_flagged: bool,
+    /// The machine's speed while this size was measured, read off the
+    /// shared stack, against the first size's (see [`speed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yardstick: Option<speed::Yardstick>,
+    /// The yardstick strayed beyond [`speed::TOLERANCE`] from the first
+    /// size's: this efficiency compares two speeds of the machine.
+    #[serde(default)]
+    pub speed_flagged: bool,
     pub verify_pass: bool,
     pub verify_headline: String,
     /// What limited this fleet size, from its steps' usage.
@@ -135,6 +144,8 @@ impl Point {
             efficiency_interval: None,
             verdict: None,
             efficiency_flagged: false,
+            yardstick: None,
+            speed_flagged: false,
             verify_pass: false,
             verify_headline: String::new(),
             limit: None,
@@ -156,6 +167,23 @@ impl Point {
     /// Every step of every repeat.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
         self.repeats.iter().flat_map(|r| &r.steps)
+    }
+
+    /// Whether this size's efficiency carries either flag.
+    pub fn flagged(&self) -> bool {
+        self.efficiency_flagged || self.speed_flagged
+    }
+
+    /// The words of each flag this size's efficiency carries.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.efficiency_flagged {
+            flags.push(FLAG_TEXT.to_owned());
+        }
+        if let Some(y) = self.yardstick.filter(|_| self.speed_flagged) {
+            flags.push(speed::flag_text(&y));
+        }
+        flags
     }
 }
 
@@ -394,6 +422,12 @@ impl ScaleReport {
                 }
             });
             p.efficiency_flagged = decisive && e.is_some_and(|e| stats::above_ideal(e.1));
+        }
+        let base_cost = self.points.first().and_then(speed::cost);
+        for p in &mut self.points {
+            p.yardstick = speed::yardstick(p, base_cost);
+            p.speed_flagged =
+                p.efficiency.is_some() && p.yardstick.as_ref().is_some_and(speed::drifted);
         }
         let points: Vec<(f64, f64)> = self
             .points

@@ -200,7 +200,7 @@ pub(super) fn draw<DB: DrawingBackend>(
     for p in &scale.points {
         if let (Some(e), Some(i)) = (p.efficiency, p.efficiency_interval) {
             let n = p.instances as f64;
-            let colour = if p.efficiency_flagged { MAGENTA } else { BLUE };
+            let colour = if p.flagged() { MAGENTA } else { BLUE };
             let pct = Interval {
                 lo: i.lo * 100.0,
                 hi: i.hi * 100.0,
