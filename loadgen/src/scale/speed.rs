@@ -7,10 +7,9 @@
 //! the rate (0.28-0.36 ms from 220 to 870 purchases/s in one run here),
 //! while on this project's shared host it rose to 0.54-0.63 ms at one
 //! instance in slow spells, which also doubled what that instance spent
-//! per purchase under its quota. A spell that falls on
-//! one size's steps and not another's moves efficiency by as much
-//! (reports/lone-instance.md, section 4): such an efficiency is flagged,
-//! in whichever direction.
+//! per purchase under its quota. A spell that falls on one size's steps
+//! and not another's moves efficiency by as much (reports/lone-instance.md,
+//! section 4): such an efficiency is flagged, in whichever direction.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +20,8 @@ use super::stats;
 pub const COMPONENT: &str = "Redis";
 
 /// How far a size's yardstick may stray from the first size's, as a
-/// factor either way, before its efficiency is flagged. Runs on a steady
-/// machine stayed within 1.10; slow spells gave 1.28-1.53.
+/// factor either way, before its efficiency is flagged. Runs without a
+/// visible slow spell stayed within 1.12; slow spells gave 1.25-1.53.
 pub const TOLERANCE: f64 = 1.15;
 
 /// One fleet size's yardstick.
