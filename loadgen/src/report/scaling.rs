@@ -5,7 +5,7 @@
 
 use crate::scale::speed;
 use crate::scale::stats::{median, spread, Interval, Verdict};
-use crate::scale::{Point, ScaleReport, FLAG_TEXT};
+use crate::scale::{Point, ScaleReport};
 
 pub(super) fn quota_label(scale: &ScaleReport) -> String {
     if scale.points.is_empty() {
@@ -147,15 +147,9 @@ impl Cells {
                     i.hi * 100.0
                 ))
             );
-            let text = if p.efficiency_flagged {
-                format!("{text} {mark} {FLAG_TEXT}")
-            } else {
-                text
-            };
-            match p.yardstick.filter(|_| p.speed_flagged) {
-                Some(y) => format!("{text} {mark} {}", speed::flag_text(&y)),
-                None => text,
-            }
+            p.flags()
+                .iter()
+                .fold(text, |text, flag| format!("{text} {mark} {flag}"))
         });
         let repeats: Vec<String> = p
             .repeats

@@ -91,6 +91,7 @@ pub fn flag_text(y: &Yardstick) -> String {
 /// means; `None` when the first size has none.
 pub fn note(points: &[Point]) -> Option<String> {
     let first = points.first()?;
+    first.yardstick?;
     let sizes: Vec<String> = points
         .iter()
         .filter_map(|p| {
@@ -105,7 +106,6 @@ pub fn note(points: &[Point]) -> Option<String> {
             })
         })
         .collect();
-    first.yardstick?;
     let flagged = points.iter().any(|p| p.speed_flagged);
     Some(format!(
         "The machine's speed while each size was measured, read off the shared stack \
