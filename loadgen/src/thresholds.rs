@@ -395,13 +395,27 @@ pub struct Judged {
 pub fn judge(t: &Threshold, loads: &[&RunSummary], scale: Option<&ScaleReport>) -> Judged {
     let observed = observe(&t.metric, loads, scale);
     let unit = t.metric.unit();
-    let (pass, detail) = match &observed {
+    let (mut pass, mut detail) = match &observed {
         Ok(v) => (
             t.op.holds(*v, t.bound),
             format!("observed {}", unit.show(*v)),
         ),
         Err(why) => (false, why.clone()),
     };
+    if let (Metric::Efficiency(n), Some(r), Ok(_)) = (&t.metric, scale, &observed) {
+        if let Some(p) = r.points.iter().find(|p| p.instances == *n) {
+            if let (Some(i), Some(v)) = (p.efficiency_interval, p.verdict) {
+                let (lo, hi) = (unit.show(i.lo), unit.show(i.hi));
+                detail += &format!(" (interval {lo}-{hi}, {})", v.word());
+            }
+            // A flagged efficiency measured the machine, not the fleets:
+            // no bound on it, either way, is shown to hold.
+            if p.flagged() {
+                pass = false;
+                detail += &format!(", not judged: {}", p.flags().join("; "));
+            }
+        }
+    }
     Judged {
         expression: t.expr.clone(),
         observed: observed.ok(),

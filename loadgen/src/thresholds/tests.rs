@@ -227,6 +227,11 @@ fn scale_thresholds_read_the_points_at_their_instance_count() {
     assert!(j("efficiency@4 >= 80%").pass);
     assert!(j("tps@4 > 399").pass && !j("tps@4 > 400").pass);
     assert!(j("p95@4 < 31ms").pass && !j("p95@4 < 30ms").pass);
+    assert!(
+        j("efficiency@4 >= 80%").detail.contains("observed 85.000%"),
+        "{:?}",
+        j("efficiency@4 >= 80%")
+    );
     let missing = j("efficiency@8 >= 0.5");
     assert!(
         !missing.pass && missing.detail.contains("did not measure 8"),
@@ -265,4 +270,35 @@ fn in_a_job_a_transaction_is_judged_on_the_run_that_records_it() {
         judge(&parse("pay.p95 < 1s"), &[&sale, &seats], None).observed,
         Some(90.0)
     );
+}
+
+#[test]
+fn a_flagged_efficiency_passes_no_threshold() {
+    let mut report = ScaleReport::skipped("s", "test".into());
+    let mut two = crate::scale::Point::new(2);
+    two.efficiency = Some(1.25);
+    two.efficiency_interval = Some(crate::scale::stats::Interval { lo: 1.2, hi: 1.3 });
+    two.verdict = Some(crate::scale::stats::Verdict::Pass);
+    report.points.push(two);
+    let j = |r: &ScaleReport, e: &str| judge(&parse(e), &[], Some(r));
+    // Unflagged, the median is judged and the interval shown.
+    let plain = j(&report, "efficiency@2 >= 0.9");
+    assert!(plain.pass, "{plain:?}");
+    assert!(
+        plain.detail.contains("interval 120.000%-130.000%, pass"),
+        "{plain:?}"
+    );
+    // Above 100% beyond its interval: a measurement problem, in either
+    // direction of the bound.
+    report.points[0].efficiency_flagged = true;
+    for e in ["efficiency@2 >= 0.9", "efficiency@2 <= 2"] {
+        let flagged = j(&report, e);
+        assert!(!flagged.pass, "{flagged:?}");
+        assert_eq!(flagged.observed, Some(1.25));
+        assert!(flagged.detail.contains("not judged"), "{flagged:?}");
+    }
+    // Measured at two speeds of the machine: the same.
+    report.points[0].efficiency_flagged = false;
+    report.points[0].speed_flagged = true;
+    assert!(!j(&report, "efficiency@2 >= 0.9").pass);
 }
