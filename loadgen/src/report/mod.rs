@@ -18,6 +18,7 @@ pub mod model;
 pub mod plots;
 mod scaling;
 pub mod seats;
+mod shortfall;
 
 use std::path::Path;
 

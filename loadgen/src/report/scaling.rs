@@ -448,6 +448,7 @@ pub(super) fn notes(scale: &ScaleReport) -> Vec<String> {
             incomplete_note(scale),
             unmet_note(scale),
             precision_note(scale),
+            super::shortfall::note(&scale.points),
             contention_note(scale),
             limits_note(scale),
         ]

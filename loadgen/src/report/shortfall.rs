@@ -1,0 +1,251 @@
+//! Why an efficiency fell short of the target: N instances beside one, on
+//! the figures of their repeats' best passing steps.
+//!
+//! Under a quota, an instance's CPU per purchase is not a fixed cost: at
+//! its bound it uses the whole quota whatever the rate (one instance here
+//! used 97-101% of it from 193 to 251 purchases/s, reports/lone-instance.md),
+//! so its CPU per purchase is quota over rate and explains nothing by
+//! itself. What the note separates is whether N's instances used less of
+//! their quota than one did (the bound broke before they were saturated:
+//! something outside them limited) or as much (the same quota carried
+//! fewer purchases before the latency bound broke), and it sets the
+//! shared side's figures at both sizes beside that, since that is all
+//! that differs between them.
+
+use std::fmt::Write as _;
+
+use crate::scale::results::{Point, Step};
+use crate::scale::stats::{median, TARGET};
+
+/// N's instances used less than this share of what one instance used of
+/// its quota: they were not saturated where one was.
+const SATURATED_ALIKE: f64 = 0.95;
+
+/// One size's figures at its repeats' best passing steps (medians).
+#[derive(Debug, Clone, PartialEq)]
+struct Side {
+    per_instance: f64,
+    quota_used: f64,
+    busy: Option<f64>,
+    waiting: Option<f64>,
+    generator: Option<f64>,
+    /// The shared processes' CPUs, by name, in the meters' order.
+    shared: Vec<(String, f64)>,
+}
+
+fn side(p: &Point) -> Option<Side> {
+    let bests: Vec<&Step> = p
+        .repeats
+        .iter()
+        .filter_map(|r| r.best.as_ref().filter(|b| b.tps > 0.0 && b.usage.is_some()))
+        .collect();
+    let usages = || bests.iter().filter_map(|b| b.usage.as_ref());
+    let used: Vec<f64> = usages()
+        .filter_map(|u| {
+            let quota: f64 = u.instances.iter().map(|i| i.quota).sum::<Option<f64>>()?;
+            let cpu: f64 = u.instances.iter().map(|i| i.cpu).sum();
+            (quota > 0.0).then_some(cpu / quota)
+        })
+        .collect();
+    let names: Vec<String> = usages()
+        .next()?
+        .shared
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let shared = names
+        .into_iter()
+        .filter_map(|name| {
+            let cpu: Vec<f64> = usages()
+                .filter_map(|u| u.shared.iter().find(|s| s.name == name).map(|s| s.cpu))
+                .collect();
+            Some((name, median(&cpu)?))
+        })
+        .collect();
+    let of = |f: fn(&crate::scale::limits::Usage) -> Option<f64>| {
+        median(&usages().filter_map(f).collect::<Vec<_>>())
+    };
+    Some(Side {
+        per_instance: median(&bests.iter().map(|b| b.tps).collect::<Vec<_>>())?
+            / p.instances as f64,
+        quota_used: median(&used)?,
+        busy: of(|u| u.machine_busy),
+        waiting: of(|u| u.cpu_waiting),
+        generator: of(|u| Some(u.generator_cpu)),
+        shared,
+    })
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+/// "73% busy (27%)" or nothing when either side lacks the figure.
+fn pair(what: &str, n: Option<f64>, one: Option<f64>) -> Option<String> {
+    Some(format!("{what} {} ({})", pct(n?), pct(one?)))
+}
+
+/// The note for every size after the first whose efficiency is below the
+/// target and not flagged (a flagged one is a measurement problem,
+/// explained by its flag); `None` when there is none, or no usage to read.
+pub(super) fn note(points: &[Point]) -> Option<String> {
+    let base = points.first()?;
+    let one = side(base)?;
+    let lines: Vec<String> = points
+        .iter()
+        .skip(1)
+        .filter(|p| p.efficiency.is_some_and(|e| e < TARGET) && !p.flagged())
+        .filter_map(|p| Some(explain(p, &side(p)?, base.instances, &one)))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" "))
+}
+
+fn explain(p: &Point, n: &Side, base: usize, one: &Side) -> String {
+    let mut s = format!(
+        "Why efficiency at {} is {} (medians at the repeats' best passing steps; {base} \
+         instance(s)' in brackets): each instance served {:.0}/s ({:.0}/s) using {} of its \
+         quota ({}), ",
+        p.instances,
+        pct(p.efficiency.unwrap_or_default()),
+        n.per_instance,
+        one.per_instance,
+        pct(n.quota_used),
+        pct(one.quota_used),
+    );
+    if n.quota_used < SATURATED_ALIKE * one.quota_used {
+        s += "so the bound broke before they were saturated and the limit was outside them";
+    } else {
+        let _ = write!(
+            s,
+            "so they were saturated alike (at its quota an instance's CPU per purchase is its \
+             quota over its rate, not a cost of its own) and the same quota carried {} fewer \
+             purchases before the latency bound broke; what differs between the sizes is on the \
+             shared side",
+            pct(1.0 - n.per_instance / one.per_instance)
+        );
+    }
+    let mut shared: Vec<String> = [
+        pair("the machine busy", n.busy, one.busy),
+        pair("a task waiting for a CPU", n.waiting, one.waiting).map(|t| t + " of the time"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let (Some(g), Some(g1)) = (n.generator, one.generator) {
+        shared.push(format!("the generator {g:.2} CPU ({g1:.2})"));
+    }
+    for (name, cpu) in &n.shared {
+        if let Some((_, c1)) = one.shared.iter().find(|(m, _)| m == name) {
+            shared.push(format!("{name} {cpu:.2} CPU ({c1:.2})"));
+        }
+    }
+    if !shared.is_empty() {
+        let _ = write!(s, ": {}", shared.join(", "));
+    }
+    s + "."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scale::limits::{InstanceUsage, SharedUsage, Usage};
+    use crate::scale::results::Repeat;
+
+    /// A best step of `n` instances at `tps` in all, each instance using
+    /// `used` of a 0.1-CPU quota, the broker at `broker` CPU.
+    fn best(n: usize, tps: f64, used: f64, busy: f64, broker: f64) -> Step {
+        Step {
+            rate: Some(tps),
+            tps,
+            achieved: None,
+            backlog: None,
+            p50_ms: 10.0,
+            p95_ms: 45.0,
+            p99_ms: 60.0,
+            p95_raw_ms: 45.0,
+            error_rate: 0.0,
+            pass: true,
+            reason: None,
+            dir: String::new(),
+            usage: Some(Usage {
+                secs: 5.0,
+                generator_cpu: 0.05,
+                generator_late: 0.0,
+                instances: vec![
+                    InstanceUsage {
+                        cpu: 0.1 * used,
+                        quota: Some(0.1),
+                        throttled: None,
+                    };
+                    n
+                ],
+                shared: vec![SharedUsage {
+                    name: "broker".into(),
+                    cpu: broker,
+                    capacity: None,
+                }],
+                machine_busy: Some(busy),
+                cpu_waiting: Some(busy + 0.1),
+            }),
+        }
+    }
+
+    fn point(n: usize, efficiency: f64, bests: Vec<Step>) -> Point {
+        let mut p = Point::new(n);
+        p.efficiency = Some(efficiency);
+        p.repeats = bests
+            .into_iter()
+            .enumerate()
+            .map(|(order, b)| Repeat {
+                order,
+                steps: vec![b.clone()],
+                best: Some(b),
+                bracket: None,
+            })
+            .collect();
+        p
+    }
+
+    /// Run 23 of main-job-consecutive in round figures: one instance at
+    /// 235/s, four at 768/s, both at their quota.
+    fn run(used_at_four: f64, efficiency: f64) -> Vec<Point> {
+        let one = (0..3).map(|_| best(1, 235.0, 1.0, 0.27, 0.21)).collect();
+        let four = (0..3)
+            .map(|_| best(4, 768.0, used_at_four, 0.73, 0.59))
+            .collect();
+        vec![point(1, 1.0, one), point(4, efficiency, four)]
+    }
+
+    #[test]
+    fn saturated_alike_the_loss_is_the_rate_the_quota_carried() {
+        let text = note(&run(0.97, 0.82)).expect("82% is short of 90%");
+        assert!(text.starts_with("Why efficiency at 4 is 82%"), "{text}");
+        assert!(
+            text.contains("each instance served 192/s (235/s) using 97% of its quota (100%)"),
+            "{text}"
+        );
+        assert!(text.contains("saturated alike"), "{text}");
+        assert!(text.contains("carried 18% fewer purchases"), "{text}");
+        assert!(
+            text.contains("the machine busy 73% (27%)")
+                && text.contains("the generator 0.05 CPU (0.05)")
+                && text.contains("broker 0.59 CPU (0.21)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unsaturated_instances_point_outside_themselves() {
+        let text = note(&run(0.70, 0.6)).unwrap();
+        assert!(text.contains("before they were saturated"), "{text}");
+        assert!(!text.contains("saturated alike"), "{text}");
+    }
+
+    #[test]
+    fn no_note_at_the_target_or_for_a_flagged_efficiency() {
+        assert_eq!(note(&run(0.97, 0.93)), None);
+        let mut flagged = run(0.97, 0.82);
+        flagged[1].speed_flagged = true;
+        assert_eq!(note(&flagged), None);
+    }
+}
