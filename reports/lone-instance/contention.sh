@@ -8,6 +8,8 @@
 # instance's CPU per second from the generator's start to its end (set-up
 # and warm-up included, so the same bias in both modes) divided by that
 # TPS, and the share of its CFS periods in which it was throttled.
+# QUOTA_US (default 1000, of the 10 ms period) sets the instance's quota;
+# -1 leaves it unlimited (still in its cgroup, so the same accounting).
 # Usage: contention.sh SERVER_BIN RATE idle|busy [HOG], with the stack's
 # variables exported (eval "$(scripts/services.sh env)").
 bin=$1; rate=$2; mode=$3; hog=${4:-0.8}
@@ -15,7 +17,7 @@ LG=${LOADGEN:-${CARGO_TARGET_DIR:-target}/release/loadgen}
 cg=/sys/fs/cgroup/cpu
 out=$(mktemp -d)
 mkdir -p $cg/exp-inst $cg/exp-hog
-echo 10000 > $cg/exp-inst/cpu.cfs_period_us; echo 1000 > $cg/exp-inst/cpu.cfs_quota_us
+echo 10000 > $cg/exp-inst/cpu.cfs_period_us; echo ${QUOTA_US:-1000} > $cg/exp-inst/cpu.cfs_quota_us
 echo 10000 > $cg/exp-hog/cpu.cfs_period_us; echo $(python3 -c "print(int($hog*10000))") > $cg/exp-hog/cpu.cfs_quota_us
 TOKIO_WORKER_THREADS=1 $bin --listen 127.0.0.1:0 --backend real --admin-token x --namespace cx$RANDOM$RANDOM --instance-id a \
   --rate-limit-rps 0 --user-rate-limit-rps 0 > $out/srv 2>/dev/null & pid=$!
