@@ -202,18 +202,37 @@ fn throttling(dir: &std::path::Path) -> Option<(u64, u64)> {
     Some((field("nr_periods ")?, field("nr_throttled ")?))
 }
 
+/// The ports of a URL or a comma-separated list of addresses:
+/// `redis://h:6379`, `redis+cluster://h:7000,h:7001`, `h:9092,h:9093`.
+fn ports(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .filter_map(|u| {
+            let tail = u.rsplit_once(':')?.1;
+            let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+            (!digits.is_empty()).then_some(digits)
+        })
+        .collect()
+}
+
+/// Whether a command line names `port` as a whole number: 7000 is not
+/// found in 17000 (a Redis Cluster node's bus port) or 70001.
+fn names_port(args: &str, port: &str) -> bool {
+    args.match_indices(port).any(|(at, _)| {
+        let before = args[..at].chars().next_back();
+        let after = args[at + port.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
 /// The shared stack's processes, found by the ports of the run's
 /// `REDIS_URL`, `POSTGRES_URL` and `KAFKA_BROKERS` (the machine may run
-/// other copies): Redis (one core: it executes commands on one thread),
-/// the PostgreSQL postmaster with its children, and the broker.
+/// other copies): Redis (one core per server: it executes commands on one
+/// thread; a cluster's nodes are metered together, so a hot node shows
+/// only as its share of them all), the PostgreSQL postmaster with its
+/// children, and the brokers.
 pub fn shared_stack() -> Vec<Meter> {
     let procs = processes();
-    let port = |var: &str| {
-        let url = std::env::var(var).ok()?;
-        let tail = url.rsplit_once(':')?.1;
-        let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
-        (!digits.is_empty()).then_some(digits)
-    };
+    let ports_of = |var: &str| std::env::var(var).map_or_else(|_| Vec::new(), |u| ports(&u));
     let mut meters = Vec::new();
     let mut add = |name: &str, capacity: Option<f64>, pids: Vec<u32>| {
         if !pids.is_empty() {
@@ -232,20 +251,17 @@ pub fn shared_stack() -> Vec<Meter> {
             });
         }
     };
-    let with_port = |comm: &str, port: Option<String>| -> Vec<u32> {
-        let Some(port) = port else { return Vec::new() };
+    let with_ports = |comm: &str, ports: &[String]| -> Vec<u32> {
         procs
             .iter()
-            .filter(|(_, c, args)| c == comm && args.contains(&port))
+            .filter(|(_, c, args)| c == comm && ports.iter().any(|p| names_port(args, p)))
             .map(|(pid, ..)| *pid)
             .collect()
     };
-    add(
-        "Redis",
-        Some(1.0),
-        with_port("redis-server", port("REDIS_URL")),
-    );
-    let postmaster = with_port("postgres", port("POSTGRES_URL"));
+    let redis = with_ports("redis-server", &ports_of("REDIS_URL"));
+    let redis_cores = redis.len() as f64;
+    add("Redis", Some(redis_cores), redis);
+    let postmaster = with_ports("postgres", &ports_of("POSTGRES_URL"));
     let mut pg = postmaster.clone();
     pg.extend(
         procs
@@ -254,13 +270,13 @@ pub fn shared_stack() -> Vec<Meter> {
             .map(|(pid, ..)| *pid),
     );
     add("PostgreSQL", None, pg);
-    let broker = port("KAFKA_BROKERS");
+    let broker = ports_of("KAFKA_BROKERS");
     let brokers: Vec<u32> = procs
         .iter()
         .filter(|(_, c, args)| {
             c != "redis-server"
                 && c != "postgres"
-                && broker.as_ref().is_some_and(|p| args.contains(p.as_str()))
+                && broker.iter().any(|p| names_port(args, p))
                 && !args.contains("loadgen")
         })
         .map(|(pid, ..)| *pid)
@@ -306,6 +322,26 @@ mod tests {
         );
         assert!(after.0 - before.0 >= 0.1, "{before:?} {after:?}");
         assert!(after.1 - before.1 >= 0.1, "{before:?} {after:?}");
+    }
+
+    #[test]
+    fn every_port_of_a_url_list_is_found_as_a_whole_number() {
+        assert_eq!(ports("redis://127.0.0.1:6379"), ["6379"]);
+        assert_eq!(
+            ports("redis+cluster://127.0.0.1:7000,127.0.0.1:7001/"),
+            ["7000", "7001"]
+        );
+        assert_eq!(ports("h:9092,h:9093"), ["9092", "9093"]);
+        assert_eq!(ports("postgres://u@h:5432/db?sslmode=disable"), ["5432"]);
+        assert!(ports("redis://localhost").is_empty());
+        assert!(names_port("redis-server 127.0.0.1:7000 [cluster]", "7000"));
+        assert!(names_port("postgres -D /d -p 35432", "35432"));
+        // A cluster node's bus port, and longer numbers, are not the port.
+        assert!(!names_port(
+            "redis-server 127.0.0.1:17000 [cluster]",
+            "7000"
+        ));
+        assert!(!names_port("tansu --listener tcp://h:90921", "9092"));
     }
 
     #[test]
