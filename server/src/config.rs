@@ -6,6 +6,30 @@ use clap::Parser;
 
 use crate::backend::BackendKind;
 
+/// A secret given on the command line or in the environment. Its Debug
+/// shows neither it nor its length, so a logged `Config` leaks nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// The reference ticketing server.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ticket-server", version, about)]
@@ -19,7 +43,7 @@ pub struct Config {
     /// embedded one a random one; either way written to
     /// `--admin-token-file`, never logged or printed.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 
     /// Where the admin token in use is written (mode 0600, before the server
     /// answers) when `--admin-token` is absent; its path is printed.
@@ -32,7 +56,7 @@ pub struct Config {
     /// the fleet's (created in PostgreSQL by the first instance), on the
     /// embedded one a random one.
     #[arg(long, env = "TOKEN_SECRET", hide_env_values = true)]
-    pub token_secret: Option<String>,
+    pub token_secret: Option<Secret>,
 
     /// Where state lives.
     #[arg(long, env = "BACKEND", value_enum, default_value_t = BackendKind::Memory)]
@@ -350,6 +374,26 @@ mod tests {
         assert_eq!(defaults.user_rate_limit_rps, 10);
     }
     use std::time::Duration;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let config = Config::try_parse_from([
+            "ticket-server",
+            "--admin-token",
+            "admin-6f1c",
+            "--token-secret",
+            "hmac-93ab",
+        ])
+        .unwrap();
+        assert_eq!(config.admin_token.as_deref(), Some("admin-6f1c"));
+        assert_eq!(config.token_secret.as_deref(), Some("hmac-93ab"));
+        let shown = format!("{config:?}");
+        assert!(shown.contains("admin_token: Some(Secret(..))"), "{shown}");
+        assert!(
+            !shown.contains("admin-6f1c") && !shown.contains("hmac-93ab"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn hold_ttl_takes_seconds_or_a_unit() {
