@@ -47,6 +47,29 @@ pub struct Step {
     pub usage: Option<Usage>,
 }
 
+#[cfg(test)]
+impl Step {
+    /// A passing step offered `tps` and serving all of it, P95 40 ms, with
+    /// `usage`: what tests build runs from.
+    pub fn passing(tps: f64, usage: Option<Usage>) -> Self {
+        Step {
+            rate: Some(tps),
+            tps,
+            achieved: None,
+            backlog: None,
+            p50_ms: 10.0,
+            p95_ms: 40.0,
+            p99_ms: 60.0,
+            p95_raw_ms: 40.0,
+            error_rate: 0.0,
+            pass: true,
+            reason: None,
+            dir: String::new(),
+            usage,
+        }
+    }
+}
+
 /// The passing and failing rates a search ended between: the capacity
 /// within the bounds lies in `[passed, failed)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -146,21 +146,7 @@ mod tests {
             ],
             ..Usage::default()
         });
-        Step {
-            rate: Some(tps),
-            tps,
-            achieved: None,
-            backlog: None,
-            p50_ms: 10.0,
-            p95_ms: 40.0,
-            p99_ms: 60.0,
-            p95_raw_ms: 40.0,
-            error_rate: 0.0,
-            pass: true,
-            reason: None,
-            dir: String::new(),
-            usage,
-        }
+        Step::passing(tps, usage)
     }
 
     /// A size whose repeats' best steps ran at `tps` with Redis at `cpu`.
