@@ -203,13 +203,20 @@ fn throttling(dir: &std::path::Path) -> Option<(u64, u64)> {
 }
 
 /// The ports of a URL or a comma-separated list of addresses:
-/// `redis://h:6379`, `redis+cluster://h:7000,h:7001`, `h:9092,h:9093`.
+/// `redis://h:6379`, `redis+cluster://h:7000,h:7001`, `h:9092,h:9093`,
+/// `postgres://u:pw@[::1]:5432/db?x=a:b`. An address without a port gives
+/// none (the meters then find no process for it, rather than a wrong one).
 fn ports(urls: &str) -> Vec<String> {
     urls.split(',')
         .filter_map(|u| {
-            let tail = u.rsplit_once(':')?.1;
-            let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
-            (!digits.is_empty()).then_some(digits)
+            let rest = u.trim().split_once("://").map_or(u.trim(), |(_, r)| r);
+            let authority = rest.split(['/', '?', '#']).next()?;
+            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let port = match host_port.strip_prefix('[') {
+                Some(v6) => v6.split_once("]:")?.1,
+                None => host_port.rsplit_once(':')?.1,
+            };
+            (!port.is_empty() && port.chars().all(|c| c.is_ascii_digit())).then(|| port.to_owned())
         })
         .collect()
 }
@@ -227,8 +234,8 @@ fn names_port(args: &str, port: &str) -> bool {
 /// The shared stack's processes, found by the ports of the run's
 /// `REDIS_URL`, `POSTGRES_URL` and `KAFKA_BROKERS` (the machine may run
 /// other copies): Redis (one core per server: it executes commands on one
-/// thread; a cluster's nodes are metered together, so a hot node shows
-/// only as its share of them all), the PostgreSQL postmaster with its
+/// thread; the cluster nodes named in `REDIS_URL` are metered together,
+/// so a hot node shows only as its share of them all), the PostgreSQL postmaster with its
 /// children, and the brokers.
 pub fn shared_stack() -> Vec<Meter> {
     let procs = processes();
@@ -334,6 +341,11 @@ mod tests {
         assert_eq!(ports("h:9092,h:9093"), ["9092", "9093"]);
         assert_eq!(ports("postgres://u@h:5432/db?sslmode=disable"), ["5432"]);
         assert!(ports("redis://localhost").is_empty());
+        assert_eq!(ports("redis://[::1]:6380"), ["6380"]);
+        assert_eq!(ports("postgres://u:pw@h:5433/db?opt=a:b"), ["5433"]);
+        // No port: none, not a digit from the address or the password.
+        assert!(ports("redis://[::1]").is_empty());
+        assert!(ports("redis://:123abc@h").is_empty());
         assert!(names_port("redis-server 127.0.0.1:7000 [cluster]", "7000"));
         assert!(names_port("postgres -D /d -p 35432", "35432"));
         // A cluster node's bus port, and longer numbers, are not the port.
