@@ -406,7 +406,10 @@ pub fn judge(t: &Threshold, loads: &[&RunSummary], scale: Option<&ScaleReport>) 
         if let Some(p) = r.points.iter().find(|p| p.instances == *n) {
             if let (Some(i), Some(v)) = (p.efficiency_interval, p.verdict) {
                 let (lo, hi) = (unit.show(i.lo), unit.show(i.hi));
-                detail += &format!(" (interval {lo}-{hi}, {})", v.word());
+                detail += &format!(
+                    " (interval {lo}-{hi}; against the 90% target: {})",
+                    v.word()
+                );
             }
             // A flagged efficiency measured the machine, not the fleets:
             // no bound on it, either way, is shown to hold.

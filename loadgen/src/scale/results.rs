@@ -203,8 +203,11 @@ impl Point {
         if self.efficiency_flagged {
             flags.push(FLAG_TEXT.to_owned());
         }
-        if let Some(y) = self.yardstick.filter(|_| self.speed_flagged) {
-            flags.push(speed::flag_text(&y));
+        if self.speed_flagged {
+            flags.push(
+                self.yardstick
+                    .map_or_else(|| speed::SHORT_TEXT.to_owned(), |y| speed::flag_text(&y)),
+            );
         }
         flags
     }
