@@ -7,7 +7,9 @@ use clap::Parser;
 use crate::backend::BackendKind;
 
 /// A secret given on the command line or in the environment. Its Debug
-/// shows neither it nor its length, so a logged `Config` leaks nothing.
+/// shows neither it nor its length, so a logged `Config` shows neither the
+/// admin token nor the token secret (a password inside `--redis-url` or
+/// `--postgres-url` still shows).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
