@@ -344,17 +344,12 @@ fn repeat_costs(p: &Point) -> Option<String> {
         .filter_map(|r| {
             let best = r.best.as_ref()?;
             let usage = best.usage.as_ref()?;
-            let cpu: f64 = usage.instances.iter().map(|i| i.cpu).sum();
-            let quota: f64 = usage
-                .instances
-                .iter()
-                .map(|i| i.quota)
-                .sum::<Option<f64>>()?;
-            (best.tps > 0.0 && quota > 0.0).then(|| {
+            let used = usage.quota_used()?;
+            (best.tps > 0.0).then(|| {
                 (
                     best.tps,
-                    cpu / best.tps * 1000.0,
-                    cpu / quota,
+                    usage.instances_cpu() / best.tps * 1000.0,
+                    used,
                     usage.cpu_waiting,
                 )
             })

@@ -51,13 +51,7 @@ fn side(p: &Point) -> Option<Side> {
         .filter_map(|r| r.best.as_ref().filter(|b| b.tps > 0.0 && b.usage.is_some()))
         .collect();
     let usages = || bests.iter().filter_map(|b| b.usage.as_ref());
-    let used: Vec<f64> = usages()
-        .filter_map(|u| {
-            let quota: f64 = u.instances.iter().map(|i| i.quota).sum::<Option<f64>>()?;
-            let cpu: f64 = u.instances.iter().map(|i| i.cpu).sum();
-            (quota > 0.0).then_some(cpu / quota)
-        })
-        .collect();
+    let used: Vec<f64> = usages().filter_map(|u| u.quota_used()).collect();
     let names: Vec<(String, Option<f64>)> = usages()
         .next()?
         .shared

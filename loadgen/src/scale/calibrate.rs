@@ -226,8 +226,7 @@ fn linear_fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
 
 /// The instances' CPU (cores) during a step.
 fn instances_cpu(step: &Step) -> Option<f64> {
-    let u = step.usage.as_ref()?;
-    Some(u.instances.iter().map(|i| i.cpu).sum())
+    Some(step.usage.as_ref()?.instances_cpu())
 }
 
 /// The instances' CPU seconds per purchase during a step.

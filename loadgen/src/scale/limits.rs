@@ -57,6 +57,22 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// The instances' CPUs together.
+    pub fn instances_cpu(&self) -> f64 {
+        self.instances.iter().map(|i| i.cpu).sum()
+    }
+
+    /// The share of their quotas the instances used together; `None`
+    /// where an instance had none (a fleet sized elsewhere).
+    pub fn quota_used(&self) -> Option<f64> {
+        let quota: f64 = self
+            .instances
+            .iter()
+            .map(|i| i.quota)
+            .sum::<Option<f64>>()?;
+        (quota > 0.0).then(|| self.instances_cpu() / quota)
+    }
+
     /// From the meters' increases over `secs` (instances first, then the
     /// shared stack, then the machine) and the step's own summary.
     pub fn from(meters: &Meters, secs: f64, deltas: &[Option<Reading>], s: &RunSummary) -> Self {
@@ -305,7 +321,7 @@ pub fn point_limit(p: &Point) -> Option<Limit> {
             // stack-wide work one instance carries alone (higher at N = 1:
             // efficiency above 100%).
             if step.tps > 0.0 && !usage.instances.is_empty() {
-                let fleet_cpu: f64 = usage.instances.iter().map(|i| i.cpu).sum();
+                let fleet_cpu = usage.instances_cpu();
                 limit.detail += &format!(
                     "; instances' CPU per purchase {:.2} ms",
                     fleet_cpu / step.tps * 1000.0
